@@ -1,0 +1,34 @@
+# make demo: set everything up and prepare the bundled corpus.
+# make test: set everything up, lint and run the test suite (what CI runs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL := 2
+export ORT_DISABLE_TELEMETRY := 1
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,cpu,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/s2s prepare --input data/fra-eng/fra.txt.gz --output runs/demo/data --direct_num_workers=2
+	@echo "rejected lines and their reasons: runs/demo/data/rejects-*.jsonl; facts: runs/demo/data/manifest.json"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_prepare.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Apache Beam pipelines that turn bilingual text into padded one-hot TFRecords."""

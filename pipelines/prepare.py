@@ -1,0 +1,267 @@
+"""`s2s prepare`: bilingual text files in, padded one-hot TFRecords, spec and manifest out.
+
+The pipeline writes into a staging folder inside the output directory. Only
+when it has finished, and its line accounting balances, are the files moved
+into place, stale shards of an earlier run removed, and `spec.json` and
+`manifest.json` written last. A reader that finds `manifest.json` therefore
+finds a complete dataset; a failed run leaves the previous one untouched.
+
+The same code runs on Dataflow, Flink or Spark: the runner comes from the
+Beam options, and paths go through Beam's FileSystems (gs://, s3://, hdfs://).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+import s2s
+from pipelines import cleaning, transforms
+from pipelines.cleaning import LengthLimits
+from pipelines.options import PrepareConfig, beam_options
+from pipelines.split import TEST, TRAIN, VALIDATION
+from s2s.errors import S2SError
+from s2s.files import atomic_open
+from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, DatasetSpec
+from s2s.text import TextNormalizer
+from s2s.vocab import Vocabulary
+
+REJECTS_PREFIX = "rejects"
+REJECTS_SUFFIX = ".jsonl"
+_SUMMARY_NAME = "summary.json"
+_CHECKSUM_CHUNK = 1 << 22
+
+logger = logging.getLogger(__name__)
+
+
+def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_args: list[str] | None = None) -> dict[str, Any]:
+    """Runs the pipeline and publishes its outputs; returns the manifest.
+
+    Args:
+        inputs: files or globs of tab-separated pairs, plain or .gz.
+        output_dir: where records, rejects, spec.json and manifest.json go.
+        config: cleaning limits and split fractions.
+        pipeline_args: Beam pipeline options, e.g. ["--runner=DataflowRunner", ...].
+
+    Raises:
+        S2SError: an input is missing or empty, the output is unwritable, an option is unknown.
+    """
+    started = time.time()
+    config.validate()
+    options = beam_options(list(pipeline_args or []))
+    input_files = resolve_inputs(inputs)
+    _ensure_writable(output_dir)
+    staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
+    normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            build_pipeline(pipeline, [entry["path"] for entry in input_files], staging, config, normalizer)
+        summary = json.loads(_read_text(FileSystems.join(staging, _SUMMARY_NAME)))
+        spec = DatasetSpec(
+            source_vocabulary=Vocabulary.from_list(summary["facts"]["source_vocabulary"]),
+            target_vocabulary=Vocabulary.from_list(summary["facts"]["target_vocabulary"]),
+            max_source_length=summary["facts"]["max_source_length"],
+            max_target_length=summary["facts"]["max_target_length"],
+            normalizer=normalizer,
+            split_sizes={split: summary["split_sizes"].get(split, 0) for split in SPLITS},
+        )
+        manifest = _manifest(input_files, summary, spec, config, options, started)
+        _publish(staging, output_dir, spec, manifest)
+    finally:
+        _delete_tree(staging)
+    return manifest
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline, input_files: list[str], staging: str, config: PrepareConfig, normalizer: TextNormalizer
+) -> None:
+    """Adds every step of `s2s prepare` to `pipeline`, writing under `staging`."""
+    limits = LengthLimits(config.max_source_length, config.max_target_length)
+    lines = pipeline | "ReadNumberedLines" >> transforms.ReadNumberedLines(input_files)
+    cleaned = lines | "CleanPairs" >> transforms.CleanPairs(normalizer, limits)
+    unique = cleaned[transforms.PAIRS] | "DropDuplicates" >> transforms.DropDuplicates()
+    common = unique[transforms.PAIRS] | "FilterRareCharacters" >> transforms.FilterRareCharacters(config.min_char_count)
+    kept = common[transforms.PAIRS]
+    facts = kept | "MeasureDataset" >> beam.CombineGlobally(transforms.DatasetFactsFn())
+    split_pairs = kept | "AssignSplits" >> transforms.AssignSplits(config.validation_fraction, config.test_fraction)
+    records = split_pairs | "EncodeRecords" >> transforms.EncodeRecords(facts)
+    by_split = records | "PartitionBySplit" >> beam.Partition(lambda element, _: SPLITS.index(element[0]), len(SPLITS))
+    for split, split_records in zip(SPLITS, by_split, strict=True):
+        _ = (
+            split_records
+            | f"Serialized{split.title()}" >> beam.Values()
+            | f"Write{split.title()}"
+            >> beam.io.WriteToTFRecord(
+                FileSystems.join(staging, split),
+                file_name_suffix=RECORD_SUFFIX,
+                num_shards=config.num_shards,
+                compression_type=CompressionTypes.GZIP,
+            )
+        )
+
+    rejected = (cleaned[transforms.REJECTED], unique[transforms.REJECTED], common[transforms.REJECTED]) | "AllRejects" >> beam.Flatten()
+    _ = (
+        rejected
+        | "RejectToJson" >> beam.Map(lambda rejection: json.dumps(rejection.to_dict(), ensure_ascii=False))
+        | "WriteRejects" >> beam.io.WriteToText(FileSystems.join(staging, REJECTS_PREFIX), file_name_suffix=REJECTS_SUFFIX)
+    )
+
+    lines_read = lines | "CountLines" >> beam.combiners.Count.Globally()
+    reject_counts = (
+        rejected | "ReasonOf" >> beam.Map(lambda rejection: rejection.reason) | "CountReasons" >> beam.combiners.Count.PerElement()
+    )
+    split_counts = split_pairs | "SplitOf" >> beam.Keys() | "CountSplits" >> beam.combiners.Count.PerElement()
+    _ = (
+        pipeline
+        | "SummaryTrigger" >> beam.Create([None])
+        | "Summarise"
+        >> beam.Map(
+            _summary,
+            lines_read=beam.pvalue.AsSingleton(lines_read),
+            rejected=beam.pvalue.AsDict(reject_counts),
+            split_sizes=beam.pvalue.AsDict(split_counts),
+            facts=beam.pvalue.AsSingleton(facts),
+        )
+        | "WriteSummary" >> beam.io.WriteToText(FileSystems.join(staging, _SUMMARY_NAME), shard_name_template="", num_shards=1)
+    )
+
+
+def _summary(_: None, lines_read: int, rejected: dict[str, int], split_sizes: dict[str, int], facts: dict[str, Any]) -> str:
+    return json.dumps({"lines_read": lines_read, "rejected": rejected, "split_sizes": split_sizes, "facts": facts}, ensure_ascii=False)
+
+
+def resolve_inputs(patterns: list[str]) -> list[dict[str, Any]]:
+    """Each input file matched by `patterns` with its size and SHA-256.
+
+    Raises:
+        S2SError: no pattern given, a pattern matches no file, or every file is empty.
+    """
+    if not patterns:
+        raise S2SError("no input given: pass --input PATH (a file or a glob)")
+    files: dict[str, int] = {}
+    for pattern in patterns:
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except Exception as error:  # Beam raises BeamIOError or ValueError depending on the filesystem
+            raise S2SError(f"cannot read input {pattern}: {error}".splitlines()[0]) from None
+        matched = [metadata for metadata in matched if not metadata.path.endswith("/")]
+        if not matched:
+            raise S2SError(f"input {pattern} matches no file")
+        files.update({metadata.path: metadata.size_in_bytes for metadata in matched})
+    if sum(files.values()) == 0:
+        raise S2SError(f"input is empty: {', '.join(sorted(files))} hold no bytes")
+    return [{"path": path, "bytes": size, "sha256": _sha256(path)} for path, size in sorted(files.items())]
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+            while chunk := stream.read(_CHECKSUM_CHUNK):
+                digest.update(chunk)
+    except OSError as error:
+        raise S2SError(f"cannot read input {path}: {error}") from None
+    return digest.hexdigest()
+
+
+def _ensure_writable(output_dir: str) -> None:
+    probe = FileSystems.join(output_dir, f".write-probe-{uuid.uuid4().hex[:8]}")
+    try:
+        if FileSystems.get_scheme(output_dir) is None:
+            import os
+
+            os.makedirs(output_dir, exist_ok=True)
+        with FileSystems.create(probe) as stream:
+            stream.write(b"")
+        FileSystems.delete([probe])
+    except Exception as error:  # OSError locally, BeamIOError remotely
+        raise S2SError(f"cannot write to output directory {output_dir}: {str(error).splitlines()[0]}") from None
+
+
+def _manifest(
+    input_files: list[dict[str, Any]], summary: dict[str, Any], spec: DatasetSpec, config: PrepareConfig, options: Any, started: float
+) -> dict[str, Any]:
+    rejected = {reason: summary["rejected"].get(reason, 0) for reason in cleaning.REJECTION_REASONS}
+    pairs_kept = sum(spec.split_sizes.values())
+    if summary["lines_read"] != pairs_kept + sum(rejected.values()):
+        raise S2SError(
+            f"line accounting does not balance: {summary['lines_read']} read, {pairs_kept} kept, "
+            f"{sum(rejected.values())} rejected; this is a bug in s2s, please report it"
+        )
+    return {
+        "s2s_version": s2s.__version__,
+        "created_unix": round(started),
+        "elapsed_seconds": round(time.time() - started, 3),
+        "inputs": input_files,
+        "lines_read": summary["lines_read"],
+        "pairs_kept": pairs_kept,
+        "rejected": rejected,
+        "rejection_reasons": dict(cleaning.REJECTION_REASONS),
+        "split_sizes": spec.split_sizes,
+        "max_source_length": spec.max_source_length,
+        "max_target_length": spec.max_target_length,
+        "source_vocabulary_size": len(spec.source_vocabulary),
+        "target_vocabulary_size": len(spec.target_vocabulary),
+        "config": dataclasses.asdict(config),
+        "pipeline_options": options.get_all_options(drop_default=True),
+        "outputs": {
+            "spec": SPEC_FILE,
+            "records": {split: f"{split}-*-of-*{RECORD_SUFFIX}" for split in (TRAIN, VALIDATION, TEST)},
+            "rejects": f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
+        },
+    }
+
+
+def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[str, Any]) -> None:
+    """Moves the staged files into `output_dir`, replacing an earlier run's, then writes spec and manifest."""
+    stale_patterns = [f"{split}-*-of-*{RECORD_SUFFIX}" for split in SPLITS] + [
+        f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
+        MANIFEST_FILE,
+        SPEC_FILE,
+    ]
+    stale = [
+        metadata.path
+        for result in FileSystems.match([FileSystems.join(output_dir, pattern) for pattern in stale_patterns])
+        for metadata in result.metadata_list
+    ]
+    if stale:
+        FileSystems.delete(stale)  # manifest.json first among them: the dataset reads as incomplete until the end
+    staged = [metadata.path for metadata in FileSystems.match([FileSystems.join(staging, "*")])[0].metadata_list]
+    staged = [path for path in staged if not path.endswith(_SUMMARY_NAME)]
+    FileSystems.rename(staged, [FileSystems.join(output_dir, path.rsplit("/", 1)[-1]) for path in staged])
+    _write_text(FileSystems.join(output_dir, SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_text(FileSystems.join(output_dir, MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _write_text(path: str, text: str) -> None:
+    """Writes a small text file atomically: temp file and rename, locally or on a remote filesystem."""
+    if FileSystems.get_scheme(path) is None:
+        with atomic_open(path) as stream:
+            stream.write(text)
+        return
+    temp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with FileSystems.create(temp, mime_type="application/json") as stream:
+        stream.write(text.encode("utf-8"))
+    FileSystems.rename([temp], [path])
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+        return stream.read().decode("utf-8")
+
+
+def _delete_tree(path: str) -> None:
+    try:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    except Exception as error:  # a leftover staging folder is untidy, not fatal
+        logger.warning("could not remove staging folder %s: %s", path, error)

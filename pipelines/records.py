@@ -1,0 +1,172 @@
+"""The TFRecord schema: how one sentence pair is written, and how tf.data reads it back.
+
+Writer and reader live together so they cannot drift apart. One record is a
+`tf.train.Example` holding:
+
+| feature                 | type        | content                                                        |
+|-------------------------|-------------|----------------------------------------------------------------|
+| `encoder_input`         | bytes       | uint8 one-hot, row-major `(max_source_length, source_vocab)`   |
+| `decoder_input`         | bytes       | uint8 one-hot `(decoder_steps, target_vocab)`: `\\t` + target  |
+| `decoder_target`        | bytes       | uint8 one-hot `(decoder_steps, target_vocab)`: target + `\\n`  |
+| `encoder_input_shape`   | int64 x 2   | the shape of `encoder_input`                                   |
+| `decoder_shape`         | int64 x 2   | the shape of `decoder_input` and `decoder_target`              |
+| `source_length`         | int64       | characters in the cleaned source                               |
+| `target_length`         | int64       | characters in the cleaned target (decoder steps used: + 1)     |
+| `source_text`           | bytes       | the cleaned source, UTF-8                                      |
+| `target_text`           | bytes       | the cleaned target, UTF-8                                      |
+
+Padding rows are all zeros (the pad id is never hot), which is what lets the
+model find a sequence's length from its one-hot input alone. uint8 one-hot
+under GZIP costs little: the zeros compress away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from s2s.errors import S2SError
+from s2s.spec import DatasetSpec, record_pattern
+from s2s.tensorflow_import import import_tensorflow
+from s2s.vocab import END_ID, START_ID, Vocabulary
+
+if TYPE_CHECKING:
+    tf = import_tensorflow()
+
+ENCODER_INPUT = "encoder_input"
+DECODER_INPUT = "decoder_input"
+DECODER_TARGET = "decoder_target"
+ENCODER_INPUT_SHAPE = "encoder_input_shape"
+DECODER_SHAPE = "decoder_shape"
+SOURCE_LENGTH = "source_length"
+TARGET_LENGTH = "target_length"
+SOURCE_TEXT = "source_text"
+TARGET_TEXT = "target_text"
+
+
+def one_hot(ids: list[int], steps: int, depth: int) -> np.ndarray:
+    """A `(steps, depth)` uint8 matrix with a 1 at (t, ids[t]); rows past len(ids) stay zero."""
+    matrix = np.zeros((steps, depth), dtype=np.uint8)
+    matrix[np.arange(len(ids)), ids] = 1
+    return matrix
+
+
+class ExampleEncoder:
+    """Serialises cleaned pairs into `tf.train.Example` bytes for one dataset spec.
+
+    Args:
+        source_vocabulary, target_vocabulary: the dataset's vocabularies.
+        max_source_length: encoder time steps.
+        max_target_length: longest target; the decoder gets one more step.
+    """
+
+    def __init__(self, source_vocabulary: Vocabulary, target_vocabulary: Vocabulary, max_source_length: int, max_target_length: int):
+        import_tensorflow()  # heavy, deferred to first use
+        from tensorflow.core.example import example_pb2, feature_pb2
+
+        self._example_pb2 = example_pb2
+        self._feature_pb2 = feature_pb2
+        self.source_vocabulary = source_vocabulary
+        self.target_vocabulary = target_vocabulary
+        self.encoder_shape = (max_source_length, len(source_vocabulary))
+        self.decoder_shape = (max_target_length + 1, len(target_vocabulary))
+
+    def encode(self, source: str, target: str) -> bytes:
+        """The serialised Example of one cleaned pair."""
+        source_ids = self.source_vocabulary.encode(source)
+        target_ids = self.target_vocabulary.encode(target)
+        feature = self._feature_pb2
+        features = {
+            ENCODER_INPUT: _bytes(feature, one_hot(source_ids, *self.encoder_shape).tobytes()),
+            DECODER_INPUT: _bytes(feature, one_hot([START_ID, *target_ids], *self.decoder_shape).tobytes()),
+            DECODER_TARGET: _bytes(feature, one_hot([*target_ids, END_ID], *self.decoder_shape).tobytes()),
+            ENCODER_INPUT_SHAPE: _int64(feature, self.encoder_shape),
+            DECODER_SHAPE: _int64(feature, self.decoder_shape),
+            SOURCE_LENGTH: _int64(feature, [len(source)]),
+            TARGET_LENGTH: _int64(feature, [len(target)]),
+            SOURCE_TEXT: _bytes(feature, source.encode("utf-8")),
+            TARGET_TEXT: _bytes(feature, target.encode("utf-8")),
+        }
+        return self._example_pb2.Example(features=feature.Features(feature=features)).SerializeToString()
+
+
+def _bytes(feature_pb2, value: bytes) -> object:
+    return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
+
+
+def _int64(feature_pb2, values) -> object:
+    return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=list(values)))
+
+
+def record_files(data_dir: str | Path, split: str) -> list[str]:
+    """The TFRecord shards of one split, sorted.
+
+    Raises:
+        S2SError: the split has no shard in `data_dir`.
+    """
+    tf = import_tensorflow()
+
+    files = sorted(tf.io.gfile.glob(str(Path(data_dir) / record_pattern(split))))
+    if not files:
+        raise S2SError(f"no {split} records ({record_pattern(split)}) in {data_dir}: is it the output of s2s prepare?")
+    return files
+
+
+def read_examples(data_dir: str | Path, split: str, spec: DatasetSpec) -> tf.data.Dataset:
+    """Every feature of one split as a dict of tensors, one element per pair, in file order.
+
+    One-hot features come back as float32 of their stored shape; texts as
+    tf.string; lengths as int64 scalars.
+    """
+    tf = import_tensorflow()
+
+    encoder_shape = (spec.max_source_length, len(spec.source_vocabulary))
+    decoder_shape = (spec.decoder_steps, len(spec.target_vocabulary))
+    description = {
+        ENCODER_INPUT: tf.io.FixedLenFeature([], tf.string),
+        DECODER_INPUT: tf.io.FixedLenFeature([], tf.string),
+        DECODER_TARGET: tf.io.FixedLenFeature([], tf.string),
+        ENCODER_INPUT_SHAPE: tf.io.FixedLenFeature([2], tf.int64),
+        DECODER_SHAPE: tf.io.FixedLenFeature([2], tf.int64),
+        SOURCE_LENGTH: tf.io.FixedLenFeature([], tf.int64),
+        TARGET_LENGTH: tf.io.FixedLenFeature([], tf.int64),
+        SOURCE_TEXT: tf.io.FixedLenFeature([], tf.string),
+        TARGET_TEXT: tf.io.FixedLenFeature([], tf.string),
+    }
+
+    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        example = tf.io.parse_single_example(serialized, description)
+        for key, shape in ((ENCODER_INPUT, encoder_shape), (DECODER_INPUT, decoder_shape), (DECODER_TARGET, decoder_shape)):
+            example[key] = tf.cast(tf.reshape(tf.io.decode_raw(example[key], tf.uint8), shape), tf.float32)
+        return example
+
+    files = record_files(data_dir, split)
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=None)
+    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def keras_dataset(
+    data_dir: str | Path,
+    split: str,
+    spec: DatasetSpec,
+    *,
+    batch_size: int = 64,
+    shuffle_buffer: int = 0,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of `((encoder_input, decoder_input), decoder_target)`, the three float tensors Keras fits on.
+
+    Args:
+        batch_size: pairs per batch; the last batch may be smaller.
+        shuffle_buffer: pairs held for shuffling; 0 keeps file order.
+        seed: shuffle seed, for repeatable runs.
+    """
+    tf = import_tensorflow()
+
+    dataset = read_examples(data_dir, split, spec)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda example: ((example[ENCODER_INPUT], example[DECODER_INPUT]), example[DECODER_TARGET]))
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

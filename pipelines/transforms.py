@@ -1,0 +1,242 @@
+"""The composite PTransforms of `s2s prepare`, each one step a reader can name.
+
+    ReadNumberedLines -> CleanPairs -> DropDuplicates -> FilterRareCharacters
+        -> AssignSplits -> EncodeRecords
+
+Steps that drop data return a `rejected` output beside their main one, so the
+pipeline can flatten every rejection into one rejects file and count it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io import fileio
+
+from pipelines import cleaning
+from pipelines.cleaning import LengthLimits, Pair, Rejection
+from pipelines.records import ExampleEncoder
+from pipelines.split import split_of
+from s2s.text import TextNormalizer
+from s2s.vocab import Vocabulary
+
+REJECTED = "rejected"
+PAIRS = "pairs"
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+_READ_CHUNK = 1 << 20
+
+
+def numbered_lines(stream: Any) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, line bytes without its newline) of a binary stream.
+
+    A final line without a newline counts; the empty string after a final
+    newline does not. A UTF-8 byte order mark opening the stream is dropped.
+    """
+    pending = b""
+    line_number = 0
+    while chunk := stream.read(_READ_CHUNK):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            line_number += 1
+            yield line_number, (line[3:] if line_number == 1 and line.startswith(_BYTE_ORDER_MARK) else line)
+    if pending:
+        line_number += 1
+        yield line_number, (pending[3:] if line_number == 1 and pending.startswith(_BYTE_ORDER_MARK) else pending)
+
+
+class _ReadNumberedLinesFn(beam.DoFn):
+    def process(self, readable_file: fileio.ReadableFile) -> Iterator[tuple[str, int, bytes]]:
+        path = readable_file.metadata.path
+        with readable_file.open() as stream:  # decompresses .gz by its extension
+            for line_number, line in numbered_lines(stream):
+                yield path, line_number, line
+
+
+class ReadNumberedLines(beam.PTransform):
+    """File patterns -> (path, line number, raw bytes), one element per line read.
+
+    Files are read whole by one worker each, so line numbers are exact; a
+    reshuffle then spreads the lines over all workers.
+    """
+
+    def __init__(self, patterns: list[str]):
+        super().__init__()
+        self.patterns = patterns
+
+    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
+        return (
+            pipeline
+            | "Patterns" >> beam.Create(self.patterns)
+            | "Match" >> fileio.MatchAll()
+            | "Open" >> fileio.ReadMatches()
+            | "SplitLines" >> beam.ParDo(_ReadNumberedLinesFn())
+            | "Spread" >> beam.Reshuffle()
+        )
+
+
+class _CleanPairsFn(beam.DoFn):
+    def __init__(self, normalizer: TextNormalizer, limits: LengthLimits):
+        self.normalizer = normalizer
+        self.limits = limits
+
+    def process(self, line: tuple[str, int, bytes]) -> Iterator[Any]:
+        result = cleaning.parse_line(*line, self.normalizer, self.limits)
+        yield beam.pvalue.TaggedOutput(REJECTED, result) if isinstance(result, Rejection) else result
+
+
+class CleanPairs(beam.PTransform):
+    """Raw lines -> cleaned `Pair`s, plus `Rejection`s under the `rejected` tag."""
+
+    def __init__(self, normalizer: TextNormalizer, limits: LengthLimits):
+        super().__init__()
+        self.normalizer = normalizer
+        self.limits = limits
+
+    def expand(self, lines: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return lines | "Clean" >> beam.ParDo(_CleanPairsFn(self.normalizer, self.limits)).with_outputs(REJECTED, main=PAIRS)
+
+
+def _keep_first(grouped: tuple[tuple[str, str], Iterable[Pair]]) -> Iterator[Any]:
+    _, pairs = grouped
+    first, *repeats = sorted(pairs, key=lambda pair: (pair.path, pair.line_number))
+    yield first
+    for repeat in repeats:
+        detail = f"first seen at {first.path}:{first.line_number}"
+        yield beam.pvalue.TaggedOutput(REJECTED, cleaning.reject_pair(repeat, cleaning.DUPLICATE, detail))
+
+
+class DropDuplicates(beam.PTransform):
+    """Keeps the first occurrence (by file, then line) of each exact cleaned pair."""
+
+    def expand(self, pairs: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return (
+            pairs
+            | "KeyByText" >> beam.Map(lambda pair: ((pair.source, pair.target), pair))
+            | "Group" >> beam.GroupByKey()
+            | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(REJECTED, main=PAIRS)
+        )
+
+
+class CharacterCountsFn(beam.CombineFn):
+    """Counts every character of the sources and of the targets: (Counter, Counter)."""
+
+    def create_accumulator(self) -> tuple[Counter, Counter]:
+        return Counter(), Counter()
+
+    def add_input(self, accumulator: tuple[Counter, Counter], pair: Pair) -> tuple[Counter, Counter]:
+        accumulator[0].update(pair.source)
+        accumulator[1].update(pair.target)
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[tuple[Counter, Counter]]) -> tuple[Counter, Counter]:
+        source, target = Counter(), Counter()
+        for source_counts, target_counts in accumulators:
+            source.update(source_counts)
+            target.update(target_counts)
+        return source, target
+
+    def extract_output(self, accumulator: tuple[Counter, Counter]) -> tuple[dict[str, int], dict[str, int]]:
+        return dict(accumulator[0]), dict(accumulator[1])
+
+
+def _reject_rare(pair: Pair, counts: tuple[dict[str, int], dict[str, int]], min_count: int) -> Iterator[Any]:
+    rare = cleaning.find_rare_character(pair, counts[0], counts[1], min_count)
+    yield pair if rare is None else beam.pvalue.TaggedOutput(REJECTED, cleaning.reject_pair(pair, cleaning.RARE_CHARACTER, rare))
+
+
+class FilterRareCharacters(beam.PTransform):
+    """Rejects pairs holding a character seen fewer than `min_count` times on its side.
+
+    Counts are taken over the pairs reaching this step (after length limits
+    and deduplication), before any rare-character rejection. A min_count of 1
+    or less keeps everything.
+    """
+
+    def __init__(self, min_count: int):
+        super().__init__()
+        self.min_count = min_count
+
+    def expand(self, pairs: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        counts = pairs | "CountCharacters" >> beam.CombineGlobally(CharacterCountsFn())
+        return pairs | "RejectRare" >> beam.FlatMap(
+            _reject_rare, counts=beam.pvalue.AsSingleton(counts), min_count=self.min_count
+        ).with_outputs(REJECTED, main=PAIRS)
+
+
+class DatasetFactsFn(beam.CombineFn):
+    """The character sets and longest sides of the kept pairs, from which the spec is built."""
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return {"source_characters": set(), "target_characters": set(), "max_source_length": 0, "max_target_length": 0}
+
+    def add_input(self, facts: dict[str, Any], pair: Pair) -> dict[str, Any]:
+        facts["source_characters"].update(pair.source)
+        facts["target_characters"].update(pair.target)
+        facts["max_source_length"] = max(facts["max_source_length"], len(pair.source))
+        facts["max_target_length"] = max(facts["max_target_length"], len(pair.target))
+        return facts
+
+    def merge_accumulators(self, accumulators: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        merged = self.create_accumulator()
+        for facts in accumulators:
+            merged["source_characters"] |= facts["source_characters"]
+            merged["target_characters"] |= facts["target_characters"]
+            merged["max_source_length"] = max(merged["max_source_length"], facts["max_source_length"])
+            merged["max_target_length"] = max(merged["max_target_length"], facts["max_target_length"])
+        return merged
+
+    def extract_output(self, facts: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "source_vocabulary": Vocabulary.from_characters(facts["source_characters"]).to_list(),
+            "target_vocabulary": Vocabulary.from_characters(facts["target_characters"]).to_list(),
+            "max_source_length": facts["max_source_length"],
+            "max_target_length": facts["max_target_length"],
+        }
+
+
+class AssignSplits(beam.PTransform):
+    """Pair -> (split name, pair), by a hash of the cleaned source."""
+
+    def __init__(self, validation_fraction: float, test_fraction: float):
+        super().__init__()
+        self.validation_fraction = validation_fraction
+        self.test_fraction = test_fraction
+
+    def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+        validation, test = self.validation_fraction, self.test_fraction
+        return pairs | "HashSource" >> beam.Map(lambda pair: (split_of(pair.source, validation, test), pair))
+
+
+class _EncodeRecordFn(beam.DoFn):
+    """Serialises (split, pair) into (split, Example bytes) with the dataset's vocabularies."""
+
+    def __init__(self) -> None:
+        self._encoder: ExampleEncoder | None = None
+        self._facts: dict[str, Any] | None = None
+
+    def process(self, element: tuple[str, Pair], facts: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+        if self._encoder is None or (facts is not self._facts and facts != self._facts):
+            self._encoder = ExampleEncoder(
+                Vocabulary.from_list(facts["source_vocabulary"]),
+                Vocabulary.from_list(facts["target_vocabulary"]),
+                facts["max_source_length"],
+                facts["max_target_length"],
+            )
+            self._facts = facts
+        split, pair = element
+        yield split, self._encoder.encode(pair.source, pair.target)
+
+
+class EncodeRecords(beam.PTransform):
+    """(split, pair) -> (split, serialised tf.train.Example), padded to the dataset's longest pair."""
+
+    def __init__(self, facts: beam.PCollection):
+        super().__init__()
+        self.facts = facts
+
+    def expand(self, split_pairs: beam.PCollection) -> beam.PCollection:
+        return split_pairs | "ToExample" >> beam.ParDo(_EncodeRecordFn(), facts=beam.pvalue.AsSingleton(self.facts))

@@ -1,0 +1,95 @@
+"""Typed stage configuration: defaults, then a TOML file, then command-line flags.
+
+Configuration priority: command-line flag > config file > dataclass default.
+A config file may hold one table per stage (`[prepare]`, `[train]`, ...) so one
+file serves the whole chain; a file without tables is read as the table of the
+stage asking. Unknown keys and values of the wrong type are errors that name
+the key, because a misspelt option silently ignored is a night's run wasted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomllib
+
+from s2s.errors import S2SError
+
+ConfigT = TypeVar("ConfigT")
+
+
+def load_config(cls: type[ConfigT], section: str, path: str | Path | None, overrides: dict[str, Any]) -> ConfigT:
+    """Builds a `cls` dataclass from its defaults, the TOML file's `section` and `overrides`.
+
+    Args:
+        cls: a dataclass whose fields are the stage's options.
+        section: the table name in a multi-stage config file, e.g. "prepare".
+        path: a TOML file, or None for defaults only.
+        overrides: values from command-line flags; None means "not given".
+
+    Raises:
+        S2SError: the file is missing or not TOML, or a key is unknown or of the wrong type.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_section(Path(path), section, cls))
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    _check_keys_and_types(cls, values, where=str(path) if path else "command line")
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def _read_section(path: Path, section: str, cls: type) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise S2SError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise S2SError(f"cannot read config file {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise S2SError(f"config file {path} is not valid TOML: {error}") from None
+    field_names = {field.name for field in dataclasses.fields(cls)}
+    tables = {key for key, value in document.items() if isinstance(value, dict)}
+    if section in document:
+        return dict(document[section])
+    if tables and not (set(document) & field_names):
+        return {}  # a multi-stage file with no table for this stage: defaults apply
+    return document
+
+
+def _check_keys_and_types(cls: type, values: dict[str, Any], where: str) -> None:
+    fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise S2SError(f"{where}: unknown key '{key}' (known keys: {known})")
+        expected = hints[key]
+        if not _matches(value, expected):
+            raise S2SError(f"{where}: '{key}' must be {_describe(expected)}, got {value!r}")
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, option) for option in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, expected)
+
+
+def _describe(expected: Any) -> str:
+    return getattr(expected, "__name__", str(expected))

@@ -1,0 +1,50 @@
+"""Atomic local file writes: a reader sees the old file or the new one, never half of one.
+
+Scheduled jobs get killed. Every file s2s writes goes to a temporary name in
+the same directory first and is renamed into place once complete, so a crash
+leaves either the previous good output or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Opens a temporary file beside `path`; renames it over `path` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(temp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; a published file gets the usual mode
+    try:
+        with os.fdopen(handle, mode, encoding=None if "b" in mode else encoding) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """Writes `value` as indented, key-sorted UTF-8 JSON, atomically."""
+    with atomic_open(path) as stream:
+        json.dump(value, stream, indent=2, sort_keys=True, ensure_ascii=False)
+        stream.write("\n")
+
+
+def read_json(path: str | Path) -> Any:
+    """Reads a JSON file written by `write_json`."""
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)

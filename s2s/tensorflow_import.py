@@ -1,0 +1,35 @@
+"""Imports TensorFlow without its native start-up chatter on stderr.
+
+TensorFlow's C++ runtime prints lines such as "Could not find cuda drivers
+on your machine" straight to file descriptor 2 before Python's logging or
+TF_CPP_MIN_LOG_LEVEL can stop it. In a scheduled job's log they read like
+errors. This module silences descriptor 2 for the import alone; Python
+exceptions from the import still propagate with their messages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+
+def import_tensorflow() -> ModuleType:
+    """Returns the `tensorflow` module, importing it quietly the first time."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("S2S_DEBUG"):
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow

@@ -1,0 +1,99 @@
+"""Bad input through the real command line: one line on stderr, a non-zero exit, never a traceback."""
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def s2s(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s2s.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("s2s: error:") and fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "pairs.tsv"
+    path.write_text("go\tva\nrun\tcours\n")
+    return path
+
+
+def test_missing_input(tmp_path: Path) -> None:
+    assert_one_line_error(s2s("prepare", "--input", str(tmp_path / "nope.tsv"), "--output", str(tmp_path / "out")), "matches no file")
+
+
+def test_empty_input(tmp_path: Path) -> None:
+    (tmp_path / "empty.tsv").write_bytes(b"")
+    assert_one_line_error(s2s("prepare", "--input", str(tmp_path / "empty.tsv"), "--output", str(tmp_path / "out")), "input is empty")
+
+
+def test_unwritable_output(tmp_path: Path, corpus: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(s2s("prepare", "--input", str(corpus), "--output", str(blocker / "out")), "cannot write to output directory")
+
+
+def test_config_with_unknown_key(tmp_path: Path, corpus: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[prepare]\nmax_source_lenght = 5\n")
+    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--config", str(config))
+    assert_one_line_error(result, "unknown key 'max_source_lenght'")
+
+
+def test_config_value_out_of_range(tmp_path: Path, corpus: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[prepare]\ntest_fraction = 1.5\n")
+    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--config", str(config))
+    assert_one_line_error(result, "test_fraction must be in [0, 1)")
+
+
+def test_misspelt_option_is_not_passed_silently_to_beam(tmp_path: Path, corpus: Path) -> None:
+    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--max-source-lenght", "5")
+    assert_one_line_error(result, "unrecognised option --max-source-lenght")
+
+
+def test_garbage_file_is_counted_not_an_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.gz"
+    garbage.write_bytes(gzip.compress(bytes(range(256)) * 40))
+    result = s2s("prepare", "--input", str(garbage), "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "kept 0 pairs" in result.stdout and "rejected" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_prepare_and_synth_succeed_and_report(tmp_path: Path) -> None:
+    corpus = tmp_path / "r4.tsv"
+    assert s2s("synth", "reverse-4", "--n", "300", "--output", str(corpus)).returncode == 0
+    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--min-char-count", "1")
+    assert result.returncode == 0, result.stderr
+    assert "read 300 lines" in result.stdout
+    assert (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_help_lists_every_prepare_option() -> None:
+    result = s2s("prepare", "--help")
+    for option in (
+        "--input",
+        "--output",
+        "--config",
+        "--max-source-length",
+        "--max-target-length",
+        "--min-char-count",
+        "--validation-fraction",
+        "--test-fraction",
+        "--fold-quotes",
+        "--num-shards",
+        "Dataflow",
+    ):
+        assert option in result.stdout

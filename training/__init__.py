@@ -1,0 +1,1 @@
+"""training stage of s2s (see the issue tracker for what lands here)."""
