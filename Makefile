@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/s2s prepare --input data/fra-eng/fra.txt.gz --output runs/demo/data --direct_num_workers=2
+	$(BIN)/s2s prepare --config configs/fra-eng.toml --input data/fra-eng/fra.txt.gz --output runs/demo/data
 	@echo "rejected lines and their reasons: runs/demo/data/rejects-*.jsonl; facts: runs/demo/data/manifest.json"
 
 lint: $(STAMP)

@@ -23,17 +23,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipelines import cleaning  # noqa: E402
-from pipelines.cleaning import LengthLimits, Pair  # noqa: E402
-from pipelines.options import PrepareConfig  # noqa: E402
-from pipelines.prepare import prepare  # noqa: E402
-from pipelines.records import ExampleEncoder  # noqa: E402
-from pipelines.split import split_of  # noqa: E402
-from pipelines.transforms import numbered_lines  # noqa: E402
-from s2s.spec import SPLITS  # noqa: E402
-from s2s.tensorflow_import import import_tensorflow  # noqa: E402
-from s2s.text import TextNormalizer  # noqa: E402
-from s2s.vocab import Vocabulary  # noqa: E402
+from pipelines import cleaning
+from pipelines.cleaning import LengthLimits, Pair
+from pipelines.options import PrepareConfig
+from pipelines.prepare import prepare
+from pipelines.records import ExampleEncoder
+from pipelines.split import split_of
+from pipelines.transforms import numbered_lines
+from s2s.spec import SPLITS
+from s2s.tensorflow_import import import_tensorflow
+from s2s.text import TextNormalizer
+from s2s.vocab import Vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,9 @@ def plain_loop(input_path: str, output_dir: Path, config: PrepareConfig) -> int:
         source_counts.update(pair.source)
         target_counts.update(pair.target)
     kept = [
-        pair for pair in first_of.values() if cleaning.find_rare_character(pair, source_counts, target_counts, config.min_char_count) is None
+        pair
+        for pair in first_of.values()
+        if cleaning.find_rare_character(pair, source_counts, target_counts, config.min_char_count) is None
     ]
     encoder = ExampleEncoder(
         Vocabulary.from_characters(char for pair in kept for char in pair.source),

@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 import s2s
 from pipelines import cleaning, transforms
 from pipelines.cleaning import LengthLimits
-from pipelines.options import PrepareConfig, beam_options
+from pipelines.options import PrepareConfig, beam_options, local_runner
 from pipelines.split import TEST, TRAIN, VALIDATION
 from s2s.errors import S2SError
 from s2s.files import atomic_open
@@ -63,7 +63,7 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
     try:
-        with beam.Pipeline(options=options) as pipeline:
+        with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
             build_pipeline(pipeline, [entry["path"] for entry in input_files], staging, config, normalizer)
         summary = json.loads(_read_text(FileSystems.join(staging, _SUMMARY_NAME)))
         spec = DatasetSpec(

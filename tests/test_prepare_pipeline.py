@@ -15,6 +15,7 @@ from pipelines.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOUR
 from s2s.spec import SPLITS, DatasetSpec
 from s2s.vocab import END_ID, START_ID
 
+IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]  # no worker processes to start: faster tests
 WORDS = ["go", "run", "stop", "wait", "look", "hide"]
 GOOD = [f"{a} {b}.\t{b} {a} !" for a in WORDS for b in WORDS if a != b]  # 30 distinct pairs, common characters
 
@@ -49,7 +50,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path
     file_two.write_bytes(gzip.compress(b"\n".join(line for line, _ in FILE_TWO)))
     output = root / "data"
     config = PrepareConfig(min_char_count=2, validation_fraction=0.2, test_fraction=0.2)
-    manifest = prepare([str(root / "*.txt"), str(file_two)], str(output), config)
+    manifest = prepare([str(root / "*.txt"), str(file_two)], str(output), config, IN_PROCESS)
     return output, manifest, file_one, file_two
 
 
@@ -117,8 +118,8 @@ def test_a_rerun_replaces_the_previous_outputs(prepared: tuple, tmp_path: Path) 
     """Stale shards of an earlier run (here: more of them) must not mix into the new dataset."""
     _, _, file_one, _ = prepared
     rerun = tmp_path / "data"
-    prepare([str(file_one)], str(rerun), PrepareConfig(num_shards=3, min_char_count=1))
-    prepare([str(file_one)], str(rerun), PrepareConfig(num_shards=1, min_char_count=1))
+    prepare([str(file_one)], str(rerun), PrepareConfig(num_shards=3, min_char_count=1), IN_PROCESS)
+    prepare([str(file_one)], str(rerun), PrepareConfig(num_shards=1, min_char_count=1), IN_PROCESS)
     assert sorted(path.name for path in rerun.glob("train-*")) == ["train-00000-of-00001.tfrecord.gz"]
     assert not list(rerun.glob(".staging-*"))
     assert json.loads((rerun / "manifest.json").read_text())["pairs_kept"] == 15
@@ -132,7 +133,9 @@ def test_all_translations_of_a_source_share_a_split(tmp_path: Path) -> None:
     corpus = tmp_path / "many.tsv"
     corpus.write_text("".join(f"source {index}.\ttranslation {variant} of {index}.\n" for index in range(150) for variant in range(3)))
     output = tmp_path / "data"
-    manifest = prepare([str(corpus)], str(output), PrepareConfig(min_char_count=1, validation_fraction=0.25, test_fraction=0.25))
+    manifest = prepare(
+        [str(corpus)], str(output), PrepareConfig(min_char_count=1, validation_fraction=0.25, test_fraction=0.25), IN_PROCESS
+    )
     spec = DatasetSpec.load(output)
     split_of_source: dict[str, set[str]] = {}
     for split in SPLITS:
