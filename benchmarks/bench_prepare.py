@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipelines import cleaning
 from pipelines.cleaning import LengthLimits, Pair
-from pipelines.options import PrepareConfig
+from pipelines.config import PrepareConfig
 from pipelines.prepare import prepare
 from pipelines.records import ExampleEncoder
 from pipelines.split import split_of

@@ -1,1 +1,1 @@
-"""export stage of s2s (see the issue tracker for what lands here)."""
+"""Export of the inference encoder and one-step decoder to self-describing ONNX."""

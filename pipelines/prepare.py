@@ -27,7 +27,8 @@ from apache_beam.io.filesystems import FileSystems
 import s2s
 from pipelines import cleaning, transforms
 from pipelines.cleaning import LengthLimits
-from pipelines.options import PrepareConfig, beam_options, local_runner
+from pipelines.config import PrepareConfig
+from pipelines.options import beam_options, local_runner
 from pipelines.split import TEST, TRAIN, VALIDATION
 from s2s.errors import S2SError
 from s2s.files import atomic_open

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import s2s
+from s2s.config import add_config_flags, config_overrides, load_config
 from s2s.errors import S2SError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise in a job log
@@ -54,11 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail, Beam's and TensorFlow's included")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_prepare(commands)
+    _add_train(commands)
+    _add_evaluate(commands)
     _add_synth(commands)
     return parser
 
 
 def _add_prepare(commands: Any) -> None:
+    from pipelines.config import PrepareConfig
+
     parser = commands.add_parser(
         "prepare",
         help="clean and tokenise sentence pairs into padded one-hot TFRecords (Apache Beam)",
@@ -82,30 +87,13 @@ def _add_prepare(commands: Any) -> None:
     )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory (local or gs://, s3://, ...)")
     parser.add_argument("--config", metavar="FILE", help="TOML file with a [prepare] table; flags override it")
-    parser.add_argument("--max-source-length", type=int, metavar="N", help="longest cleaned source kept, in characters (default 80)")
-    parser.add_argument("--max-target-length", type=int, metavar="N", help="longest cleaned target kept, in characters (default 100)")
-    parser.add_argument(
-        "--min-char-count",
-        type=int,
-        metavar="N",
-        help="reject pairs holding a character seen fewer than N times on its side; 1 keeps all (default 10)",
-    )
-    parser.add_argument("--validation-fraction", type=float, metavar="F", help="share of distinct sources for validation (default 0.05)")
-    parser.add_argument("--test-fraction", type=float, metavar="F", help="share of distinct sources for test (default 0.05)")
-    parser.add_argument(
-        "--fold-quotes",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="map typographic apostrophes and quotes to ASCII (default on)",
-    )
-    parser.add_argument("--num-shards", type=int, metavar="N", help="TFRecord shards per split; 0 lets the runner decide (default 0)")
+    add_config_flags(parser, PrepareConfig)
     parser.set_defaults(handler=_run_prepare, accepts_pipeline_options=True)
 
 
 def _run_prepare(args: argparse.Namespace, pipeline_args: list[str]) -> int:
-    from pipelines.options import PrepareConfig
+    from pipelines.config import PrepareConfig
     from pipelines.prepare import prepare
-    from s2s.config import load_config
 
     overrides = {
         name: getattr(args, name)
@@ -140,6 +128,70 @@ def _print_prepare_summary(manifest: dict[str, Any], output: str) -> None:
     print(f"wrote {output}/spec.json, manifest.json, TFRecords and rejects")
     if manifest["pairs_kept"] == 0:
         print("s2s: warning: no pair survived cleaning; see the rejects file for why", file=sys.stderr)
+
+
+def _add_train(commands: Any) -> None:
+    from training.config import TrainConfig
+
+    parser = commands.add_parser(
+        "train",
+        help="fit the teacher-forced LSTM encoder-decoder on prepared TFRecords",
+        description="Train the character-level LSTM encoder-decoder on the output of s2s prepare. Writes the best model "
+        "(by validation loss), the inference encoder and one-step decoder, spec.json, history.csv, training_curves.png and "
+        "TensorBoard logs to --output. Every epoch is checkpointed; --resume continues a killed run.",
+    )
+    parser.add_argument("--data", required=True, metavar="DIR", help="output directory of s2s prepare")
+    parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="where the model and its files go")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with a [train] table; flags override it")
+    parser.add_argument("--resume", action="store_true", help="continue the unfinished run in MODEL_DIR from its last checkpoint")
+    add_config_flags(parser, TrainConfig)
+    parser.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace, _: list[str]) -> int:
+    from training.config import TrainConfig
+    from training.train import train
+
+    config = load_config(TrainConfig, "train", args.config, config_overrides(args, TrainConfig))
+    summary = train(args.data, args.output, config, resume=args.resume)
+    print(f"trained {summary['epochs']} epochs in {summary['seconds']:.0f} s ({summary['stop_reason']})")
+    print(
+        f"best epoch {summary['best_epoch']}: validation loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f}"
+    )
+    print(f"wrote {summary['model_dir']}")
+    return 0
+
+
+def _add_evaluate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="greedy-decode a split with the Keras model; BLEU, chrF, exact match, CER by length",
+        description="Translate every distinct source of a split greedily with the trained Keras models and score it "
+        "against all its references: corpus BLEU and chrF (sacrebleu), exact match, character error rate, overall and "
+        "by source length. Writes eval-SPLIT.json and eval-SPLIT.md into the model directory.",
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="output directory of s2s train")
+    parser.add_argument("--data", required=True, metavar="DIR", help="output directory of s2s prepare")
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"), help="the split to score (default test)")
+    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences decoded together (default 256)")
+    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the spec's)")
+    parser.add_argument("--limit", type=int, default=0, metavar="N", help="score only the first N distinct sources; 0 scores all")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
+    from training.evaluate import evaluate
+
+    report = evaluate(
+        args.model, args.data, args.split, batch_size=args.batch_size, max_output_length=args.max_output_length, limit=args.limit
+    )
+    overall = report["overall"]
+    print(f"{report['split']}: {report['sources']} sources in {report['seconds']} s ({report['sentences_per_second']} sentences/s)")
+    print(f"BLEU {overall['bleu']}  chrF {overall['chrf']}  exact match {overall['exact_match']:.2%}  CER {overall['cer']:.4f}")
+    for sample in report["samples"][:5]:
+        print(f"  {sample['source']}  ->  {sample['translation']}")
+    print(f"wrote {args.model}/eval-{report['split']}.json and .md")
+    return 0
 
 
 def _add_synth(commands: Any) -> None:

@@ -93,3 +93,36 @@ def _matches(value: Any, expected: Any) -> bool:
 
 def _describe(expected: Any) -> str:
     return getattr(expected, "__name__", str(expected))
+
+
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config dataclass field whose help text (and choices) also documents its command-line flag."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def add_config_flags(parser: Any, cls: type) -> None:
+    """Adds `--field-name` for every field of a config dataclass; values default to None ("not given")."""
+    import argparse
+
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        help_text = f"{field.metadata.get('help', '')} (default {field.default})"
+        if kind is bool:
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                type=kind,
+                default=None,
+                choices=field.metadata.get("choices"),
+                metavar=None if field.metadata.get("choices") else field.name.split("_")[-1].upper(),
+                help=help_text,
+            )
+
+
+def config_overrides(args: Any, cls: type) -> dict[str, Any]:
+    """The config values given as flags, keyed by field name (None where not given)."""
+    return {field.name: getattr(args, field.name, None) for field in dataclasses.fields(cls)}

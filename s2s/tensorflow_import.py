@@ -1,9 +1,9 @@
 """Imports TensorFlow without its native start-up chatter on stderr.
 
 TensorFlow's C++ runtime prints lines such as "Could not find cuda drivers
-on your machine" straight to file descriptor 2 before Python's logging or
+on your machine" and "failed call to cuInit" straight to file descriptor 2 before Python's logging or
 TF_CPP_MIN_LOG_LEVEL can stop it. In a scheduled job's log they read like
-errors. This module silences descriptor 2 for the import alone; Python
+errors. This module silences descriptor 2 for the import and device discovery alone; Python
 exceptions from the import still propagate with their messages.
 """
 
@@ -29,6 +29,8 @@ def import_tensorflow() -> ModuleType:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow
+
+            tensorflow.config.list_physical_devices()  # device discovery prints "failed call to cuInit" on GPU-less hosts
     finally:
         os.dup2(saved, 2)
         os.close(saved)

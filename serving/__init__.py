@@ -1,1 +1,1 @@
-"""serving stage of s2s (see the issue tracker for what lands here)."""
+"""Batch translation with onnxruntime. Imports neither TensorFlow nor Beam: numpy and onnxruntime only."""

@@ -8,3 +8,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU, as CI does
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory: pytest.TempPathFactory):
+    """The reverse-first-3 task trained once per test session (about a minute on 2 cores)."""
+    from tests.toy import build_toy_model
+
+    return build_toy_model(tmp_path_factory.mktemp("toy"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipelines import cleaning
-from pipelines.options import PrepareConfig
+from pipelines.config import PrepareConfig
 from pipelines.prepare import prepare
 from pipelines.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_TEXT, TARGET_TEXT, keras_dataset, read_examples
 from s2s.spec import SPLITS, DatasetSpec

@@ -1,1 +1,1 @@
-"""training stage of s2s (see the issue tracker for what lands here)."""
+"""Training and evaluation of the teacher-forced LSTM encoder-decoder, fed from the prepared TFRecords."""

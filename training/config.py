@@ -1,0 +1,67 @@
+"""Settings of `s2s train`: a `[train]` table in a config file, overridden by flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from s2s.config import setting
+from s2s.errors import S2SError
+
+ENCODER_DECODER = "encoder-decoder"
+REPEAT_VECTOR = "repeat-vector"
+ARCHITECTURES = (ENCODER_DECODER, REPEAT_VECTOR)
+OPTIMIZERS = ("rmsprop", "adam")
+
+# Settings that may change when a run is resumed; every other one must match the checkpoint.
+RESUMABLE_SETTINGS = frozenset({"epochs", "max_minutes", "early_stopping_patience"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The model and how it is fitted.
+
+    The defaults are the source material's (lstm_seq2seq: latent 256, one LSTM
+    layer each side, RMSprop, batch 64), plus early stopping on validation loss.
+    """
+
+    arch: str = setting(
+        ENCODER_DECODER, "encoder-decoder (teacher forcing) or repeat-vector (RepeatVector + TimeDistributed)", ARCHITECTURES
+    )
+    latent_dim: int = setting(256, "units of every LSTM layer: the size of the (h, c) states")
+    num_layers: int = setting(1, "stacked LSTM layers in the encoder and in the decoder; layer i's final state seeds decoder layer i")
+    dropout: float = setting(0.0, "dropout on each LSTM layer's inputs, in [0, 1)")
+    batch_size: int = setting(64, "pairs per batch")
+    epochs: int = setting(100, "the most epochs to run; early stopping usually ends sooner")
+    optimizer: str = setting("rmsprop", "rmsprop (the source material's) or adam", OPTIMIZERS)
+    learning_rate: float = setting(0.001, "the optimizer's step size")
+    reverse_source: bool = setting(False, "feed source characters last to first (Sutskever et al. 2014)")
+    early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early")
+    max_minutes: float = setting(0.0, "stop after the epoch that passes this wall-clock budget; 0 means no budget")
+    bucket_by_length: bool = setting(False, "batch pairs of similar length and trim each batch's padding")
+    shuffle_buffer: int = setting(10_000, "training pairs held for shuffling")
+    max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all")
+    seed: int = setting(0, "weights, shuffling and dropout seed")
+
+    def validate(self) -> None:
+        """Raises S2SError naming the first setting out of range."""
+        checks = [
+            (self.arch in ARCHITECTURES, f"arch must be one of {', '.join(ARCHITECTURES)}, got {self.arch!r}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.latent_dim >= 1, "latent_dim must be at least 1"),
+            (1 <= self.num_layers <= 8, "num_layers must be between 1 and 8"),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more"),
+            (self.max_minutes >= 0, "max_minutes must be 0 (no budget) or more"),
+            (self.shuffle_buffer >= 0, "shuffle_buffer must be 0 or more"),
+            (self.max_train_pairs >= 0, "max_train_pairs must be 0 (all) or more"),
+            (
+                not (self.bucket_by_length and self.arch == REPEAT_VECTOR),
+                "bucket_by_length needs arch = encoder-decoder: repeat-vector emits a fixed number of steps",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise S2SError(message)

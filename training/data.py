@@ -1,0 +1,116 @@
+"""tf.data input for training: the prepared records as (inputs, target, sample weight) batches.
+
+The sample weight is 1 at a real target step and 0 at padding, and the loss
+is averaged over the weighted steps only, so padding never leaks into
+learning or into the reported accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_LENGTH, TARGET_LENGTH, read_examples
+from s2s.errors import S2SError
+from s2s.spec import DatasetSpec
+from s2s.tensorflow_import import import_tensorflow
+from training.config import REPEAT_VECTOR, TrainConfig
+
+BUCKET_BOUNDARIES = (10, 15, 20, 25, 30, 40, 50, 60, 80)  # decoder steps; the last bucket takes the rest
+
+
+def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config: TrainConfig, *, training: bool) -> Any:
+    """Batches of `(inputs, decoder_target, sample_weight)` for `model.fit`.
+
+    Args:
+        split: "train" (shuffled, optionally capped by max_train_pairs) or "validation".
+        training: shuffle and cap; validation batches keep file order.
+    """
+    tf = import_tensorflow()
+    pairs = spec.split_sizes.get(split, 0)
+    if training and config.max_train_pairs:
+        pairs = min(pairs, config.max_train_pairs)
+    # Declaring the size lets Keras show progress and know an epoch's end on the first pass.
+    dataset = read_examples(data_dir, split, spec).take(pairs).apply(tf.data.experimental.assert_cardinality(pairs))
+    if training and config.shuffle_buffer:
+        dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda example: _to_model_inputs(tf, example, config.reverse_source), num_parallel_calls=tf.data.AUTOTUNE)
+    if config.bucket_by_length:
+        dataset = dataset.bucket_by_sequence_length(
+            element_length_func=lambda features: tf.cast(features["target_length"], tf.int32) + 1,
+            bucket_boundaries=list(BUCKET_BOUNDARIES),
+            bucket_batch_sizes=[config.batch_size] * (len(BUCKET_BOUNDARIES) + 1),
+        )
+        dataset = dataset.map(lambda batch: _trim_padding(tf, batch))
+    else:
+        dataset = dataset.batch(config.batch_size)
+    arrange = _repeat_vector_tuple if config.arch == REPEAT_VECTOR else _encoder_decoder_tuple
+    return dataset.map(arrange).prefetch(tf.data.AUTOTUNE)
+
+
+def reverse_within_length(tf: Any, one_hot: Any, length: Any) -> Any:
+    """Reverses the real rows of a `(time, vocab)` one-hot sequence, leaving its padding at the end."""
+    return tf.reverse_sequence(one_hot[tf.newaxis], tf.reshape(length, [1]), seq_axis=1, batch_axis=0)[0]
+
+
+def _to_model_inputs(tf: Any, example: dict[str, Any], reverse_source: bool) -> dict[str, Any]:
+    encoder_input = example[ENCODER_INPUT]
+    if reverse_source:
+        encoder_input = reverse_within_length(tf, encoder_input, example[SOURCE_LENGTH])
+    return {
+        "encoder_input": encoder_input,
+        "decoder_input": example[DECODER_INPUT],
+        "decoder_target": example[DECODER_TARGET],
+        "sample_weight": tf.reduce_sum(example[DECODER_TARGET], axis=-1),  # 1 at real steps, 0 at padding
+        "source_length": example[SOURCE_LENGTH],
+        "target_length": example[TARGET_LENGTH],
+    }
+
+
+def _trim_padding(tf: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """Cuts a batch's time axes to its longest source and target, so short pairs do not carry long padding."""
+    source_steps = tf.cast(tf.reduce_max(batch["source_length"]), tf.int32)
+    decoder_steps = tf.cast(tf.reduce_max(batch["target_length"]), tf.int32) + 1
+    trimmed = dict(batch)
+    trimmed["encoder_input"] = batch["encoder_input"][:, :source_steps]
+    for key in ("decoder_input", "decoder_target", "sample_weight"):
+        trimmed[key] = batch[key][:, :decoder_steps]
+    return trimmed
+
+
+def _encoder_decoder_tuple(batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return (batch["encoder_input"], batch["decoder_input"]), batch["decoder_target"], batch["sample_weight"]
+
+
+def _repeat_vector_tuple(batch: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return batch["encoder_input"], batch["decoder_target"], batch["sample_weight"]
+
+
+def check_records_match_spec(data_dir: str | Path, spec: DatasetSpec) -> None:
+    """Reads the first training record and compares its one-hot shapes with spec.json.
+
+    Raises:
+        S2SError: the record cannot be read or its shapes differ from the spec's.
+    """
+    from pipelines.records import DECODER_SHAPE, ENCODER_INPUT_SHAPE, record_files
+
+    tf = import_tensorflow()
+    description = {key: tf.io.FixedLenFeature([2], tf.int64) for key in (ENCODER_INPUT_SHAPE, DECODER_SHAPE)}
+    first = record_files(data_dir, "train")[0]
+    try:
+        serialized = next(iter(tf.data.TFRecordDataset([first], compression_type="GZIP").take(1)), None)
+        if serialized is None:
+            return  # an empty shard: nothing to compare
+        shapes = tf.io.parse_single_example(serialized, description)
+    except (tf.errors.OpError, ValueError) as error:
+        raise S2SError(f"cannot read {first}: {error.message if hasattr(error, 'message') else error}".splitlines()[0]) from None
+    expected = {
+        ENCODER_INPUT_SHAPE: [spec.max_source_length, len(spec.source_vocabulary)],
+        DECODER_SHAPE: [spec.decoder_steps, len(spec.target_vocabulary)],
+    }
+    for key, shape in expected.items():
+        found = shapes[key].numpy().tolist()
+        if found != shape:
+            raise S2SError(
+                f"spec.json does not match the records in {data_dir}: {key} is {found} in {first}, {shape} in the spec; re-run s2s prepare"
+            )

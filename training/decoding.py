@@ -1,0 +1,128 @@
+"""Batched greedy decoding with the Keras inference models: the reference the ONNX translator must match.
+
+Unlike the source material's loop (`predict()` per character, one sentence at
+a time), this runs a whole batch per step, stops as soon as every sentence of
+the batch has emitted the end token, and pads each batch only to its own
+longest source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2s.errors import S2SError
+from s2s.files import read_json
+from s2s.spec import DatasetSpec
+from s2s.tensorflow_import import import_tensorflow
+from s2s.vocab import END_ID, START_ID, Vocabulary
+from training.config import REPEAT_VECTOR
+
+
+def encode_sources(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
+    """Float32 one-hot `(batch, longest source, vocab)` of already cleaned sources, each cut to `max_length`.
+
+    Characters outside the vocabulary become `<unk>`. With `reverse`, each
+    source's characters are reversed before padding (Sutskever et al.).
+    """
+    ids = [vocabulary.encode(source[:max_length]) for source in sources]
+    if reverse:
+        ids = [row[::-1] for row in ids]
+    steps = max((len(row) for row in ids), default=0) or 1
+    batch = np.zeros((len(ids), steps, len(vocabulary)), dtype=np.float32)
+    for index, row in enumerate(ids):
+        batch[index, np.arange(len(row)), row] = 1.0
+    return batch
+
+
+class KerasGreedyDecoder:
+    """Greedy translation with a trained MODEL_DIR's Keras models.
+
+    >>> decoder = KerasGreedyDecoder.from_model_dir("runs/toy/model")  # doctest: +SKIP
+    >>> decoder.translate(["abcdef"])  # doctest: +SKIP
+    ['cba']
+    """
+
+    def __init__(self, spec: DatasetSpec, arch: str, reverse_source: bool, encoder: Any = None, decoder: Any = None, model: Any = None):
+        self.spec = spec
+        self.arch = arch
+        self.reverse_source = reverse_source
+        self.encoder, self.decoder, self.model = encoder, decoder, model
+        tf = import_tensorflow()
+        if arch == REPEAT_VECTOR:
+            self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        else:
+            self._encode = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
+            self._step = tf.function(lambda inputs: decoder(inputs, training=False), reduce_retracing=True)
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path) -> KerasGreedyDecoder:
+        """Loads spec, settings and models written by `s2s train`.
+
+        Raises:
+            S2SError: a file is missing.
+        """
+        from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
+
+        model_dir = Path(model_dir)
+        spec = DatasetSpec.load(model_dir)
+        settings_path = model_dir / CONFIG_FILE
+        if not settings_path.exists():
+            raise S2SError(f"{settings_path} does not exist: is {model_dir} the output of a finished s2s train?")
+        settings = read_json(settings_path)
+        import_tensorflow()
+        import keras
+
+        def load(name: str) -> Any:
+            path = model_dir / name
+            if not path.exists():
+                raise S2SError(f"{path} does not exist: is {model_dir} the output of a finished s2s train?")
+            return keras.models.load_model(path, compile=False)
+
+        if settings["arch"] == REPEAT_VECTOR:
+            return cls(spec, settings["arch"], settings["reverse_source"], model=load(MODEL_FILE))
+        return cls(spec, settings["arch"], settings["reverse_source"], encoder=load(ENCODER_FILE), decoder=load(DECODER_FILE))
+
+    def translate(self, sources: Sequence[str], *, batch_size: int = 256, max_output_length: int | None = None) -> list[str]:
+        """Greedy translations of already cleaned sources, in order.
+
+        Args:
+            batch_size: sentences decoded together.
+            max_output_length: most characters per translation; default the spec's longest target.
+        """
+        max_steps = (max_output_length if max_output_length is not None else self.spec.max_target_length) + 1
+        results: list[str] = []
+        for start in range(0, len(sources), batch_size):
+            batch = encode_sources(
+                sources[start : start + batch_size],
+                self.spec.source_vocabulary,
+                max_length=self.spec.max_source_length,
+                reverse=self.reverse_source,
+            )
+            ids = self._decode_repeat_vector(batch) if self.arch == REPEAT_VECTOR else self._decode_steps(batch, max_steps)
+            results += [self.spec.target_vocabulary.decode(row[: max_steps - 1]) for row in ids]
+        return results
+
+    def _decode_steps(self, batch: np.ndarray, max_steps: int) -> np.ndarray:
+        states = [state for state in self._encode(batch)]
+        target_size = len(self.spec.target_vocabulary)
+        token = np.zeros((len(batch), 1, target_size), dtype=np.float32)
+        token[:, 0, START_ID] = 1.0
+        emitted = np.full((len(batch), max_steps), END_ID, dtype=np.int64)
+        finished = np.zeros(len(batch), dtype=bool)
+        for step in range(max_steps):
+            probabilities, *states = self._step([token, *states])
+            next_ids = np.asarray(probabilities)[:, -1, :].argmax(axis=-1)
+            emitted[:, step] = np.where(finished, END_ID, next_ids)
+            finished |= next_ids == END_ID
+            if finished.all():
+                break
+            token = np.zeros_like(token)
+            token[np.arange(len(batch)), 0, next_ids] = 1.0
+        return emitted
+
+    def _decode_repeat_vector(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._predict(batch)).argmax(axis=-1)

@@ -1,0 +1,116 @@
+"""`s2s evaluate`: greedy-decode a split with the Keras models and score it, as JSON and Markdown.
+
+Every distinct source of the split is translated once and scored against all
+of its reference translations in that split. The report is written beside
+the model as `eval-<split>.json` and `eval-<split>.md`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.records import SOURCE_TEXT, TARGET_TEXT, read_examples
+from s2s.errors import S2SError
+from s2s.files import atomic_open, write_json
+from s2s.spec import SPLITS, DatasetSpec
+from training.decoding import KerasGreedyDecoder
+from training.metrics import score, score_by_length
+
+
+def load_references(data_dir: str | Path, split: str, spec: DatasetSpec, limit: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Distinct sources of a split in file order, each with all its reference translations."""
+    references: dict[str, list[str]] = {}
+    for example in read_examples(data_dir, split, spec).as_numpy_iterator():
+        references.setdefault(example[SOURCE_TEXT].decode("utf-8"), []).append(example[TARGET_TEXT].decode("utf-8"))
+    sources = list(references)[: limit or None]
+    return sources, [references[source] for source in sources]
+
+
+def evaluate(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    split: str = "test",
+    *,
+    batch_size: int = 256,
+    max_output_length: int | None = None,
+    limit: int = 0,
+    samples: int = 10,
+) -> dict[str, Any]:
+    """Translates `split` greedily and returns (and writes) the report.
+
+    Args:
+        limit: score only the first N distinct sources; 0 scores all.
+        samples: sample translations included in the report.
+
+    Raises:
+        S2SError: an unknown split, missing files, or data normalised with another scheme.
+    """
+    if split not in SPLITS:
+        raise S2SError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    model_dir, data_dir = Path(model_dir), Path(data_dir)
+    decoder = KerasGreedyDecoder.from_model_dir(model_dir)
+    data_spec = DatasetSpec.load(data_dir)
+    if data_spec.normalizer != decoder.spec.normalizer:
+        raise S2SError(
+            f"{data_dir} was cleaned with {data_spec.normalizer} but the model with {decoder.spec.normalizer}: re-prepare the data"
+        )
+    sources, references = load_references(data_dir, split, data_spec, limit)
+    if not sources:
+        raise S2SError(f"the {split} split of {data_dir} is empty")
+    started = time.perf_counter()
+    hypotheses = decoder.translate(sources, batch_size=batch_size, max_output_length=max_output_length)
+    seconds = time.perf_counter() - started
+    report = {
+        "model_dir": str(model_dir),
+        "data_dir": str(data_dir),
+        "split": split,
+        "decoding": "greedy (Keras)",
+        "sources": len(sources),
+        "references": sum(len(refs) for refs in references),
+        "seconds": round(seconds, 2),
+        "sentences_per_second": round(len(sources) / seconds, 1),
+        "overall": score(hypotheses, references),
+        "by_source_length": score_by_length(sources, hypotheses, references),
+        "samples": [
+            {"source": source, "translation": hypothesis, "references": refs}
+            for source, hypothesis, refs in list(zip(sources, hypotheses, references, strict=True))[:samples]
+        ],
+    }
+    write_json(model_dir / f"eval-{split}.json", report)
+    with atomic_open(model_dir / f"eval-{split}.md") as stream:
+        stream.write(markdown_report(report))
+    return report
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The report as Markdown: overall figures, figures by source length, sample translations."""
+    columns = ("sentences", "bleu", "chrf", "exact_match", "cer")
+    lines = [
+        f"# Evaluation: {report['split']} split",
+        "",
+        f"Model `{report['model_dir']}`, data `{report['data_dir']}`, {report['decoding']} decoding: "
+        f"{report['sources']} distinct sources, {report['references']} references, "
+        f"{report['seconds']} s ({report['sentences_per_second']} sentences/s).",
+        "",
+        "| source length | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        "| all | " + " | ".join(str(report["overall"][column]) for column in columns) + " |",
+    ]
+    for bucket, figures in report["by_source_length"].items():
+        lines.append(f"| {bucket} | " + " | ".join(str(figures[column]) for column in columns) + " |")
+    lines += [
+        "",
+        "BLEU and chrF: sacrebleu, against every reference of a source. exact_match: equal to any reference. "
+        "cer: character edits to the closest reference per reference character.",
+        "",
+        "## Samples",
+        "",
+        "| source | translation | references |",
+        "|---|---|---|",
+    ]
+    for sample in report["samples"]:
+        cells = [sample["source"], sample["translation"], " / ".join(sample["references"])]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,192 @@
+"""`s2s train`: fit the model on prepared TFRecords and write a model directory.
+
+MODEL_DIR after a finished run:
+
+| file | content |
+|---|---|
+| `model.keras` | the training model with the best validation loss |
+| `encoder.keras`, `decoder.keras` | inference encoder and one-step decoder built from its layers (encoder-decoder arch) |
+| `spec.json` | a copy of the dataset's spec: vocabularies, lengths, normalisation |
+| `train_config.json` | the resolved training settings |
+| `history.csv`, `training_curves.png` | per-epoch loss and accuracy, training and validation |
+| `logs/` | TensorBoard logs |
+| `checkpoints/` | last and best checkpoints and `state.json`, which `--resume` continues from |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.records import record_files
+from s2s.errors import S2SError
+from s2s.files import atomic_open, write_json
+from s2s.spec import SPEC_FILE, DatasetSpec
+from s2s.tensorflow_import import import_tensorflow
+from training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
+from training.config import ENCODER_DECODER, RESUMABLE_SETTINGS, TrainConfig
+from training.data import check_records_match_spec, training_batches
+from training.model import build_inference_models, build_training_model
+
+MODEL_FILE = "model.keras"
+ENCODER_FILE = "encoder.keras"
+DECODER_FILE = "decoder.keras"
+CONFIG_FILE = "train_config.json"
+CURVES_FILE = "training_curves.png"
+
+logger = logging.getLogger(__name__)
+
+
+def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
+    """Fits the model and writes MODEL_DIR; returns a summary (epochs, best validation loss, seconds).
+
+    Raises:
+        S2SError: the data directory is not a prepared dataset, MODEL_DIR holds an
+            unfinished run and `resume` is False, or the checkpoint does not match.
+    """
+    started = time.time()
+    config.validate()
+    data_dir, model_dir = Path(data_dir), Path(model_dir)
+    spec = DatasetSpec.load(data_dir)
+    for split in ("train", "validation"):
+        record_files(data_dir, split)
+        if not spec.split_sizes.get(split):
+            raise S2SError(f"the {split} split of {data_dir} is empty: prepare more data or raise its fraction")
+    check_records_match_spec(data_dir, spec)
+    fingerprint = data_fingerprint(data_dir)
+    state = _load_or_start(model_dir, config, fingerprint, resume)
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    if state.epochs_done:
+        model = keras.models.load_model(model_dir / CHECKPOINT_DIR / LAST)
+        logger.info("resuming after epoch %d of %d", state.epochs_done, config.epochs)
+    else:
+        model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
+        model.compile(
+            optimizer=_optimizer(keras, config),
+            loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight"),  # mean over real steps only
+            weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+    train_batches = training_batches(data_dir, "train", spec, config, training=True)
+    validation_batches = training_batches(data_dir, "validation", spec, config, training=False)
+    callbacks = [
+        make_checkpoint_callback(model_dir, state, config.early_stopping_patience, config.max_minutes),
+        keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
+    ]
+    if state.epochs_done < config.epochs:
+        model.fit(
+            train_batches,
+            validation_data=validation_batches,
+            epochs=config.epochs,
+            initial_epoch=state.epochs_done,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=2,
+        )
+    if not state.stop_reason:
+        state.stop_reason = f"ran all {config.epochs} epochs"
+    if not (model_dir / CHECKPOINT_DIR / BEST).exists():
+        raise S2SError("training never reached a finite validation loss: lower the learning rate or check the data")
+    best = keras.models.load_model(model_dir / CHECKPOINT_DIR / BEST)
+    _write_model_dir(best, model_dir, data_dir, config, state)
+    state.finished = True
+    state.save(model_dir / CHECKPOINT_DIR)
+    return {
+        "model_dir": str(model_dir),
+        "epochs": state.epochs_done,
+        "best_epoch": state.best_epoch + 1,
+        "best_val_loss": state.best_val_loss,
+        "best_val_accuracy": state.history[state.best_epoch].get("val_accuracy") if state.history else None,
+        "stop_reason": state.stop_reason,
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def data_fingerprint(data_dir: Path) -> str:
+    """SHA-256 of the dataset's spec.json and manifest.json: what a resumed run must be fed again."""
+    digest = hashlib.sha256()
+    for name in (SPEC_FILE, "manifest.json"):
+        path = data_dir / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _load_or_start(model_dir: Path, config: TrainConfig, fingerprint: str, resume: bool) -> TrainingState:
+    checkpoints = model_dir / CHECKPOINT_DIR
+    try:
+        state = TrainingState.load(checkpoints)
+    except (OSError, ValueError) as error:
+        raise S2SError(f"cannot read {checkpoints}/state.json ({error}); start again in a new output directory") from None
+    settings = dataclasses.asdict(config)
+    if resume:
+        if state is None or not (checkpoints / LAST).exists():
+            raise S2SError(f"nothing to resume in {model_dir}: no checkpoint there; run without --resume")
+        changed = sorted(key for key in settings if key not in RESUMABLE_SETTINGS and state.config.get(key) != settings[key])
+        if changed:
+            raise S2SError(
+                f"cannot resume: the checkpoint was trained with other settings ({', '.join(changed)}); "
+                "use the original settings or a new output directory"
+            )
+        if state.data_fingerprint != fingerprint:
+            raise S2SError("cannot resume: the data directory changed since the checkpoint (spec or manifest differ)")
+        state.config, state.finished, state.stop_reason = settings, False, ""
+        return state
+    if state is not None and state.epochs_done and not state.finished:
+        raise S2SError(f"{model_dir} holds an unfinished training run: pass --resume to continue it, or choose a new output directory")
+    if checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    return TrainingState({"config": settings, "data_fingerprint": fingerprint})
+
+
+def _optimizer(keras: Any, config: TrainConfig) -> Any:
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+    return keras.optimizers.RMSprop(learning_rate=config.learning_rate)
+
+
+def _write_model_dir(model: Any, model_dir: Path, data_dir: Path, config: TrainConfig, state: TrainingState) -> None:
+    save_keras_atomically(model, model_dir / MODEL_FILE)
+    if config.arch == ENCODER_DECODER:
+        encoder, decoder = build_inference_models(model, config.num_layers)
+        save_keras_atomically(encoder, model_dir / ENCODER_FILE)
+        save_keras_atomically(decoder, model_dir / DECODER_FILE)
+    with atomic_open(model_dir / SPEC_FILE) as stream:
+        stream.write((data_dir / SPEC_FILE).read_text(encoding="utf-8"))
+    write_json(
+        model_dir / CONFIG_FILE, {**dataclasses.asdict(config), "data_dir": str(data_dir), "data_fingerprint": state.data_fingerprint}
+    )
+    _plot_curves(state.history, model_dir / CURVES_FILE)
+
+
+def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and accuracy per epoch, training and validation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] + 1 for row in history]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = [row.get(prefix + metric) for row in history]
+            if any(value is not None for value in values):
+                axis.plot(epochs, values, style, marker="o", label=f"{'validation' if prefix else 'training'} {metric}")
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    with atomic_open(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=100)
+    plt.close(figure)
