@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from s2s.onehot import encode_sources
 from s2s.spec import DatasetSpec
-from training.decoding import KerasGreedyDecoder, encode_sources
+from training.decoding import KerasGreedyDecoder
 from training.evaluate import evaluate, load_references
 
 

@@ -41,6 +41,7 @@ class TrainConfig:
     shuffle_buffer: int = setting(10_000, "training pairs held for shuffling")
     max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all")
     seed: int = setting(0, "weights, shuffling and dropout seed")
+    deterministic: bool = setting(False, "make TensorFlow ops deterministic: repeatable runs, somewhat slower")
 
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range."""

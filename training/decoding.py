@@ -16,26 +16,11 @@ import numpy as np
 
 from s2s.errors import S2SError
 from s2s.files import read_json
+from s2s.onehot import encode_sources
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
-from s2s.vocab import END_ID, START_ID, Vocabulary
+from s2s.vocab import END_ID, START_ID
 from training.config import REPEAT_VECTOR
-
-
-def encode_sources(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
-    """Float32 one-hot `(batch, longest source, vocab)` of already cleaned sources, each cut to `max_length`.
-
-    Characters outside the vocabulary become `<unk>`. With `reverse`, each
-    source's characters are reversed before padding (Sutskever et al.).
-    """
-    ids = [vocabulary.encode(source[:max_length]) for source in sources]
-    if reverse:
-        ids = [row[::-1] for row in ids]
-    steps = max((len(row) for row in ids), default=0) or 1
-    batch = np.zeros((len(ids), steps, len(vocabulary)), dtype=np.float32)
-    for index, row in enumerate(ids):
-        batch[index, np.arange(len(row)), row] = 1.0
-    return batch
 
 
 class KerasGreedyDecoder:

@@ -61,10 +61,12 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     fingerprint = data_fingerprint(data_dir)
     state = _load_or_start(model_dir, config, fingerprint, resume)
 
-    import_tensorflow()
+    tf = import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     if state.epochs_done:
         model = keras.models.load_model(model_dir / CHECKPOINT_DIR / LAST)
         logger.info("resuming after epoch %d of %d", state.epochs_done, config.epochs)

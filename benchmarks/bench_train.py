@@ -1,0 +1,152 @@
+"""Training throughput: TFRecords through tf.data versus in-memory numpy arrays, and length bucketing.
+
+1. The same model fitted for the same epochs on the same pairs, once fed by
+   `training.data.training_batches` from the GZIP TFRecords and once from
+   numpy arrays held in memory (the source material's way). Prints
+   examples/s for both and their ratio (goal: records at least 0.9x numpy).
+2. Padded batches versus length-bucketed, trimmed batches: both trained
+   until the validation loss the padded run reaches after its last epoch;
+   prints the training time each needed (validation passes excluded) and
+   the speed-up.
+
+    python benchmarks/bench_train.py --data runs/demo/data [--pairs 8000] [--epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from s2s.spec import DatasetSpec
+from s2s.tensorflow_import import import_tensorflow
+from training.config import TrainConfig
+from training.data import training_batches
+from training.model import build_training_model
+
+
+def compiled_model(spec: DatasetSpec, config: TrainConfig):
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(config.learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight"),
+    )
+    return model
+
+
+class EpochTimer:
+    """Keras callback recording (training seconds so far, val_loss) at each epoch end; validation time is left out."""
+
+    def __init__(self) -> None:
+        import keras
+
+        outer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                outer.started = time.perf_counter()
+                outer.validating = 0.0
+                outer.points = []
+
+            def on_test_begin(self, logs=None):
+                outer.test_started = time.perf_counter()
+
+            def on_test_end(self, logs=None):
+                outer.validating += time.perf_counter() - outer.test_started
+
+            def on_epoch_end(self, epoch, logs=None):
+                outer.points.append((time.perf_counter() - outer.started - outer.validating, (logs or {}).get("val_loss")))
+
+        self.callback = Callback()
+
+
+def records_versus_numpy(data_dir: Path, spec: DatasetSpec, config: TrainConfig, epochs: int) -> None:
+    batches = training_batches(data_dir, "train", spec, config, training=True)
+    arrays = [[], [], [], []]
+    for (encoder_input, decoder_input), target, weight in batches:
+        for store, value in zip(arrays, (encoder_input, decoder_input, target, weight), strict=True):
+            store.append(value.numpy())
+    encoder_input, decoder_input, target, weight = (np.concatenate(parts) for parts in arrays)
+    pairs = len(target)
+    figures = {}
+    for name in ("numpy", "records"):
+        model = compiled_model(spec, config)
+        warm = (encoder_input[: config.batch_size], decoder_input[: config.batch_size])
+        model.train_on_batch(warm, target[: config.batch_size], sample_weight=weight[: config.batch_size])  # build and trace first
+        started = time.perf_counter()
+        if name == "numpy":
+            model.fit(
+                [encoder_input, decoder_input],
+                target,
+                sample_weight=weight,
+                batch_size=config.batch_size,
+                epochs=epochs,
+                shuffle=True,
+                verbose=0,
+            )
+        else:
+            model.fit(batches, epochs=epochs, verbose=0)
+        figures[name] = pairs * epochs / (time.perf_counter() - started)
+    print(f"\n1. Input pipeline: {pairs} pairs x {epochs} epochs, latent {config.latent_dim}, batch {config.batch_size}, padded batches")
+    print(f"{'input':<36} {'examples/s':>10}")
+    print(f"{'in-memory numpy arrays (reference)':<36} {figures['numpy']:>10.0f}")
+    print(f"{'TFRecords via tf.data (s2s train)':<36} {figures['records']:>10.0f}")
+    print(f"ratio records / numpy: {figures['records'] / figures['numpy']:.2f} (goal at least 0.90)")
+
+
+def bucketing_speedup(data_dir: Path, spec: DatasetSpec, config: TrainConfig, epochs: int) -> None:
+    runs = {}
+    for bucketed in (False, True):
+        run_config = dataclasses.replace(config, bucket_by_length=bucketed)
+        model = compiled_model(spec, run_config)
+        timer = EpochTimer()
+        extra = 3 if bucketed else 0  # the bucketed run may need a little more to reach the same loss
+        model.fit(
+            training_batches(data_dir, "train", spec, run_config, training=True),
+            validation_data=training_batches(data_dir, "validation", spec, run_config, training=False),
+            epochs=epochs + extra,
+            callbacks=[timer.callback],
+            verbose=0,
+        )
+        runs[bucketed] = timer.points
+    target = runs[False][-1][1]
+    reached = next(((seconds, loss) for seconds, loss in runs[True] if loss <= target), None)
+    print(f"\n2. Length bucketing: time to the validation loss padded batches reach after {epochs} epochs ({target:.4f})")
+    print(f"{'batches':<36} {'seconds':>8} {'val loss':>9} {'epochs':>7}")
+    print(f"{'padded to the longest (reference)':<36} {runs[False][-1][0]:>8.1f} {target:>9.4f} {len(runs[False]):>7}")
+    if reached is None:
+        best = min(loss for _, loss in runs[True])
+        print(f"{'bucketed by length, trimmed':<36} did not reach it in {len(runs[True])} epochs (best {best:.4f})")
+        return
+    epochs_needed = [point[0] for point in runs[True]].index(reached[0]) + 1
+    print(f"{'bucketed by length, trimmed':<36} {reached[0]:>8.1f} {reached[1]:>9.4f} {epochs_needed:>7}")
+    print(f"speed-up at equal validation loss: {runs[False][-1][0] / reached[0]:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="runs/demo/data", help="output of s2s prepare (make demo writes runs/demo/data)")
+    parser.add_argument("--pairs", type=int, default=8000, help="training pairs used")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--latent-dim", type=int, default=256)
+    args = parser.parse_args()
+    import_tensorflow()
+    data_dir = Path(args.data)
+    spec = DatasetSpec.load(data_dir)
+    config = TrainConfig(latent_dim=args.latent_dim, max_train_pairs=args.pairs, shuffle_buffer=args.pairs)
+    print(f"s2s train benchmark: {data_dir}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    records_versus_numpy(data_dir, spec, config, args.epochs)
+    bucketing_speedup(data_dir, spec, config, args.epochs)
+
+
+if __name__ == "__main__":
+    main()

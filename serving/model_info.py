@@ -1,0 +1,71 @@
+"""What a host needs to know about an exported model, read from the ONNX metadata alone.
+
+Vocabularies, special tokens, length limits, the normalisation scheme and
+whether sources are reversed all travel inside each `.onnx` file's
+`metadata_props`, so a host needs neither spec.json nor the training code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from s2s import onnx_contract as contract
+from s2s.errors import S2SError
+from s2s.text import TextNormalizer
+from s2s.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The metadata of one exported model, parsed."""
+
+    source_vocabulary: Vocabulary
+    target_vocabulary: Vocabulary
+    normalizer: TextNormalizer
+    max_source_length: int
+    max_target_length: int
+    reverse_source: bool
+    num_layers: int
+    latent_dim: int
+    model_id: str
+    training_data_sha256: str
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], where: str) -> ModelInfo:
+        """Parses `metadata_props` (as onnxruntime's `custom_metadata_map` gives them).
+
+        Raises:
+            S2SError: a key is missing or malformed: the file is not an s2s export.
+        """
+        try:
+            return cls(
+                source_vocabulary=Vocabulary.from_list(json.loads(metadata[contract.META_SOURCE_VOCABULARY])),
+                target_vocabulary=Vocabulary.from_list(json.loads(metadata[contract.META_TARGET_VOCABULARY])),
+                normalizer=TextNormalizer.from_dict(json.loads(metadata[contract.META_NORMALIZATION])),
+                max_source_length=int(metadata[contract.META_MAX_SOURCE_LENGTH]),
+                max_target_length=int(metadata[contract.META_MAX_TARGET_LENGTH]),
+                reverse_source=metadata[contract.META_REVERSE_SOURCE] == "true",
+                num_layers=int(metadata[contract.META_NUM_LAYERS]),
+                latent_dim=int(metadata[contract.META_LATENT_DIM]),
+                model_id=metadata[contract.META_MODEL_ID],
+                training_data_sha256=metadata.get(contract.META_TRAINING_DATA, ""),
+            )
+        except KeyError as error:
+            raise S2SError(f"{where} has no {error.args[0]} in its metadata: it is not an s2s export (re-run s2s export)") from None
+        except (ValueError, TypeError) as error:
+            raise S2SError(f"{where} has malformed s2s metadata ({error}): re-run s2s export") from None
+
+
+def metadata_props(info_values: dict[str, Any]) -> dict[str, str]:
+    """Encodes metadata values as the strings ONNX `metadata_props` hold (JSON for lists and dicts)."""
+    encoded = {}
+    for key, value in info_values.items():
+        if isinstance(value, (list, dict)):
+            encoded[key] = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, bool):
+            encoded[key] = "true" if value else "false"
+        else:
+            encoded[key] = str(value)
+    return encoded
