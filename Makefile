@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# onnxruntime-node for the JavaScript host test; --ignore-scripts skips its GPU-binary download (the CPU build is in the package)
+JS_STAMP := tests/js/node_modules/.installed
 
 export TF_CPP_MIN_LOG_LEVEL := 2
 export ORT_DISABLE_TELEMETRY := 1
@@ -21,14 +23,18 @@ demo: $(STAMP)
 	$(BIN)/s2s prepare --config configs/fra-eng.toml --input data/fra-eng/fra.txt.gz --output runs/demo/data
 	@echo "rejected lines and their reasons: runs/demo/data/rejects-*.jsonl; facts: runs/demo/data/manifest.json"
 
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint
+test: lint $(JS_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_prepare.py
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs .pytest_cache .ruff_cache tests/js/node_modules

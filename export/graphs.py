@@ -62,8 +62,9 @@ def build_translator(encoder: Any, decoder: Any, num_layers: int, max_target_len
     """translator.onnx: encoder_input (and optional max_output_length) -> token_ids (batch, steps).
 
     Each sentence's ids end with the end token and are end-token padded after
-    it; a sentence still running at the limit has no end token. The loop stops
-    as soon as every sentence of the batch has ended.
+    it; a sentence still running after `max_output_length` characters gets
+    the end token at the next step, so every row holds one. The loop stops as
+    soon as every sentence of the batch has ended.
     """
     import onnx
     from onnx import TensorProto, helper
@@ -88,8 +89,10 @@ def build_translator(encoder: Any, decoder: Any, num_layers: int, max_target_len
 
     body_nodes += _greedy_nodes("dec/" + contract.PROBABILITIES, "step_token", "step_next_input", prefix="step")
     body_nodes += [
-        helper.make_node("Where", ["finished_in", "end_id", "step_token"], ["emitted"], name="emit_end_after_finish"),
-        helper.make_node("Equal", ["step_token", "end_id"], ["just_ended"], name="just_ended"),
+        helper.make_node("Equal", ["iteration", "outer_max_output_length"], ["is_last_step"], name="is_last_step"),
+        helper.make_node("Where", ["is_last_step", "end_id", "step_token"], ["limited_token"], name="end_at_the_limit"),
+        helper.make_node("Where", ["finished_in", "end_id", "limited_token"], ["emitted"], name="emit_end_after_finish"),
+        helper.make_node("Equal", ["limited_token", "end_id"], ["just_ended"], name="just_ended"),
         helper.make_node("Or", ["finished_in", "just_ended"], ["finished_out"], name="finished_out"),
         helper.make_node("Cast", ["finished_out"], ["finished_int"], to=TensorProto.INT32, name="finished_int"),
         helper.make_node("ReduceMin", ["finished_int"], ["all_finished_int"], keepdims=0, name="all_finished"),
@@ -131,6 +134,7 @@ def build_translator(encoder: Any, decoder: Any, num_layers: int, max_target_len
         helper.make_node("Concat", ["batch_1d", "one_1d", "vocab_1d"], ["start_shape"], axis=0, name="start_shape"),
         helper.make_node("Expand", ["start_row", "start_shape"], ["start_input"], name="start_input"),
         helper.make_node("Expand", ["false_scalar", "batch_1d"], ["none_finished"], name="none_finished"),
+        helper.make_node("Identity", [contract.MAX_OUTPUT_LENGTH], ["outer_max_output_length"], name="outer_max_output_length"),
         helper.make_node("Add", [contract.MAX_OUTPUT_LENGTH, "one_scalar"], ["trip_count"], name="trip_count"),
         helper.make_node(
             "Loop",
@@ -189,6 +193,10 @@ def _last_dim(graph: Any, value_name: str) -> int:
 
 def to_float16(model: Any) -> Any:
     """A float16 copy for GPUs: weights and arithmetic in float16, float32 inputs and outputs kept."""
+    import warnings
+
     from onnxconverter_common import float16
 
-    return float16.convert_float_to_float16(model, keep_io_types=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "will be truncated": weights below float16's range, expected
+        return float16.convert_float_to_float16(model, keep_io_types=True)

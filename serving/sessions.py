@@ -29,6 +29,9 @@ def open_session(path: str | Path, providers: list[Any] | None = None, options: 
     path = Path(path)
     if not path.exists():
         raise S2SError(f"{path} does not exist: is {path.parent} the output of s2s export?")
+    if options is None:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: translator.onnx's overridable default input is intended, not a warning
     try:
         return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers or CPU)
     except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf types

@@ -1,0 +1,316 @@
+"""`s2s export`: a trained MODEL_DIR to self-describing, verified ONNX files.
+
+The files are built, written to a staging folder, loaded back with
+onnxruntime as a host would and verified against the Keras models (see
+`export.verify`). Only an export that passes is moved into ONNX_DIR, one
+file at a time by rename, with its model card and `verification.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import s2s
+from export import graphs, verify
+from export.convert import OPSET, convert_decoder, convert_encoder
+from s2s import onnx_contract as contract
+from s2s.errors import S2SError
+from s2s.files import atomic_open, read_json, write_json
+from s2s.onehot import encode_sources
+from s2s.spec import DatasetSpec
+from s2s.tensorflow_import import import_tensorflow
+from serving.model_info import metadata_props
+from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
+from training.config import ENCODER_DECODER
+from training.decoding import KerasGreedyDecoder
+from training.evaluate import load_references
+from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
+
+VERIFICATION_FILE = "verification.json"
+
+INPUT_DOCS = {
+    contract.ENCODER_INPUT: "float32 (batch, time, source_vocab): one-hot source characters, padding rows all zero at the end",
+    contract.DECODER_INPUT: "float32 (batch, 1, target_vocab): one-hot previous token; the start token first",
+    contract.MAX_OUTPUT_LENGTH: "int64 scalar, optional: most characters to emit (default max_target_length)",
+}
+OUTPUT_DOCS = {
+    contract.PROBABILITIES: "float32 (batch, 1, target_vocab): softmax over the next target token",
+    contract.NEXT_TOKEN: "int64 (batch): argmax of probabilities",
+    contract.NEXT_INPUT: "float32 (batch, 1, target_vocab): one-hot of next_token, to feed back as decoder_input",
+    contract.TOKEN_IDS: "int64 (batch, steps): greedy target ids, end-token padded after each sentence's end",
+}
+
+
+def export_model(
+    model_dir: str | Path, output_dir: str | Path, *, data_dir: str | Path | None = None, verify_sources: int = 1000, float16: bool = True
+) -> dict[str, Any]:
+    """Exports, verifies and publishes; returns the verification report.
+
+    Args:
+        data_dir: prepared data whose validation split drives verification; default the training data.
+        verify_sources: validation sources translated by both Keras and ONNX.
+        float16: also write float16 variants for GPUs.
+
+    Raises:
+        S2SError: missing or mismatched model files, an unwritable output, or a failed verification.
+    """
+    started = time.time()
+    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    settings, spec, models = _load_model_dir(model_dir)
+    model, keras_encoder, keras_decoder = models
+    num_layers, latent_dim = settings["num_layers"], settings["latent_dim"]
+    sources = _verification_sources(Path(data_dir or settings.get("data_dir", "")), spec, verify_sources)
+    batches = [
+        encode_sources(
+            sources[start : start + 256], spec.source_vocabulary, max_length=spec.max_source_length, reverse=settings["reverse_source"]
+        )
+        for start in range(0, len(sources), 256)
+    ]
+    probe = batches[0][:64]
+
+    encoder = convert_encoder(model, keras_encoder, num_layers, probe)
+    probe_states = [np.asarray(state) for state in keras_encoder(probe, training=False)]
+    decoder = convert_decoder(keras_decoder, num_layers, latent_dim, probe_states)
+    files = {
+        contract.ENCODER_FILE: (encoder, "encoder", "float32"),
+        contract.DECODER_FILE: (decoder, "decoder", "float32"),
+        contract.DECODER_GREEDY_FILE: (graphs.add_greedy_head(decoder), "decoder_greedy", "float32"),
+        contract.TRANSLATOR_FILE: (graphs.build_translator(encoder, decoder, num_layers, spec.max_target_length), "translator", "float32"),
+    }
+    if float16:
+        decoder16 = graphs.to_float16(decoder)
+        files[contract.ENCODER_FP16_FILE] = (graphs.to_float16(encoder), "encoder", "float16")
+        files[contract.DECODER_FP16_FILE] = (decoder16, "decoder", "float16")
+        files[contract.DECODER_GREEDY_FP16_FILE] = (graphs.add_greedy_head(decoder16), "decoder_greedy", "float16")
+
+    shared = _shared_metadata(spec, settings, model)
+    _ensure_writable(output_dir)
+    staging = output_dir / f".staging-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        for name, (onnx_model, role, precision) in files.items():
+            _attach_metadata(onnx_model, {**shared, contract.META_ROLE: role, contract.META_PRECISION: precision})
+            with atomic_open(staging / name, "wb") as stream:
+                stream.write(onnx_model.SerializeToString())
+        report = _verify(staging, keras_encoder, keras_decoder, model_dir, batches, sources, float16)
+        report.update(
+            {
+                "model_id": shared[contract.META_MODEL_ID],
+                "opset": OPSET,
+                "seconds": round(time.time() - started, 1),
+                "files": {name: (staging / name).stat().st_size for name in files},
+            }
+        )
+        write_json(staging / VERIFICATION_FILE, report)
+        with atomic_open(staging / contract.MODEL_CARD_FILE) as stream:
+            stream.write(model_card(report, spec, settings, model_dir))
+        for path in staging.iterdir():
+            os.replace(path, output_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _load_model_dir(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec, tuple[Any, Any, Any]]:
+    settings_path = model_dir / CONFIG_FILE
+    if not settings_path.exists():
+        raise S2SError(f"{settings_path} does not exist: is {model_dir} the output of a finished s2s train?")
+    settings = read_json(settings_path)
+    if settings.get("arch") != ENCODER_DECODER:
+        raise S2SError(f"s2s export handles arch {ENCODER_DECODER}; {model_dir} is {settings.get('arch')}")
+    spec = DatasetSpec.load(model_dir)
+    import_tensorflow()
+    import keras
+
+    models = []
+    for name in (MODEL_FILE, ENCODER_FILE, DECODER_FILE):
+        path = model_dir / name
+        if not path.exists():
+            raise S2SError(f"{path} does not exist: is {model_dir} the output of a finished s2s train?")
+        try:
+            models.append(keras.models.load_model(path, compile=False))
+        except Exception as error:  # Keras raises ValueError, OSError or zip errors for damaged files
+            raise S2SError(f"cannot load {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    source_size, target_size = models[1].inputs[0].shape[-1], models[2].inputs[0].shape[-1]
+    if (source_size, target_size) != (len(spec.source_vocabulary), len(spec.target_vocabulary)):
+        raise S2SError(
+            f"{model_dir}/spec.json does not match the model: vocabularies of {len(spec.source_vocabulary)} and "
+            f"{len(spec.target_vocabulary)} tokens, model inputs of {source_size} and {target_size}"
+        )
+    return settings, spec, tuple(models)
+
+
+def _verification_sources(data_dir: Path, spec: DatasetSpec, count: int) -> list[str]:
+    """Validation sources of the training data; random strings of the vocabulary if that data is gone."""
+    if (data_dir / "spec.json").exists():
+        try:
+            sources, _ = load_references(data_dir, "validation", DatasetSpec.load(data_dir), count)
+            if sources:
+                return sources
+        except S2SError:
+            pass
+    rng = random.Random(0)
+    characters = spec.source_vocabulary.characters
+    return ["".join(rng.choice(characters) for _ in range(rng.randint(1, spec.max_source_length))) for _ in range(count)]
+
+
+def model_id(model: Any) -> str:
+    """SHA-256 of every trained weight, in layer order: the same model gives the same id."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight), dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def _shared_metadata(spec: DatasetSpec, settings: dict[str, Any], model: Any) -> dict[str, Any]:
+    spec_values = spec.to_dict()
+    return {
+        contract.META_FORMAT: contract.FORMAT_VERSION,
+        contract.META_S2S_VERSION: s2s.__version__,
+        contract.META_MODEL_ID: model_id(model),
+        contract.META_TRAINING_DATA: settings.get("data_fingerprint", ""),
+        contract.META_SOURCE_VOCABULARY: spec_values["source_vocabulary"],
+        contract.META_TARGET_VOCABULARY: spec_values["target_vocabulary"],
+        contract.META_SPECIAL_TOKENS: spec_values["special_tokens"],
+        contract.META_MAX_SOURCE_LENGTH: spec.max_source_length,
+        contract.META_MAX_TARGET_LENGTH: spec.max_target_length,
+        contract.META_NORMALIZATION: spec_values["normalization"],
+        contract.META_REVERSE_SOURCE: bool(settings["reverse_source"]),
+        contract.META_NUM_LAYERS: settings["num_layers"],
+        contract.META_LATENT_DIM: settings["latent_dim"],
+    }
+
+
+def _attach_metadata(onnx_model: Any, values: dict[str, Any]) -> None:
+    graph = onnx_model.graph
+    names = {value.name for value in graph.input} | {value.name for value in graph.output}
+    values = {
+        **values,
+        contract.META_INPUTS: {name: _describe(name) for name in (value.name for value in graph.input) if name in names},
+        contract.META_OUTPUTS: {name: _describe(name) for name in (value.name for value in graph.output)},
+    }
+    del onnx_model.metadata_props[:]
+    for key, value in metadata_props(values).items():
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx_model.producer_name, onnx_model.producer_version = "s2s", s2s.__version__
+
+
+def _describe(name: str) -> str:
+    if name in INPUT_DOCS:
+        return INPUT_DOCS[name]
+    if name in OUTPUT_DOCS:
+        return OUTPUT_DOCS[name]
+    kind = "hidden" if "h_" in name else "cell"
+    layer = name.rsplit("_", 1)[-1]
+    return f"float32 (batch, latent): LSTM layer {layer} {kind} state" + (" after this step" if name.startswith("next_") else "")
+
+
+def _ensure_writable(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".write-probe-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise S2SError(f"cannot write to output directory {output_dir}: {error.strerror or error}") from None
+
+
+def _verify(
+    staging: Path, keras_encoder: Any, keras_decoder: Any, model_dir: Path, batches: list[np.ndarray], sources: list[str], float16: bool
+) -> dict[str, Any]:
+    verify.check_files(sorted(staging.glob("*.onnx")))
+    encoder_session = open_session(staging / contract.ENCODER_FILE)
+    info = model_info(encoder_session, staging / contract.ENCODER_FILE)
+    encoder = EncoderSession(encoder_session, info.num_layers)
+    decoder = DecoderSession(open_session(staging / contract.DECODER_FILE), info.num_layers)
+    parity = verify.numeric_parity(keras_encoder, keras_decoder, encoder, decoder, batches, len(info.target_vocabulary))
+    reference = KerasGreedyDecoder.from_model_dir(model_dir).translate(sources)
+    step_loop = verify.agreement(reference, verify.onnx_greedy_strings(encoder, decoder, sources, info), sources)
+    translator = verify.agreement(
+        reference, verify.translator_strings(open_session(staging / contract.TRANSLATOR_FILE), sources, info), sources
+    )
+    report = {
+        "checker": "passed",
+        "parity_max_abs_difference": parity,
+        "greedy_step_loop": step_loop,
+        "greedy_translator": translator,
+        "verification_sources": len(sources),
+    }
+    report["float16"] = verify.float16_difference(staging, info, batches[:2], sources[:256], reference[:256]) if float16 else None
+    worst = max(parity.values())
+    if worst > verify.PARITY_TOLERANCE:
+        raise S2SError(f"export verification failed: ONNX differs from Keras by {worst:.2e} (limit {verify.PARITY_TOLERANCE:g})")
+    for name, result in (("step-by-step ONNX loop", step_loop), ("translator.onnx", translator)):
+        if result["agreement"] < verify.REQUIRED_AGREEMENT:
+            raise S2SError(
+                f"export verification failed: the {name} matches Keras greedy strings on {result['agreement']:.2%} of "
+                f"{result['compared']} sources (at least {verify.REQUIRED_AGREEMENT:.1%} required)"
+            )
+    return report
+
+
+def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, Any], model_dir: Path) -> str:
+    """MODEL_CARD.md: what the model is, how it was trained and evaluated, and how its export was verified."""
+    evaluation = read_json(model_dir / "eval-test.json") if (model_dir / "eval-test.json").exists() else None
+    parity = report["parity_max_abs_difference"]
+    lines = [
+        "# s2s model card",
+        "",
+        f"- model id (SHA-256 of the weights): `{report['model_id']}`",
+        f"- training data fingerprint: `{settings.get('data_fingerprint', '')}`",
+        f"- architecture: character-level LSTM encoder-decoder, {settings['num_layers']} layer(s) of {settings['latent_dim']} units, "
+        f"source reversed: {str(settings['reverse_source']).lower()}",
+        f"- vocabularies: {len(spec.source_vocabulary)} source and {len(spec.target_vocabulary)} target tokens; "
+        f"max lengths {spec.max_source_length} and {spec.max_target_length} characters",
+        f"- normalisation: {spec.normalizer.name} v{spec.normalizer.version} (fold_quotes {str(spec.normalizer.fold_quotes).lower()})",
+        f"- training: optimizer {settings['optimizer']}, learning rate {settings['learning_rate']}, batch {settings['batch_size']}, "
+        f"at most {settings['epochs']} epochs, early stopping patience {settings['early_stopping_patience']}",
+        f"- ONNX opset {report['opset']}; exported by s2s {s2s.__version__}",
+        "",
+        "## Evaluation (test split, Keras greedy decoding)",
+        "",
+    ]
+    if evaluation:
+        overall = evaluation["overall"]
+        lines += [
+            "| sources | BLEU | chrF | exact match | CER |",
+            "|---|---|---|---|---|",
+            f"| {overall['sentences']} | {overall['bleu']} | {overall['chrf']} | {overall['exact_match']} | {overall['cer']} |",
+        ]
+    else:
+        lines.append("Not evaluated: run `s2s evaluate` before exporting to include the figures.")
+    step, whole = report["greedy_step_loop"], report["greedy_translator"]
+    lines += [
+        "",
+        "## Export verification",
+        "",
+        f"On {report['verification_sources']} validation sources, Keras against onnxruntime (CPU):",
+        "",
+        f"- max abs difference: encoder states {parity['encoder_states']:.2e}, decoder probabilities "
+        f"{parity['decoder_probabilities']:.2e}, decoder states {parity['decoder_states']:.2e} (limit {verify.PARITY_TOLERANCE:g})",
+        f"- greedy strings identical to the Keras reference: step-by-step loop {step['identical']}/{step['compared']}, "
+        f"translator.onnx {whole['identical']}/{whole['compared']}",
+    ]
+    fp16 = report.get("float16")
+    if fp16 is None:
+        lines.append("- float16 variants: not exported")
+    elif fp16["measured"]:
+        lines.append(
+            f"- float16 against float32: max abs probability difference {fp16['max_abs_probability_difference']:.2e}, "
+            f"greedy strings identical {fp16['greedy_strings']['identical']}/{fp16['greedy_strings']['compared']}"
+        )
+    else:
+        lines.append(f"- float16 against float32: not measured on this machine ({fp16['reason']})")
+    lines += ["", "## Files", "", "| file | bytes |", "|---|---|"]
+    lines += [f"| `{name}` | {size:,} |" for name, size in sorted(report["files"].items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,170 @@
+"""s2s export on the real toy model: self-describing files, native LSTM ops, verified against Keras, hermetic."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from export.export import export_model
+from s2s import onnx_contract as contract
+from s2s.spec import DatasetSpec
+from training.decoding import KerasGreedyDecoder
+from training.evaluate import evaluate, load_references
+
+REPO = Path(__file__).resolve().parents[1]
+ALL_FILES = [
+    contract.ENCODER_FILE,
+    contract.DECODER_FILE,
+    contract.DECODER_GREEDY_FILE,
+    contract.TRANSLATOR_FILE,
+    contract.ENCODER_FP16_FILE,
+    contract.DECODER_FP16_FILE,
+    contract.DECODER_GREEDY_FP16_FILE,
+]
+
+
+@pytest.fixture(scope="module")
+def exported(toy_model, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("onnx")
+    evaluate(toy_model.model_dir, toy_model.data_dir, "test")  # as in the chain: the model card carries these figures
+    return output, export_model(toy_model.model_dir, output, verify_sources=1000)
+
+
+def test_export_writes_every_file_with_its_metadata(exported, toy_model) -> None:
+    output, report = exported
+    assert {path.name for path in output.iterdir()} == {*ALL_FILES, contract.MODEL_CARD_FILE, "verification.json"}
+    spec = DatasetSpec.load(toy_model.model_dir)
+    ids = set()
+    for name in ALL_FILES:
+        model = onnx.load(output / name)
+        metadata = {entry.key: entry.value for entry in model.metadata_props}
+        assert json.loads(metadata[contract.META_SOURCE_VOCABULARY]) == spec.source_vocabulary.to_list()
+        assert json.loads(metadata[contract.META_TARGET_VOCABULARY]) == spec.target_vocabulary.to_list()
+        assert json.loads(metadata[contract.META_NORMALIZATION]) == spec.normalizer.to_dict()
+        assert json.loads(metadata[contract.META_SPECIAL_TOKENS])["end"] == {"token": "\n", "id": 2}
+        assert metadata[contract.META_MAX_TARGET_LENGTH] == str(spec.max_target_length)
+        assert metadata[contract.META_PRECISION] == ("float16" if "fp16" in name else "float32")
+        assert set(json.loads(metadata[contract.META_OUTPUTS])) == {value.name for value in model.graph.output}
+        ids.add(metadata[contract.META_MODEL_ID])
+        assert model.opset_import[0].version == 17
+    assert ids == {report["model_id"]}
+
+
+def test_models_use_the_native_lstm_op_with_sequence_lengths(exported) -> None:
+    output, _ = exported
+    encoder = onnx.load(output / contract.ENCODER_FILE)
+    lstm_nodes = [node for node in encoder.graph.node if node.op_type == "LSTM"]
+    assert len(lstm_nodes) == 1 and lstm_nodes[0].input[4]  # sequence_lens is fed
+    assert not any(node.op_type in ("Loop", "Scan") for node in encoder.graph.node)
+    decoder = onnx.load(output / contract.DECODER_FILE)
+    assert [node.op_type for node in decoder.graph.node].count("LSTM") == 1
+    assert [value.name for value in decoder.graph.input] == [contract.DECODER_INPUT, "h_0", "c_0"]
+    assert [value.name for value in decoder.graph.output] == [contract.PROBABILITIES, "next_h_0", "next_c_0"]
+    translator = onnx.load(output / contract.TRANSLATOR_FILE)
+    assert [node.op_type for node in translator.graph.node].count("Loop") == 1
+
+
+def test_verification_report_meets_the_bar(exported) -> None:
+    output, report = exported
+    assert max(report["parity_max_abs_difference"].values()) <= 1e-4
+    assert report["greedy_step_loop"]["compared"] >= 1000 and report["greedy_step_loop"]["agreement"] == 1.0
+    assert report["greedy_translator"]["agreement"] == 1.0
+    assert report["float16"]["measured"] and report["float16"]["max_abs_probability_difference"] < 1e-2
+    card = (output / contract.MODEL_CARD_FILE).read_text()
+    assert report["model_id"] in card and "exact match" in card and "translator.onnx 1000/1000" in card
+
+
+def test_padding_invariance_survives_the_export(exported) -> None:
+    import onnxruntime
+
+    output, _ = exported
+    session = onnxruntime.InferenceSession(str(output / contract.ENCODER_FILE), providers=["CPUExecutionProvider"])
+    info_vocab = json.loads(
+        {e.key: e.value for e in onnx.load(output / contract.ENCODER_FILE).metadata_props}[contract.META_SOURCE_VOCABULARY]
+    )
+    depth = len(info_vocab)
+    alone = np.zeros((1, 6, depth), np.float32)
+    alone[0, np.arange(6), [4, 5, 6, 7, 8, 9]] = 1
+    padded = np.zeros((2, 40, depth), np.float32)
+    padded[0, :6] = alone[0]
+    padded[1, np.arange(40), 10] = 1
+    for single, batch in zip(session.run(None, {"encoder_input": alone}), session.run(None, {"encoder_input": padded}), strict=True):
+        np.testing.assert_allclose(single[0], batch[0], atol=1e-5)
+
+
+def test_onnx_files_translate_alone_without_tensorflow(exported, tmp_path: Path) -> None:
+    """Copy the export away from the training files and translate in a process that may not load TensorFlow or Beam."""
+    output, _ = exported
+    moved = tmp_path / "moved"
+    shutil.copytree(output, moved)
+    script = f"""
+import sys
+from serving.sessions import open_session, model_info, EncoderSession, DecoderSession
+from serving.greedy import greedy_ids
+from s2s.onehot import encode_sources
+directory = {str(moved)!r}
+session = open_session(directory + "/encoder.onnx")
+info = model_info(session, "encoder.onnx")
+encoder, decoder = EncoderSession(session, info.num_layers), DecoderSession(open_session(directory + "/decoder.onnx"), info.num_layers)
+batch = encode_sources(["abcdef", "0N9x1y"], info.source_vocabulary, max_length=info.max_source_length, reverse=info.reverse_source)
+ids = greedy_ids(encoder, decoder, batch, len(info.target_vocabulary), info.max_target_length + 1)
+print([info.target_vocabulary.decode(row) for row in ids])
+heavy = sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx") if name in sys.modules)
+print(heavy)
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['cba', '9N0']", "[]"]
+
+
+def test_javascript_host_gets_the_same_strings(exported, toy_model, tmp_path: Path) -> None:
+    """onnxruntime-node, with the vocabulary read from the model metadata, against Keras' reference strings."""
+    node_modules = REPO / "tests" / "js" / "node_modules" / "onnxruntime-node"
+    assert node_modules.exists(), "run `make test` (it installs onnxruntime-node into tests/js) or npm install there"
+    output, _ = exported
+    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 300)
+    sources = [*sources, "a\u00a0b c", "\u2019??"]  # normalised by the host; unknown characters become <unk>
+    source_file = tmp_path / "sources.txt"
+    source_file.write_text("\n".join(sources) + "\n")
+    result = subprocess.run(["node", str(REPO / "tests/js/translate.mjs"), str(output), str(source_file)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    strings = json.loads(result.stdout)
+    spec = DatasetSpec.load(toy_model.model_dir)
+    reference = KerasGreedyDecoder.from_model_dir(toy_model.model_dir).translate([spec.normalizer(source) for source in sources])
+    assert strings["step"] == reference
+    assert strings["translator"] == reference
+
+
+@pytest.mark.parametrize("damage", ["missing", "mismatch", "unwritable"])
+def test_bad_input_is_a_one_line_error(toy_model, tmp_path: Path, damage: str) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(toy_model.model_dir, model_dir, ignore=shutil.ignore_patterns("logs", "checkpoints"))
+    output = tmp_path / "onnx"
+    expected = {
+        "missing": "decoder.keras does not exist",
+        "mismatch": "spec.json does not match the model",
+        "unwritable": "cannot write to output directory",
+    }[damage]
+    if damage == "missing":
+        (model_dir / "decoder.keras").unlink()
+    elif damage == "mismatch":
+        spec = json.loads((model_dir / "spec.json").read_text())
+        spec["target_vocabulary"].append("\u263a")
+        (model_dir / "spec.json").write_text(json.dumps(spec))
+    else:
+        (tmp_path / "file").write_text("")
+        output = tmp_path / "file" / "onnx"
+    result = subprocess.run(
+        [sys.executable, "-m", "s2s.cli", "export", "--model", str(model_dir), "--output", str(output), "--verify-sources", "50"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
