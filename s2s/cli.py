@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_evaluate(commands)
     _add_export(commands)
+    _add_translate(commands)
+    _add_translate_beam(commands)
     _add_synth(commands)
     return parser
 
@@ -227,6 +229,108 @@ def _run_export(args: argparse.Namespace, _: list[str]) -> int:
     )
     for name, size in sorted(report["files"].items()):
         print(f"  {name}  {size:,} bytes")
+    return 0
+
+
+def _add_translate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "translate",
+        help="translate a corpus with an exported model in onnxruntime (GPU when available)",
+        description="Translate every line of the input with an exported model. Output line i is the translation of input line i; "
+        "empty lines stay empty. The output file appears only when complete, and a killed run started again with the same "
+        "arguments resumes where it stopped. A run summary (JSON) goes beside the output. Needs only numpy and onnxruntime.",
+    )
+    parser.add_argument("--model", metavar="ONNX_DIR", help="output directory of s2s export")
+    parser.add_argument("--input", "-i", required=True, metavar="PATH", help="a file, a glob (files in sorted order) or - for stdin")
+    parser.add_argument("--output", "-o", required=True, metavar="PATH", help="a file, or - for stdout")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="auto: CUDA if usable, else the CPU with a warning; cuda: an error without a GPU (default auto)",
+    )
+    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences decoded together (default 256)")
+    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
+    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
+    parser.add_argument(
+        "--length-penalty", type=float, default=1.0, metavar="A", help="beam score = log-probability / length^A (default 1)"
+    )
+    parser.add_argument("--format", choices=("text", "tsv"), default="text", help="text: the line is the source; tsv: one column is")
+    parser.add_argument("--column", type=int, default=0, metavar="N", help="with --format tsv, the source column, from 0 (default 0)")
+    parser.add_argument("--summary", metavar="PATH", help="run summary JSON (default OUTPUT.summary.json)")
+    parser.set_defaults(handler=_run_translate)
+
+
+def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
+    from serving.files import translate_file
+    from serving.progress import Progress
+    from serving.translator import Translator
+
+    if not args.model:
+        raise S2SError("pass --model ONNX_DIR (the output of s2s export)")
+    if args.batch_size < 1 or args.beam_size < 1:
+        raise S2SError("--batch-size and --beam-size must be at least 1")
+    translator = Translator(args.model, device=args.device)
+    progress = Progress()
+    stats = translate_file(
+        translator,
+        args.input,
+        args.output,
+        batch_size=args.batch_size,
+        max_output_length=args.max_output_length,
+        beam_size=args.beam_size,
+        length_penalty=args.length_penalty,
+        input_format=args.format,
+        column=args.column,
+        summary_path=args.summary,
+        progress=progress,
+    )
+    progress.close()
+    summary = stats.to_dict()
+    print(
+        f"translated {summary['lines']} lines on {summary['device']} in {summary['seconds']:.1f} s "
+        f"({summary['sentences_per_second']} sentences/s); unknown characters {summary['unknown_characters']}, "
+        f"truncated lines {summary['truncated_lines']}, invalid UTF-8 lines {summary['invalid_utf8_lines']}",
+        file=sys.stderr if args.output == "-" else sys.stdout,
+    )
+    return 0
+
+
+def _add_translate_beam(commands: Any) -> None:
+    parser = commands.add_parser(
+        "translate-beam",
+        help="bulk translation as an Apache Beam pipeline (RunInference), for Dataflow, Flink or Spark",
+        description="Translate text files with an exported model in an Apache Beam pipeline: RunInference with a model handler that "
+        "wraps the s2s Translator. Writes sharded PREFIX-SSSSS-of-NNNNN.tsv files of path<TAB>line_number<TAB>translation, one row "
+        "per input line. Any other --option is a Beam pipeline option (e.g. --runner=DataflowRunner ...); without --runner it "
+        "runs locally with one worker process per core.",
+    )
+    parser.add_argument("--model", required=True, metavar="ONNX_DIR", help="output directory of s2s export")
+    parser.add_argument(
+        "--input", "-i", nargs="+", action="extend", required=True, metavar="PATH", help="text files or globs, plain or .gz"
+    )
+    parser.add_argument("--output", "-o", required=True, metavar="PREFIX", help="output path prefix (local or gs://, s3://, ...)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where each worker translates (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences per RunInference batch (default 256)")
+    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
+    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
+    parser.set_defaults(handler=_run_translate_beam, accepts_pipeline_options=True)
+
+
+def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> int:
+    from pipelines.translate_beam import translate_beam
+
+    translate_beam(
+        args.model,
+        args.input,
+        args.output,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_output_length=args.max_output_length,
+        beam_size=args.beam_size,
+        pipeline_args=pipeline_args,
+    )
+    print(f"wrote {args.output}-*.tsv")
     return 0
 
 

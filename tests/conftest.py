@@ -19,3 +19,14 @@ def toy_model(tmp_path_factory: pytest.TempPathFactory):
     from tests.toy import build_toy_model
 
     return build_toy_model(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def toy_onnx(toy_model, tmp_path_factory: pytest.TempPathFactory):
+    """The toy model evaluated (so its model card has figures) and exported to ONNX, once per session: (dir, report)."""
+    from export.export import export_model
+    from training.evaluate import evaluate
+
+    evaluate(toy_model.model_dir, toy_model.data_dir, "test")
+    output = tmp_path_factory.mktemp("onnx")
+    return output, export_model(toy_model.model_dir, output, verify_sources=1000)

@@ -10,11 +10,10 @@ import numpy as np
 import onnx
 import pytest
 
-from export.export import export_model
 from s2s import onnx_contract as contract
 from s2s.spec import DatasetSpec
 from training.decoding import KerasGreedyDecoder
-from training.evaluate import evaluate, load_references
+from training.evaluate import load_references
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_FILES = [
@@ -28,11 +27,9 @@ ALL_FILES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def exported(toy_model, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    output = tmp_path_factory.mktemp("onnx")
-    evaluate(toy_model.model_dir, toy_model.data_dir, "test")  # as in the chain: the model card carries these figures
-    return output, export_model(toy_model.model_dir, output, verify_sources=1000)
+@pytest.fixture
+def exported(toy_onnx) -> tuple[Path, dict]:
+    return toy_onnx
 
 
 def test_export_writes_every_file_with_its_metadata(exported, toy_model) -> None:

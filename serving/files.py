@@ -1,0 +1,237 @@
+"""`translate_file`: stream a corpus of any size through a Translator, resumably.
+
+- Streaming: lines are read in windows of `window` lines (default 16 batches);
+  memory holds one window, whatever the corpus size.
+- Order: output line i is the translation of input line i. Inside a window
+  sources are sorted by length for batching, then put back in order.
+- Every line is accounted for: an empty line gives an empty line; invalid
+  UTF-8 is decoded with replacement characters and counted; a TSV line
+  without the asked column translates as empty and is counted.
+- Resumable: output goes to `OUTPUT.partial`, and after every window a
+  checkpoint `OUTPUT.partial.json` records the lines and bytes done. A run
+  killed at any moment and started again with the same arguments truncates
+  the partial file to the last checkpoint and carries on; windows fall on
+  the same lines, so the result is byte-identical to an uninterrupted run.
+  `OUTPUT` appears, by rename, only when complete.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from s2s.errors import S2SError
+from s2s.files import atomic_open
+from serving.translator import TranslationStats, Translator
+
+STDIO = "-"
+FORMATS = ("text", "tsv")
+
+
+def input_files(pattern: str) -> list[str]:
+    """The files a path or glob names, sorted; "-" is standard input.
+
+    Raises:
+        S2SError: nothing matches, or a match is not a readable file.
+    """
+    if pattern == STDIO:
+        return [STDIO]
+    paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if not paths:
+        raise S2SError(f"input {pattern} matches no file")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise S2SError(f"input {path} does not exist or is not a file")
+        if not os.access(path, os.R_OK):
+            raise S2SError(f"input {path} is not readable")
+    return paths
+
+
+def _raw_lines(paths: list[str]) -> Iterator[bytes]:
+    for path in paths:
+        stream: IO[bytes] = sys.stdin.buffer if path == STDIO else open(path, "rb")  # noqa: SIM115 - closed below
+        try:
+            for line in stream:
+                yield line.rstrip(b"\n").rstrip(b"\r")
+        finally:
+            if path != STDIO:
+                stream.close()
+
+
+def _source_of(raw: bytes, input_format: str, column: int, stats: TranslationStats) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        stats.invalid_utf8_lines += 1
+    if input_format == "tsv":
+        columns = text.split("\t")
+        if column >= len(columns):
+            stats.extra["missing_column_lines"] = stats.extra.get("missing_column_lines", 0) + 1
+            return ""
+        return columns[column]
+    return text
+
+
+def _fingerprint(paths: list[str], translator: Translator, settings: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps({"model": translator.model_id, "settings": settings}, sort_keys=True).encode())
+    for path in paths:
+        status = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}:{status.st_size}:{status.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def translate_file(
+    translator: Translator,
+    input_path: str,
+    output_path: str,
+    *,
+    batch_size: int = 256,
+    window: int = 0,
+    max_output_length: int | None = None,
+    beam_size: int = 1,
+    length_penalty: float = 1.0,
+    input_format: str = "text",
+    column: int = 0,
+    summary_path: str | None = None,
+    progress: Any = None,
+) -> TranslationStats:
+    """Translates every line of `input_path` (a file, a glob or "-") into `output_path` (a file or "-").
+
+    Args:
+        window: lines read and sorted together; 0 means 16 batches.
+        input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
+        summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
+        progress: a callable(lines_done, seconds) called after each window, e.g. a progress bar.
+
+    Returns:
+        The run's statistics.
+    """
+    if input_format not in FORMATS:
+        raise S2SError(f"format must be one of {', '.join(FORMATS)}, got {input_format!r}")
+    if column < 0:
+        raise S2SError("--column must be 0 or more")
+    window = window or 16 * batch_size
+    paths = input_files(input_path)
+    settings = {
+        "batch_size": batch_size,
+        "window": window,
+        "max_output_length": max_output_length,
+        "beam_size": beam_size,
+        "length_penalty": length_penalty,
+        "format": input_format,
+        "column": column,
+    }
+    stats = TranslationStats(device=translator.device, model_id=translator.model_id)
+    started = time.perf_counter()
+    if output_path == STDIO:
+        _translate_stream(translator, paths, sys.stdout.buffer, stats, settings, skip=0, checkpoint=None, progress=progress)
+    else:
+        _translate_to_file(translator, paths, Path(output_path), stats, settings, progress)
+    stats.seconds = time.perf_counter() - started
+    if output_path != STDIO or summary_path:
+        with atomic_open(summary_path or f"{output_path}.summary.json") as stream:
+            json.dump(stats.to_dict(), stream, indent=2)
+    return stats
+
+
+def _translate_to_file(
+    translator: Translator, paths: list[str], output: Path, stats: TranslationStats, settings: dict[str, Any], progress: Any
+) -> None:
+    partial = output.with_name(output.name + ".partial")
+    checkpoint = output.with_name(output.name + ".partial.json")
+    fingerprint = _fingerprint([path for path in paths if path != STDIO], translator, settings) if STDIO not in paths else ""
+    skip = 0
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        state = json.loads(checkpoint.read_text()) if checkpoint.exists() and partial.exists() else None
+        if state and fingerprint and state.get("fingerprint") == fingerprint:
+            skip = state["lines_done"]
+            restored = state["stats"]
+            for name in ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines"):
+                setattr(stats, name, restored[name])
+            stats.extra.update(restored.get("extra", {}))
+            stats.extra["resumed_at_line"] = skip
+            stream = open(partial, "r+b")  # noqa: SIM115 - closed below
+            stream.truncate(state["bytes"])
+            stream.seek(state["bytes"])
+        else:
+            stream = open(partial, "wb")  # noqa: SIM115 - closed below
+    except OSError as error:
+        raise S2SError(f"cannot write {output}: {error.strerror or error}") from None
+    with stream:
+
+        def save_checkpoint(lines_done: int) -> None:
+            stream.flush()
+            os.fsync(stream.fileno())
+            values = {
+                "fingerprint": fingerprint,
+                "lines_done": lines_done,
+                "bytes": stream.tell(),
+                "stats": {
+                    **{
+                        name: getattr(stats, name)
+                        for name in ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines")
+                    },
+                    "extra": stats.extra,
+                },
+            }
+            with atomic_open(checkpoint) as handle:
+                json.dump(values, handle)
+
+        _translate_stream(translator, paths, stream, stats, settings, skip=skip, checkpoint=save_checkpoint, progress=progress)
+    os.replace(partial, output)
+    checkpoint.unlink(missing_ok=True)
+
+
+def _translate_stream(
+    translator: Translator,
+    paths: list[str],
+    stream: IO[bytes],
+    stats: TranslationStats,
+    settings: dict[str, Any],
+    *,
+    skip: int,
+    checkpoint: Any,
+    progress: Any,
+) -> None:
+    started = time.perf_counter()
+    lines_done = 0
+    chunk: list[bytes] = []
+
+    def flush() -> None:
+        nonlocal lines_done
+        sources = [_source_of(raw, settings["format"], settings["column"], stats) for raw in chunk]
+        translations = translator.translate_batch(
+            sources,
+            max_batch_size=settings["batch_size"],
+            max_output_length=settings["max_output_length"],
+            beam_size=settings["beam_size"],
+            length_penalty=settings["length_penalty"],
+            stats=stats,
+        )
+        stream.write("".join(f"{translation}\n" for translation in translations).encode("utf-8"))
+        lines_done += len(chunk)
+        chunk.clear()
+        if checkpoint is not None:
+            checkpoint(lines_done)
+        if progress is not None:
+            progress(lines_done, time.perf_counter() - started)
+
+    for raw in _raw_lines(paths):
+        if lines_done < skip:  # resuming: these lines were translated before the interruption
+            lines_done += 1
+            continue
+        chunk.append(raw)
+        if len(chunk) == settings["window"]:
+            flush()
+    if chunk:
+        flush()
+    stream.flush()

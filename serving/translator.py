@@ -1,0 +1,203 @@
+"""`Translator`: batch translation with an exported model, on the GPU when there is one.
+
+>>> translator = Translator("runs/fra-eng/onnx", device="auto")  # doctest: +SKIP
+>>> translator.translate_batch(["Go.", "I'm hungry!"])  # doctest: +SKIP
+['Va !', "J'ai faim !"]
+
+Input text is normalised with the scheme the model was trained with (read
+from its metadata), so a host never re-implements the pipeline's cleaning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s2s import onnx_contract as contract
+from s2s.errors import S2SError
+from s2s.onehot import encode_sources
+from s2s.vocab import UNKNOWN_ID
+from serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
+from serving.model_info import ModelInfo
+from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
+
+DEVICES = ("auto", "cuda", "cpu")
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TranslationStats:
+    """What one call translated; `translate_file` returns it and writes it as the run summary."""
+
+    lines: int = 0
+    empty_lines: int = 0
+    characters: int = 0
+    unknown_characters: int = 0
+    truncated_lines: int = 0
+    invalid_utf8_lines: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    model_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, other: TranslationStats) -> None:
+        for name in ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {
+            name: getattr(self, name)
+            for name in (
+                "lines",
+                "empty_lines",
+                "characters",
+                "unknown_characters",
+                "truncated_lines",
+                "invalid_utf8_lines",
+                "device",
+                "model_id",
+            )
+        }
+        values["seconds"] = round(self.seconds, 3)
+        values["sentences_per_second"] = round(self.lines / self.seconds, 1) if self.seconds else None
+        return {**values, **self.extra}
+
+
+class Translator:
+    """An exported model loaded into onnxruntime, ready to translate batches.
+
+    Args:
+        onnx_dir: output directory of `s2s export`.
+        device: "auto" (CUDA if usable, else the CPU with a warning), "cuda" (an error without a usable GPU) or "cpu".
+        intra_op_threads: CPU threads per session; 0 lets onnxruntime choose.
+
+    Raises:
+        S2SError: a missing or damaged model, metadata without the vocabulary, or `device="cuda"` without a GPU.
+    """
+
+    def __init__(self, onnx_dir: str | Path, device: str = "auto", *, intra_op_threads: int = 0):
+        if device not in DEVICES:
+            raise S2SError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        self.onnx_dir = Path(onnx_dir)
+        if not self.onnx_dir.is_dir():
+            raise S2SError(f"model directory {self.onnx_dir} does not exist: pass the output of s2s export")
+        self.device = self._choose_device(device)
+        providers = [CUDA_PROVIDER, "CPUExecutionProvider"] if self.device == "cuda" else ["CPUExecutionProvider"]
+        options = _session_options(intra_op_threads)
+        encoder_session = open_session(self.onnx_dir / contract.ENCODER_FILE, providers, options)
+        self.info: ModelInfo = model_info(encoder_session, self.onnx_dir / contract.ENCODER_FILE)
+        decoder_session = open_session(self.onnx_dir / contract.DECODER_FILE, providers, options)
+        self.encoder = EncoderSession(encoder_session, self.info.num_layers)
+        self.decoder = DecoderSession(decoder_session, self.info.num_layers)
+        target_vocab = len(self.info.target_vocabulary)
+        if self.device == "cuda":
+            greedy_session = open_session(self.onnx_dir / contract.DECODER_GREEDY_FILE, providers, options)
+            self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, target_vocab, "cuda")
+        else:
+            self._greedy = NumpyGreedy(self.encoder, self.decoder, target_vocab)
+
+    @staticmethod
+    def _choose_device(device: str) -> str:
+        import onnxruntime
+
+        has_cuda = CUDA_PROVIDER in onnxruntime.get_available_providers()
+        if device == "cuda" and not has_cuda:
+            raise S2SError("--device cuda, but this onnxruntime has no CUDA provider: install s2s[gpu] (onnxruntime-gpu) on a GPU host")
+        if device == "auto" and not has_cuda:
+            logger.warning("no CUDA provider in this onnxruntime; translating on the CPU")
+            return "cpu"
+        return "cpu" if device == "cpu" else "cuda"
+
+    @property
+    def model_id(self) -> str:
+        return self.info.model_id
+
+    def prepare_sources(self, sources: Sequence[str], stats: TranslationStats | None = None) -> list[str]:
+        """Normalised sources cut to the model's max_source_length, counting characters, unknowns and truncations."""
+        prepared = []
+        vocabulary, limit = self.info.source_vocabulary, self.info.max_source_length
+        for source in sources:
+            text = self.info.normalizer(source)
+            if stats is not None:
+                stats.lines += 1
+                stats.empty_lines += not text
+                stats.characters += len(text)
+                stats.unknown_characters += sum(vocabulary.id_of(char) == UNKNOWN_ID for char in text)
+                stats.truncated_lines += len(text) > limit
+            prepared.append(text[:limit])
+        return prepared
+
+    def translate_batch(
+        self,
+        source: Sequence[str],
+        *,
+        max_batch_size: int = 256,
+        max_output_length: int | None = None,
+        beam_size: int = 1,
+        length_penalty: float = 1.0,
+        stats: TranslationStats | None = None,
+    ) -> list[str]:
+        """Translations of `source`, in order; an empty (or all-whitespace) source gives an empty translation.
+
+        Args:
+            max_batch_size: sentences decoded together; sources are sorted by length first so batches carry little padding.
+            max_output_length: most characters per translation; default the model's max_target_length.
+            beam_size: 1 for greedy decoding, K for beam search over K hypotheses.
+            length_penalty: beam scores are log-probability / length ** length_penalty.
+            stats: counters to update (lines, characters, unknown characters, truncations).
+        """
+        if beam_size < 1 or max_batch_size < 1:
+            raise S2SError("beam_size and max_batch_size must be at least 1")
+        limit = self.info.max_target_length if max_output_length is None else max_output_length
+        texts = self.prepare_sources(source, stats)
+        results = [""] * len(texts)
+        order = sorted((index for index, text in enumerate(texts) if text), key=lambda index: len(texts[index]))
+        for start in range(0, len(order), max_batch_size):
+            indices = order[start : start + max_batch_size]
+            batch = encode_sources(
+                [texts[index] for index in indices],
+                self.info.source_vocabulary,
+                max_length=self.info.max_source_length,
+                reverse=self.info.reverse_source,
+            )
+            for index, ids in zip(indices, self._decode(batch, limit, beam_size, length_penalty), strict=True):
+                results[index] = self.info.target_vocabulary.decode(ids)
+        return results
+
+    def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> list[list[int]]:
+        greedy = self._greedy(batch, limit)
+        if beam_size == 1:
+            return greedy
+        beams = beam_search(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), limit, beam_size, length_penalty)
+        # The greedy hypothesis stays a candidate, so beam search never returns a worse-scoring translation than greedy.
+        greedy_scores = sequence_score(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), greedy, limit, length_penalty)
+        return [
+            ids if score >= greedy_score else greedy_ids
+            for (ids, score), greedy_ids, greedy_score in zip(beams, greedy, greedy_scores, strict=True)
+        ]
+
+    def score(
+        self, source: Sequence[str], translations: Sequence[list[int]], *, max_output_length: int | None = None, length_penalty: float = 1.0
+    ) -> list[float]:
+        """Beam-search scores of given target id sequences for `source` (forced decoding)."""
+        limit = self.info.max_target_length if max_output_length is None else max_output_length
+        texts = self.prepare_sources(source)
+        batch = encode_sources(texts, self.info.source_vocabulary, max_length=self.info.max_source_length, reverse=self.info.reverse_source)
+        return sequence_score(
+            self.encoder, self.decoder, batch, len(self.info.target_vocabulary), list(translations), limit, length_penalty
+        )
+
+
+def _session_options(intra_op_threads: int) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    return options

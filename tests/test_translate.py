@@ -1,0 +1,197 @@
+"""The batch translator on the exported toy model: same strings as Keras, order kept, streaming, resumable, clear errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from s2s.onehot import encode_sources
+from s2s.spec import DatasetSpec
+from serving.decoding import BoundGreedy, NumpyGreedy
+from serving.files import translate_file
+from serving.sessions import open_session
+from serving.translator import TranslationStats, Translator
+from training.decoding import KerasGreedyDecoder
+from training.evaluate import load_references
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def translator(toy_onnx) -> Translator:
+    return Translator(toy_onnx[0], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def validation_sources(toy_model) -> list[str]:
+    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 500)
+    return sources
+
+
+def test_translate_batch_matches_the_keras_reference(translator, toy_model, validation_sources) -> None:
+    reference = KerasGreedyDecoder.from_model_dir(toy_model.model_dir).translate(validation_sources)
+    assert translator.translate_batch(validation_sources, max_batch_size=64) == reference
+    assert reference == [source[2::-1] for source in validation_sources]  # and the toy model is right
+
+
+def test_empty_lines_and_order_are_kept(translator) -> None:
+    stats = TranslationStats()
+    assert translator.translate_batch(["abcdef", "", "   ", "0N9x1y"], max_batch_size=1, stats=stats) == ["cba", "", "", "9N0"]
+    assert (stats.lines, stats.empty_lines) == (4, 2)
+
+
+def test_io_binding_loop_equals_the_numpy_loop(toy_onnx, translator, validation_sources) -> None:
+    """The GPU path's logic (device-resident states, ids only back to the host), run here on the CPU device."""
+    directory = toy_onnx[0]
+    info = translator.info
+    bound = BoundGreedy(
+        open_session(directory / "encoder.onnx"),
+        open_session(directory / "decoder_greedy.onnx"),
+        info.num_layers,
+        len(info.target_vocabulary),
+        "cpu",
+    )
+    numpy_loop = NumpyGreedy(translator.encoder, translator.decoder, len(info.target_vocabulary))
+    batch = encode_sources(validation_sources[:100], info.source_vocabulary, max_length=info.max_source_length, reverse=False)
+    assert bound(batch, info.max_target_length) == numpy_loop(batch, info.max_target_length)
+
+
+def test_beam_one_is_greedy_and_beam_k_scores_at_least_greedy(translator, validation_sources) -> None:
+    sources = [*validation_sources[:60], "zz", "a", "0123456789"]  # short and long inputs off the training distribution too
+    greedy = translator.translate_batch(sources)
+    assert translator.translate_batch(sources, beam_size=1) == greedy
+    beam = translator.translate_batch(sources, beam_size=4)
+    vocabulary = translator.info.target_vocabulary
+    greedy_scores = translator.score(sources, [vocabulary.encode(text) for text in greedy])
+    beam_scores = translator.score(sources, [vocabulary.encode(text) for text in beam])
+    assert all(b >= g - 1e-9 for b, g in zip(beam_scores, greedy_scores, strict=True))
+
+
+def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path) -> None:
+    source = tmp_path / "in.tsv"
+    lines = [b"1\tabcdef", b"2\t", b"3\t0N9\xffx1y", b"4", b"5\tzzzAAA\tmore"] * 7
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    output = tmp_path / "out.txt"
+    stats = translate_file(translator, str(source), str(output), batch_size=3, window=4, input_format="tsv", column=1)
+    translated = output.read_text().split("\n")[:-1]
+    expected_one = translator.translate_batch(["abcdef", "", "0N9\ufffdx1y", "", "zzzAAA"])
+    assert translated == expected_one * 7
+    summary = json.loads(Path(f"{output}.summary.json").read_text())
+    assert summary["lines"] == 35 and summary["invalid_utf8_lines"] == 7 and summary["missing_column_lines"] == 7
+    assert summary["empty_lines"] == 14 and summary["unknown_characters"] == 7 and summary["model_id"] == translator.model_id
+    assert stats.lines == 35 and not Path(f"{output}.partial").exists()
+
+
+def s2s(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s2s.cli", *args], cwd=REPO, capture_output=True, text=True, **kwargs)
+
+
+def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    alphabet = list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join("".join(rng.choice(alphabet, size=6)) + "\n" if i % 50 else "\n" for i in range(60_000)))
+    args = ["translate", "--model", str(toy_onnx[0]), "--input", str(corpus), "--device", "cpu", "--batch-size", "64"]
+    reference = tmp_path / "reference.txt"
+    assert s2s(*args, "--output", str(reference)).returncode == 0
+
+    output = tmp_path / "out.txt"
+    checkpoint = Path(f"{output}.partial.json")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s2s.cli", *args, "--output", str(output)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (checkpoint.exists() and json.loads(checkpoint.read_text())["lines_done"] >= 2048):
+        assert process.poll() is None, "finished before it could be killed: " + process.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not output.exists()  # no output file until the run completes
+    done = json.loads(checkpoint.read_text())["lines_done"]
+    assert 0 < done < 60_000
+
+    resumed = s2s(*args, "--output", str(output))
+    assert resumed.returncode == 0, resumed.stderr
+    assert output.read_bytes() == reference.read_bytes()
+    summary = json.loads(Path(f"{output}.summary.json").read_text())
+    assert summary["resumed_at_line"] == done and summary["lines"] == 60_000
+
+
+@pytest.mark.parametrize("damage", ["no_model", "truncated", "no_metadata", "no_input", "cuda"])
+def test_bad_input_is_a_one_line_error(toy_onnx, tmp_path: Path, damage: str) -> None:
+    import shutil
+
+    import onnx
+
+    model = tmp_path / "onnx"
+    shutil.copytree(toy_onnx[0], model)
+    source = tmp_path / "in.txt"
+    source.write_text("abcdef\n")
+    expected = {
+        "no_model": "does not exist",
+        "truncated": "cannot load",
+        "no_metadata": "not an s2s export",
+        "no_input": "matches no file",
+        "cuda": "no CUDA provider",
+    }[damage]
+    args = ["translate", "--model", str(model), "--input", str(source), "--output", str(tmp_path / "out.txt")]
+    if damage == "no_model":
+        args[2] = str(tmp_path / "missing")
+    elif damage == "truncated":
+        data = (model / "decoder.onnx").read_bytes()
+        (model / "decoder.onnx").write_bytes(data[: len(data) // 2])
+    elif damage == "no_metadata":
+        encoder = onnx.load(model / "encoder.onnx")
+        del encoder.metadata_props[:]
+        onnx.save(encoder, model / "encoder.onnx")
+    elif damage == "no_input":
+        args[4] = str(tmp_path / "nothing-*.txt")
+    args += ["--device", "cuda" if damage == "cuda" else "cpu"]  # "auto" would add its one-line CPU fallback warning
+    result = s2s(*args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_serving_needs_neither_tensorflow_nor_beam(toy_onnx) -> None:
+    script = f"""
+import sys
+from serving.translator import Translator
+from serving.files import translate_file
+print(Translator({str(toy_onnx[0])!r}, device="cpu").translate_batch(["abcdef"]))
+print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", "onnx") if name in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['cba']", "[]"]
+
+
+def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translator, tmp_path: Path) -> None:
+    from pipelines.translate_beam import translate_beam
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("abcdef\n\n0N9x1y\n")
+    second.write_bytes(b"zzzAAA\r\nbad\xff12\n")
+    translate_beam(
+        str(toy_onnx[0]),
+        [str(tmp_path / "*.txt")],
+        str(tmp_path / "out" / "translated"),
+        batch_size=2,
+        pipeline_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"],
+    )
+    rows = [line.split("\t") for path in sorted((tmp_path / "out").glob("translated-*.tsv")) for line in path.read_text().splitlines()]
+    by_line = {(path, int(number)): translation for path, number, translation in rows}
+    expected = {}
+    for path in (first, second):
+        output = tmp_path / f"{path.stem}.out"
+        translate_file(translator, str(path), str(output))
+        for number, line in enumerate(output.read_text().split("\n")[:-1], 1):
+            expected[(str(path), number)] = line
+    assert by_line == expected
