@@ -249,7 +249,14 @@ def _add_translate(commands: Any) -> None:
         default="auto",
         help="auto: CUDA if usable, else the CPU with a warning; cuda: an error without a GPU (default auto)",
     )
-    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences decoded together (default 256)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="sentences decoded together; 0 picks for the device: 256 on the CPU, 16384 on a GPU (default 0)",
+    )
+    parser.add_argument("--precision", choices=("float32", "float16"), default="float32", help="float16 uses the *_fp16.onnx files (GPUs)")
     parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
     parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
     parser.add_argument(
@@ -268,9 +275,9 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
 
     if not args.model:
         raise S2SError("pass --model ONNX_DIR (the output of s2s export)")
-    if args.batch_size < 1 or args.beam_size < 1:
-        raise S2SError("--batch-size and --beam-size must be at least 1")
-    translator = Translator(args.model, device=args.device)
+    if args.batch_size < 0 or args.beam_size < 1:
+        raise S2SError("--batch-size must be 0 (automatic) or more and --beam-size at least 1")
+    translator = Translator(args.model, device=args.device, precision=args.precision)
     progress = Progress()
     stats = translate_file(
         translator,

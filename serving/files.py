@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from s2s.errors import S2SError
 from s2s.files import atomic_open
-from serving.translator import TranslationStats, Translator
+from serving.translator import AUTO_BATCH_SIZE, TranslationStats, Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")
@@ -106,6 +106,7 @@ def translate_file(
     """Translates every line of `input_path` (a file, a glob or "-") into `output_path` (a file or "-").
 
     Args:
+        batch_size: sentences decoded together; 0 for the device's default.
         window: lines read and sorted together; 0 means 16 batches.
         input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
         summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
@@ -118,7 +119,7 @@ def translate_file(
         raise S2SError(f"format must be one of {', '.join(FORMATS)}, got {input_format!r}")
     if column < 0:
         raise S2SError("--column must be 0 or more")
-    window = window or 16 * batch_size
+    window = window or 16 * (batch_size or AUTO_BATCH_SIZE[translator.device])
     paths = input_files(input_path)
     settings = {
         "batch_size": batch_size,

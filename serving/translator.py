@@ -25,7 +25,11 @@ from serving.model_info import ModelInfo
 from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
 
 DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("float32", "float16")
 CUDA_PROVIDER = "CUDAExecutionProvider"
+# Sentences decoded together when the caller gives no batch size. On the CPU larger batches stop paying off past a few
+# hundred; on a GPU the loop is launch-bound and throughput grows to tens of thousands (see benchmarks/bench_gpu.py).
+AUTO_BATCH_SIZE = {"cpu": 256, "cuda": 16384}
 
 logger = logging.getLogger(__name__)
 
@@ -74,30 +78,51 @@ class Translator:
     Args:
         onnx_dir: output directory of `s2s export`.
         device: "auto" (CUDA if usable, else the CPU with a warning), "cuda" (an error without a usable GPU) or "cpu".
+        precision: "float32", or "float16" (the *_fp16.onnx files; for GPUs).
+        io_binding: keep states on the device and feed the argmax back inside the graph (decoder_greedy.onnx);
+            None means on for CUDA, off for the CPU.
         intra_op_threads: CPU threads per session; 0 lets onnxruntime choose.
 
     Raises:
         S2SError: a missing or damaged model, metadata without the vocabulary, or `device="cuda"` without a GPU.
     """
 
-    def __init__(self, onnx_dir: str | Path, device: str = "auto", *, intra_op_threads: int = 0):
+    def __init__(
+        self,
+        onnx_dir: str | Path,
+        device: str = "auto",
+        *,
+        precision: str = "float32",
+        io_binding: bool | None = None,
+        intra_op_threads: int = 0,
+    ):
         if device not in DEVICES:
             raise S2SError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if precision not in PRECISIONS:
+            raise S2SError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.onnx_dir = Path(onnx_dir)
         if not self.onnx_dir.is_dir():
             raise S2SError(f"model directory {self.onnx_dir} does not exist: pass the output of s2s export")
         self.device = self._choose_device(device)
         providers = [CUDA_PROVIDER, "CPUExecutionProvider"] if self.device == "cuda" else ["CPUExecutionProvider"]
         options = _session_options(intra_op_threads)
-        encoder_session = open_session(self.onnx_dir / contract.ENCODER_FILE, providers, options)
-        self.info: ModelInfo = model_info(encoder_session, self.onnx_dir / contract.ENCODER_FILE)
-        decoder_session = open_session(self.onnx_dir / contract.DECODER_FILE, providers, options)
+        half = precision == "float16"
+        files = (
+            (contract.ENCODER_FP16_FILE, contract.DECODER_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE)
+            if half
+            else (contract.ENCODER_FILE, contract.DECODER_FILE, contract.DECODER_GREEDY_FILE)
+        )
+        encoder_session = open_session(self.onnx_dir / files[0], providers, options)
+        self.info: ModelInfo = model_info(encoder_session, self.onnx_dir / files[0])
+        decoder_session = open_session(self.onnx_dir / files[1], providers, options)
         self.encoder = EncoderSession(encoder_session, self.info.num_layers)
         self.decoder = DecoderSession(decoder_session, self.info.num_layers)
+        self.precision = precision
+        self.io_binding = self.device == "cuda" if io_binding is None else io_binding
         target_vocab = len(self.info.target_vocabulary)
-        if self.device == "cuda":
-            greedy_session = open_session(self.onnx_dir / contract.DECODER_GREEDY_FILE, providers, options)
-            self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, target_vocab, "cuda")
+        if self.io_binding:
+            greedy_session = open_session(self.onnx_dir / files[2], providers, options)
+            self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, target_vocab, self.device)
         else:
             self._greedy = NumpyGreedy(self.encoder, self.decoder, target_vocab)
 
@@ -145,14 +170,16 @@ class Translator:
         """Translations of `source`, in order; an empty (or all-whitespace) source gives an empty translation.
 
         Args:
-            max_batch_size: sentences decoded together; sources are sorted by length first so batches carry little padding.
+            max_batch_size: sentences decoded together, 0 for the device's default; sources are sorted by length first
+                so batches carry little padding.
             max_output_length: most characters per translation; default the model's max_target_length.
             beam_size: 1 for greedy decoding, K for beam search over K hypotheses.
             length_penalty: beam scores are log-probability / length ** length_penalty.
             stats: counters to update (lines, characters, unknown characters, truncations).
         """
-        if beam_size < 1 or max_batch_size < 1:
-            raise S2SError("beam_size and max_batch_size must be at least 1")
+        if beam_size < 1 or max_batch_size < 0:
+            raise S2SError("beam_size must be at least 1 and max_batch_size 0 (automatic) or more")
+        max_batch_size = max_batch_size or AUTO_BATCH_SIZE[self.device]
         limit = self.info.max_target_length if max_output_length is None else max_output_length
         texts = self.prepare_sources(source, stats)
         results = [""] * len(texts)

@@ -195,3 +195,18 @@ def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translato
         for number, line in enumerate(output.read_text().split("\n")[:-1], 1):
             expected[(str(path), number)] = line
     assert by_line == expected
+
+
+def test_float16_files_translate_like_float32(toy_onnx, translator, validation_sources) -> None:
+    half = Translator(toy_onnx[0], device="cpu", precision="float16")
+    assert half.translate_batch(validation_sources[:200]) == translator.translate_batch(validation_sources[:200])
+
+
+def test_auto_device_falls_back_to_the_cpu_with_one_warning(toy_onnx, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("abcdef\n")
+    result = s2s("translate", "--model", str(toy_onnx[0]), "--input", str(source), "--output", "-")
+    assert result.returncode == 0
+    assert result.stdout == "cba\n"
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "translating on the CPU" in warnings[0]
