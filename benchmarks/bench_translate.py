@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -87,11 +86,13 @@ def peak_rss_of_translation(onnx_dir: Path, lines: int, sources: list[str], scra
     with corpus.open("w") as stream:
         for index in range(lines):
             stream.write(sources[index % len(sources)] + "\n")
+    # Peak RSS from VmHWM, which belongs to the new process image. ru_maxrss would not do: Linux keeps it across execve,
+    # so a child of this TensorFlow-sized process would report this process's peak.
     code = (
-        "import resource, sys, time; from serving.translator import Translator; from serving.files import translate_file; "
+        "import re, time; from serving.translator import Translator; from serving.files import translate_file; "
         f"t = Translator({str(onnx_dir)!r}, device='cpu'); s = time.perf_counter(); "
-        f"translate_file(t, {str(corpus)!r}, {str(scratch / 'out.txt')!r}); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - s)"
+        f"translate_file(t, {str(corpus)!r}, {str(scratch / 'out.txt')!r}); seconds = time.perf_counter() - s; "
+        r"print(re.search(r'VmHWM:\s+(\d+) kB', open('/proc/self/status').read()).group(1), seconds)"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(output[0]) / 1024, float(output[1])
@@ -123,7 +124,6 @@ def main() -> None:
     speed(Path(args.model), Path(args.onnx), sources, args.slow_sentences)
     if args.memory_lines:
         memory(Path(args.onnx), sources, args.memory_lines)
-    print(f"\n(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
 if __name__ == "__main__":

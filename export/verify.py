@@ -19,7 +19,7 @@ import numpy as np
 from s2s import onnx_contract as contract
 from s2s.onehot import encode_sources
 from s2s.vocab import START_ID
-from serving.greedy import greedy_ids
+from serving.decoding import NumpyGreedy
 from serving.sessions import DecoderSession, EncoderSession, open_session
 
 PARITY_TOLERANCE = 1e-4
@@ -78,7 +78,7 @@ def onnx_greedy_strings(
         batch = encode_sources(
             sources[start : start + batch_size], info.source_vocabulary, max_length=info.max_source_length, reverse=info.reverse_source
         )
-        ids = greedy_ids(encoder, decoder, batch, len(info.target_vocabulary), info.max_target_length + 1)
+        ids = NumpyGreedy(encoder, decoder, len(info.target_vocabulary))(batch, info.max_target_length)
         results += [info.target_vocabulary.decode(row) for row in ids]
     return results
 

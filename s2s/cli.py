@@ -232,6 +232,12 @@ def _run_export(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
+def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    """Decoding options shared by translate and translate-beam."""
+    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
+    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
+
+
 def _add_translate(commands: Any) -> None:
     parser = commands.add_parser(
         "translate",
@@ -257,8 +263,7 @@ def _add_translate(commands: Any) -> None:
         help="sentences decoded together; 0 picks for the device: 256 on the CPU, 16384 on a GPU (default 0)",
     )
     parser.add_argument("--precision", choices=("float32", "float16"), default="float32", help="float16 uses the *_fp16.onnx files (GPUs)")
-    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
+    _add_decoding_flags(parser)
     parser.add_argument(
         "--length-penalty", type=float, default=1.0, metavar="A", help="beam score = log-probability / length^A (default 1)"
     )
@@ -319,8 +324,7 @@ def _add_translate_beam(commands: Any) -> None:
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX", help="output path prefix (local or gs://, s3://, ...)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where each worker translates (default cpu)")
     parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences per RunInference batch (default 256)")
-    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
+    _add_decoding_flags(parser)
     parser.set_defaults(handler=_run_translate_beam, accepts_pipeline_options=True)
 
 

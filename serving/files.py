@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from s2s.errors import S2SError
 from s2s.files import atomic_open
-from serving.translator import AUTO_BATCH_SIZE, TranslationStats, Translator
+from serving.translator import AUTO_BATCH_SIZE, COUNTERS, TranslationStats, Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")
@@ -156,7 +156,7 @@ def _translate_to_file(
         if state and fingerprint and state.get("fingerprint") == fingerprint:
             skip = state["lines_done"]
             restored = state["stats"]
-            for name in ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines"):
+            for name in COUNTERS:
                 setattr(stats, name, restored[name])
             stats.extra.update(restored.get("extra", {}))
             stats.extra["resumed_at_line"] = skip
@@ -176,13 +176,7 @@ def _translate_to_file(
                 "fingerprint": fingerprint,
                 "lines_done": lines_done,
                 "bytes": stream.tell(),
-                "stats": {
-                    **{
-                        name: getattr(stats, name)
-                        for name in ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines")
-                    },
-                    "extra": stats.extra,
-                },
+                "stats": {**stats.counters(), "extra": stats.extra},
             }
             with atomic_open(checkpoint) as handle:
                 json.dump(values, handle)

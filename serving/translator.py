@@ -34,6 +34,9 @@ AUTO_BATCH_SIZE = {"cpu": 256, "cuda": 16384}
 logger = logging.getLogger(__name__)
 
 
+COUNTERS = ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines")
+
+
 @dataclass
 class TranslationStats:
     """What one call translated; `translate_file` returns it and writes it as the run summary."""
@@ -49,24 +52,12 @@ class TranslationStats:
     model_id: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, other: TranslationStats) -> None:
-        for name in ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    def counters(self) -> dict[str, int]:
+        """The counts, by name, as saved in a resume checkpoint."""
+        return {name: getattr(self, name) for name in COUNTERS}
 
     def to_dict(self) -> dict[str, Any]:
-        values = {
-            name: getattr(self, name)
-            for name in (
-                "lines",
-                "empty_lines",
-                "characters",
-                "unknown_characters",
-                "truncated_lines",
-                "invalid_utf8_lines",
-                "device",
-                "model_id",
-            )
-        }
+        values: dict[str, Any] = {**self.counters(), "device": self.device, "model_id": self.model_id}
         values["seconds"] = round(self.seconds, 3)
         values["sentences_per_second"] = round(self.lines / self.seconds, 1) if self.seconds else None
         return {**values, **self.extra}

@@ -102,14 +102,14 @@ def test_onnx_files_translate_alone_without_tensorflow(exported, tmp_path: Path)
     script = f"""
 import sys
 from serving.sessions import open_session, model_info, EncoderSession, DecoderSession
-from serving.greedy import greedy_ids
+from serving.decoding import NumpyGreedy
 from s2s.onehot import encode_sources
 directory = {str(moved)!r}
 session = open_session(directory + "/encoder.onnx")
 info = model_info(session, "encoder.onnx")
 encoder, decoder = EncoderSession(session, info.num_layers), DecoderSession(open_session(directory + "/decoder.onnx"), info.num_layers)
 batch = encode_sources(["abcdef", "0N9x1y"], info.source_vocabulary, max_length=info.max_source_length, reverse=info.reverse_source)
-ids = greedy_ids(encoder, decoder, batch, len(info.target_vocabulary), info.max_target_length + 1)
+ids = NumpyGreedy(encoder, decoder, len(info.target_vocabulary))(batch, info.max_target_length)
 print([info.target_vocabulary.decode(row) for row in ids])
 heavy = sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx") if name in sys.modules)
 print(heavy)

@@ -176,6 +176,7 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] + 1 for row in history]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -185,6 +186,7 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
             if any(value is not None for value in values):
                 axis.plot(epochs, values, style, marker="o", label=f"{'validation' if prefix else 'training'} {metric}")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(metric)
         axis.grid(alpha=0.3)
         axis.legend()
