@@ -27,13 +27,7 @@ def add_greedy_head(decoder: Any) -> Any:
     model = copy.deepcopy(decoder)
     graph = model.graph
     vocab = _last_dim(graph, contract.PROBABILITIES)
-    graph.initializer.extend(
-        [
-            helper.make_tensor("s2s_vocab_size", TensorProto.INT64, [], [vocab]),
-            helper.make_tensor("s2s_one_hot_values", TensorProto.FLOAT, [2], [0.0, 1.0]),
-            helper.make_tensor("s2s_time_axis_1", TensorProto.INT64, [1], [1]),
-        ]
-    )
+    graph.initializer.extend(_greedy_constants(vocab))
     graph.node.extend(_greedy_nodes(contract.PROBABILITIES, contract.NEXT_TOKEN, contract.NEXT_INPUT, prefix="s2s_greedy"))
     graph.output.extend(
         [
@@ -44,12 +38,24 @@ def add_greedy_head(decoder: Any) -> Any:
     return model
 
 
+def _greedy_constants(vocab: int) -> list[Any]:
+    """The initializers `_greedy_nodes` reads; a graph using the nodes adds these once."""
+    from onnx import TensorProto, helper
+
+    return [
+        helper.make_tensor("s2s_last_step_index", TensorProto.INT64, [], [-1]),
+        helper.make_tensor("s2s_vocab_size", TensorProto.INT64, [], [vocab]),
+        helper.make_tensor("s2s_one_hot_values", TensorProto.FLOAT, [2], [0.0, 1.0]),
+        helper.make_tensor("s2s_time_axis_1", TensorProto.INT64, [1], [1]),
+    ]
+
+
 def _greedy_nodes(probabilities: str, token: str, one_hot: str, prefix: str) -> list[Any]:
-    """ArgMax over the last step's probabilities, then its one-hot with a time axis of 1."""
+    """ArgMax over the last time step's probabilities, then its one-hot with a time axis of 1."""
     from onnx import helper
 
     return [
-        helper.make_node("ReduceMax", [probabilities], [f"{prefix}_last_step"], axes=[1], keepdims=0, name=f"{prefix}_last_step"),
+        helper.make_node("Gather", [probabilities, "s2s_last_step_index"], [f"{prefix}_last_step"], axis=1, name=f"{prefix}_last_step"),
         helper.make_node("ArgMax", [f"{prefix}_last_step"], [token], axis=-1, keepdims=0, name=f"{prefix}_argmax"),
         helper.make_node(
             "OneHot", [token, "s2s_vocab_size", "s2s_one_hot_values"], [f"{prefix}_one_hot"], axis=-1, name=f"{prefix}_one_hot"
@@ -155,9 +161,7 @@ def build_translator(encoder: Any, decoder: Any, num_layers: int, max_target_len
         helper.make_tensor("false_scalar", TensorProto.BOOL, [], [False]),
         helper.make_tensor("true_scalar", TensorProto.BOOL, [], [True]),
         helper.make_tensor("end_id", TensorProto.INT64, [], [END_ID]),
-        helper.make_tensor("s2s_vocab_size", TensorProto.INT64, [], [target_vocab]),
-        helper.make_tensor("s2s_one_hot_values", TensorProto.FLOAT, [2], [0.0, 1.0]),
-        helper.make_tensor("s2s_time_axis_1", TensorProto.INT64, [1], [1]),
+        *_greedy_constants(target_vocab),
     ]
     graph = helper.make_graph(
         main_nodes,

@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from s2s import onnx_contract as contract
-from s2s.onehot import encode_sources
 from s2s.vocab import START_ID
 from serving.decoding import NumpyGreedy
 from serving.sessions import DecoderSession, EncoderSession, open_session
@@ -69,30 +69,23 @@ def numeric_parity(
     return worst
 
 
-def onnx_greedy_strings(
-    encoder: EncoderSession, decoder: DecoderSession, sources: list[str], info: Any, batch_size: int = 256
-) -> list[str]:
+def _batched_strings(sources: list[str], info: Any, ids_of_batch: Callable[[np.ndarray], Any], batch_size: int = 256) -> list[str]:
+    """Decoded translations of `sources`, one-hot encoded `batch_size` at a time and passed to `ids_of_batch`."""
+    results = []
+    for start in range(0, len(sources), batch_size):
+        results += [info.target_vocabulary.decode(row) for row in ids_of_batch(info.one_hot(sources[start : start + batch_size]))]
+    return results
+
+
+def onnx_greedy_strings(encoder: EncoderSession, decoder: DecoderSession, sources: list[str], info: Any) -> list[str]:
     """Greedy translations with the step-by-step ONNX loop."""
-    results = []
-    for start in range(0, len(sources), batch_size):
-        batch = encode_sources(
-            sources[start : start + batch_size], info.source_vocabulary, max_length=info.max_source_length, reverse=info.reverse_source
-        )
-        ids = NumpyGreedy(encoder, decoder, len(info.target_vocabulary))(batch, info.max_target_length)
-        results += [info.target_vocabulary.decode(row) for row in ids]
-    return results
+    loop = NumpyGreedy(encoder, decoder, len(info.target_vocabulary))
+    return _batched_strings(sources, info, lambda batch: loop(batch, info.max_target_length))
 
 
-def translator_strings(translator: Any, sources: list[str], info: Any, batch_size: int = 256) -> list[str]:
+def translator_strings(translator: Any, sources: list[str], info: Any) -> list[str]:
     """Greedy translations with translator.onnx, one call per batch."""
-    results = []
-    for start in range(0, len(sources), batch_size):
-        batch = encode_sources(
-            sources[start : start + batch_size], info.source_vocabulary, max_length=info.max_source_length, reverse=info.reverse_source
-        )
-        (ids,) = translator.run([contract.TOKEN_IDS], {contract.ENCODER_INPUT: batch})
-        results += [info.target_vocabulary.decode(row) for row in ids]
-    return results
+    return _batched_strings(sources, info, lambda batch: translator.run([contract.TOKEN_IDS], {contract.ENCODER_INPUT: batch})[0])
 
 
 def agreement(reference: list[str], candidate: list[str], sources: list[str]) -> dict[str, Any]:

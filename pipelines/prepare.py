@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from typing import Any
@@ -178,8 +179,6 @@ def _ensure_writable(output_dir: str) -> None:
     probe = FileSystems.join(output_dir, f".write-probe-{uuid.uuid4().hex[:8]}")
     try:
         if FileSystems.get_scheme(output_dir) is None:
-            import os
-
             os.makedirs(output_dir, exist_ok=True)
         with FileSystems.create(probe) as stream:
             stream.write(b"")

@@ -8,11 +8,15 @@ whether sources are reversed all travel inside each `.onnx` file's
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
+from s2s.onehot import encode_sources
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
@@ -31,6 +35,10 @@ class ModelInfo:
     latent_dim: int
     model_id: str
     training_data_sha256: str
+
+    def one_hot(self, sources: Sequence[str]) -> np.ndarray:
+        """The encoder input of cleaned sources: one-hot, cut to max_source_length, reversed if the model was trained so."""
+        return encode_sources(sources, self.source_vocabulary, max_length=self.max_source_length, reverse=self.reverse_source)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], where: str) -> ModelInfo:

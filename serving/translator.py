@@ -18,7 +18,6 @@ from typing import Any
 
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
-from s2s.onehot import encode_sources
 from s2s.vocab import UNKNOWN_ID
 from serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
 from serving.model_info import ModelInfo
@@ -177,12 +176,7 @@ class Translator:
         order = sorted((index for index, text in enumerate(texts) if text), key=lambda index: len(texts[index]))
         for start in range(0, len(order), max_batch_size):
             indices = order[start : start + max_batch_size]
-            batch = encode_sources(
-                [texts[index] for index in indices],
-                self.info.source_vocabulary,
-                max_length=self.info.max_source_length,
-                reverse=self.info.reverse_source,
-            )
+            batch = self.info.one_hot([texts[index] for index in indices])
             for index, ids in zip(indices, self._decode(batch, limit, beam_size, length_penalty), strict=True):
                 results[index] = self.info.target_vocabulary.decode(ids)
         return results
@@ -205,7 +199,7 @@ class Translator:
         """Beam-search scores of given target id sequences for `source` (forced decoding)."""
         limit = self.info.max_target_length if max_output_length is None else max_output_length
         texts = self.prepare_sources(source)
-        batch = encode_sources(texts, self.info.source_vocabulary, max_length=self.info.max_source_length, reverse=self.info.reverse_source)
+        batch = self.info.one_hot(texts)
         return sequence_score(
             self.encoder, self.decoder, batch, len(self.info.target_vocabulary), list(translations), limit, length_penalty
         )

@@ -14,8 +14,8 @@ from pipelines.prepare import prepare
 from pipelines.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_TEXT, TARGET_TEXT, keras_dataset, read_examples
 from s2s.spec import SPLITS, DatasetSpec
 from s2s.vocab import END_ID, START_ID
+from tests.toy import IN_PROCESS
 
-IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]  # no worker processes to start: faster tests
 WORDS = ["go", "run", "stop", "wait", "look", "hide"]
 GOOD = [f"{a} {b}.\t{b} {a} !" for a in WORDS for b in WORDS if a != b]  # 30 distinct pairs, common characters
 

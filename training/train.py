@@ -26,7 +26,7 @@ from typing import Any
 from pipelines.records import record_files
 from s2s.errors import S2SError
 from s2s.files import atomic_open, write_json
-from s2s.spec import SPEC_FILE, DatasetSpec
+from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
 from training.config import ENCODER_DECODER, RESUMABLE_SETTINGS, TrainConfig
@@ -115,7 +115,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
 def data_fingerprint(data_dir: Path) -> str:
     """SHA-256 of the dataset's spec.json and manifest.json: what a resumed run must be fed again."""
     digest = hashlib.sha256()
-    for name in (SPEC_FILE, "manifest.json"):
+    for name in (SPEC_FILE, MANIFEST_FILE):
         path = data_dir / name
         if path.exists():
             digest.update(path.read_bytes())
