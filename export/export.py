@@ -9,6 +9,7 @@ file at a time by rename, with its model card and `verification.json`.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -30,12 +31,14 @@ from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from serving.model_info import metadata_props
 from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
+from training.checkpoints import CHECKPOINT_DIR, TrainingState
 from training.config import ENCODER_DECODER
 from training.decoding import KerasGreedyDecoder
 from training.evaluate import load_references
 from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
 VERIFICATION_FILE = "verification.json"
+EVALUATION_FILE = "eval-test.json"
 
 INPUT_DOCS = {
     contract.ENCODER_INPUT: "float32 (batch, time, source_vocab): one-hot source characters, padding rows all zero at the end",
@@ -51,7 +54,13 @@ OUTPUT_DOCS = {
 
 
 def export_model(
-    model_dir: str | Path, output_dir: str | Path, *, data_dir: str | Path | None = None, verify_sources: int = 1000, float16: bool = True
+    model_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    verify_sources: int = 1000,
+    float16: bool = True,
+    evaluation: str | Path | None = None,
 ) -> dict[str, Any]:
     """Exports, verifies and publishes; returns the verification report.
 
@@ -59,6 +68,7 @@ def export_model(
         data_dir: prepared data whose validation split drives verification; default the training data.
         verify_sources: validation sources translated by both Keras and ONNX.
         float16: also write float16 variants for GPUs.
+        evaluation: the `eval-test.json` whose figures go into the model card; default the model directory's.
 
     Raises:
         S2SError: missing or mismatched model files, an unwritable output, or a failed verification.
@@ -112,12 +122,22 @@ def export_model(
         )
         write_json(staging / VERIFICATION_FILE, report)
         with atomic_open(staging / contract.MODEL_CARD_FILE) as stream:
-            stream.write(model_card(report, spec, settings, model_dir))
+            stream.write(model_card(report, spec, settings, model_dir, Path(evaluation or model_dir / EVALUATION_FILE)))
         for path in staging.iterdir():
             os.replace(path, output_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def training_minutes(history: list[dict[str, Any]]) -> float:
+    """Wall-clock minutes of training; each row's `seconds` counts from its session's start, and a resume starts a new one."""
+    total, previous = 0.0, 0.0
+    for row in history:
+        seconds = float(row.get("seconds", 0.0))
+        total += seconds - previous if seconds >= previous else seconds
+        previous = seconds
+    return total / 60
 
 
 def _load_model_dir(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec, tuple[Any, Any, Any]]:
@@ -259,9 +279,10 @@ def _verify(
     return report
 
 
-def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, Any], model_dir: Path) -> str:
+def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, Any], model_dir: Path, evaluation_path: Path) -> str:
     """MODEL_CARD.md: what the model is, how it was trained and evaluated, and how its export was verified."""
-    evaluation = read_json(model_dir / "eval-test.json") if (model_dir / "eval-test.json").exists() else None
+    evaluation = read_json(evaluation_path) if evaluation_path.exists() else None
+    state = TrainingState.load(model_dir / CHECKPOINT_DIR)
     parity = report["parity_max_abs_difference"]
     lines = [
         "# s2s model card",
@@ -276,6 +297,22 @@ def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, An
         f"- training: optimizer {settings['optimizer']}, learning rate {settings['learning_rate']}, batch {settings['batch_size']}, "
         f"at most {settings['epochs']} epochs, early stopping patience {settings['early_stopping_patience']}",
         f"- ONNX opset {report['opset']}; exported by s2s {s2s.__version__}",
+    ]
+    if state is not None and state.history:
+        best = state.history[state.best_epoch] if 0 <= state.best_epoch < len(state.history) else {}
+        lines.append(
+            f"- training budget: {state.epochs_done} epochs in {training_minutes(state.history):.0f} minutes ({state.stop_reason}); "
+            f"best epoch {state.best_epoch + 1}: validation loss {state.best_val_loss:.4f}, accuracy {best.get('val_accuracy', 0):.4f}"
+        )
+    training_settings = {key: value for key, value in sorted(settings.items()) if key not in ("data_dir", "data_fingerprint")}
+    lines += [
+        "",
+        "## Training configuration",
+        "",
+        "```toml",
+        "[train]",
+        *(f"{key} = {json.dumps(value)}" for key, value in training_settings.items()),
+        "```",
         "",
         "## Evaluation (test split, Keras greedy decoding)",
         "",

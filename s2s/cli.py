@@ -13,16 +13,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import s2s
 from s2s.config import add_config_flags, config_overrides, load_config
 from s2s.errors import S2SError
+from s2s.stage_log import StageFilter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise in a job log
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 logger = logging.getLogger("s2s")
+# The trained English-to-French model committed with s2s (see its MODEL_CARD.md): what `s2s translate` uses by default.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "fra-eng"
 _OUR_LOGGERS = ("s2s", "pipelines", "training", "export", "serving")
 
 
@@ -54,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"s2s {s2s.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail, Beam's and TensorFlow's included")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_run(commands)
     _add_prepare(commands)
     _add_train(commands)
     _add_evaluate(commands)
@@ -62,6 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_translate_beam(commands)
     _add_synth(commands)
     return parser
+
+
+def _add_run(commands: Any) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run the whole chain (prepare, train, evaluate, export, translate), skipping what has not changed",
+        description="Run prepare, train, evaluate, export and translate into one run directory, as configured by a TOML file with "
+        "a table per stage ([run], [prepare], [train], [evaluate], [export], [translate]). A stage whose settings and inputs are "
+        "unchanged and whose outputs still match their checksums is skipped; a changed one runs again with every stage after it. "
+        "A failed stage leaves its last good outputs in place. RUN_DIR/run.json records every stage's settings, input and output "
+        "checksums, figures and timings. Any other --option is passed to Apache Beam for the prepare stage.",
+    )
+    parser.add_argument("--config", required=True, metavar="FILE", help="the run's TOML file (paths in it are relative to it)")
+    parser.add_argument("--input", "-i", nargs="+", action="extend", metavar="PATH", help="corpus files or globs, replacing [run] input")
+    parser.add_argument("--output", "-o", metavar="RUN_DIR", help="the run directory, replacing [run] output")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override one setting, e.g. --set train.max_minutes=8 (repeatable; the value is read as TOML)",
+    )
+    parser.add_argument("--force", metavar="STAGE", help="run this stage and all later ones even if nothing changed")
+    parser.set_defaults(handler=_run_chain, accepts_pipeline_options=True)
+
+
+def _run_chain(args: argparse.Namespace, pipeline_args: list[str]) -> int:
+    from s2s.chain.report import print_run_report
+    from s2s.chain.runner import run_chain
+    from s2s.chain.settings import load_chain_settings
+
+    settings = load_chain_settings(args.config, args.assignments, input_override=args.input, output_override=args.output)
+    manifest = run_chain(settings, pipeline_args=pipeline_args, force=args.force)
+    print_run_report(manifest, settings.run.output)
+    return 0
 
 
 def _add_prepare(commands: Any) -> None:
@@ -246,7 +287,11 @@ def _add_translate(commands: Any) -> None:
         "empty lines stay empty. The output file appears only when complete, and a killed run started again with the same "
         "arguments resumes where it stopped. A run summary (JSON) goes beside the output. Needs only numpy and onnxruntime.",
     )
-    parser.add_argument("--model", metavar="ONNX_DIR", help="output directory of s2s export")
+    parser.add_argument(
+        "--model",
+        metavar="ONNX_DIR",
+        help=f"output directory of s2s export (default: $S2S_MODEL, else the shipped English-to-French model {DEFAULT_MODEL_DIR})",
+    )
     parser.add_argument("--input", "-i", required=True, metavar="PATH", help="a file, a glob (files in sorted order) or - for stdin")
     parser.add_argument("--output", "-o", required=True, metavar="PATH", help="a file, or - for stdout")
     parser.add_argument(
@@ -273,13 +318,20 @@ def _add_translate(commands: Any) -> None:
     parser.set_defaults(handler=_run_translate)
 
 
+def default_model() -> str:
+    """The model `s2s translate` uses without --model: $S2S_MODEL, else the shipped fra-eng model."""
+    path = os.environ.get("S2S_MODEL") or str(DEFAULT_MODEL_DIR)
+    if not os.path.isdir(path):
+        raise S2SError(f"no --model given and no default model at {path}: pass --model ONNX_DIR (the output of s2s export)")
+    return path
+
+
 def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
     from serving.files import translate_file
     from serving.progress import Progress
     from serving.translator import Translator
 
-    if not args.model:
-        raise S2SError("pass --model ONNX_DIR (the output of s2s export)")
+    args.model = args.model or default_model()
     if args.batch_size < 0 or args.beam_size < 1:
         raise S2SError("--batch-size must be 0 (automatic) or more and --beam-size at least 1")
     translator = Translator(args.model, device=args.device, precision=args.precision)
@@ -371,7 +423,8 @@ def _run_synth(args: argparse.Namespace, _: list[str]) -> int:
 
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(StageFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(stage)s%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.ERROR)  # Beam and TF log plenty at INFO and WARNING

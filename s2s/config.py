@@ -38,23 +38,36 @@ def load_config(cls: type[ConfigT], section: str, path: str | Path | None, overr
     if path is not None:
         values.update(_read_section(Path(path), section, cls))
     values.update({key: value for key, value in overrides.items() if value is not None})
-    _check_keys_and_types(cls, values, where=str(path) if path else "command line")
+    return build_config(cls, values, where=str(path) if path else "command line")
+
+
+def build_config(cls: type[ConfigT], values: dict[str, Any], where: str) -> ConfigT:
+    """Builds and validates a `cls` dataclass from `values`; `where` names their origin in error messages."""
+    _check_keys_and_types(cls, values, where=where)
     config = cls(**values)
     validate = getattr(config, "validate", None)
     if validate is not None:
-        validate()
+        try:
+            validate()
+        except S2SError as error:
+            raise S2SError(f"{where}: {error}") from None
     return config
 
 
-def _read_section(path: Path, section: str, cls: type) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """The parsed TOML file, or an S2SError saying in one line why it cannot be read."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise S2SError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise S2SError(f"cannot read config file {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise S2SError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def _read_section(path: Path, section: str, cls: type) -> dict[str, Any]:
+    document = read_toml(path)
     field_names = {field.name for field in dataclasses.fields(cls)}
     tables = {key for key, value in document.items() if isinstance(value, dict)}
     if section in document:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import time
@@ -27,6 +28,8 @@ CHECKPOINT_DIR = "checkpoints"
 LAST = "last.keras"
 BEST = "best.keras"
 STATE = "state.json"
+
+logger = logging.getLogger(__name__)
 
 
 def save_keras_atomically(model: Any, path: Path) -> None:
@@ -84,6 +87,14 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, patience: in
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.started = time.monotonic()
+            self.partial_epoch = False
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            # A budget is a promise to a scheduler: stop mid-epoch rather than overrun it by most of an epoch.
+            # Keras then validates and checkpoints the partial epoch as usual.
+            if max_minutes and time.monotonic() - self.started >= max_minutes * 60:
+                self.partial_epoch = True
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {key: float(value) for key, value in (logs or {}).items()}
@@ -101,10 +112,20 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, patience: in
                 state.stop_reason = f"early stopping: no better validation loss for {patience} epochs"
                 self.model.stop_training = True
             elif max_minutes and time.monotonic() - self.started >= max_minutes * 60:
-                state.stop_reason = f"time budget of {max_minutes:g} minutes reached"
+                where = f"during epoch {epoch + 1}" if self.partial_epoch else f"after epoch {epoch + 1}"
+                state.stop_reason = f"time budget of {max_minutes:g} minutes reached {where}"
                 self.model.stop_training = True
             state.save(checkpoints)
             with atomic_open(model_dir / "history.csv") as stream:
                 stream.write(history_csv(state.history))
+            figures = ", ".join(f"{name} {logs[name]:.4f}" for name in ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
+            logger.info(
+                "epoch %d/%s: %s (%.0f s)%s",
+                epoch + 1,
+                self.params.get("epochs", "?"),
+                figures,
+                time.monotonic() - self.started,
+                ", best so far" if improved else "",
+            )
 
     return EpochCheckpoint()

@@ -36,7 +36,7 @@ class TrainConfig:
     learning_rate: float = setting(0.001, "the optimizer's step size")
     reverse_source: bool = setting(False, "feed source characters last to first (Sutskever et al. 2014)")
     early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early")
-    max_minutes: float = setting(0.0, "stop after the epoch that passes this wall-clock budget; 0 means no budget")
+    max_minutes: float = setting(0.0, "wall-clock training budget: stop once spent, mid-epoch if need be; 0 means no budget")
     bucket_by_length: bool = setting(False, "batch pairs of similar length and trim each batch's padding")
     shuffle_buffer: int = setting(10_000, "training pairs held for shuffling")
     max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all")

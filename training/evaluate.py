@@ -37,12 +37,14 @@ def evaluate(
     max_output_length: int | None = None,
     limit: int = 0,
     samples: int = 10,
+    output_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Translates `split` greedily and returns (and writes) the report.
 
     Args:
         limit: score only the first N distinct sources; 0 scores all.
         samples: sample translations included in the report.
+        output_dir: where eval-SPLIT.json and .md go; default the model directory.
 
     Raises:
         S2SError: an unknown split, missing files, or data normalised with another scheme.
@@ -78,8 +80,9 @@ def evaluate(
             for source, hypothesis, refs in list(zip(sources, hypotheses, references, strict=True))[:samples]
         ],
     }
-    write_json(model_dir / f"eval-{split}.json", report)
-    with atomic_open(model_dir / f"eval-{split}.md") as stream:
+    output_dir = Path(output_dir or model_dir)
+    write_json(output_dir / f"eval-{split}.json", report)
+    with atomic_open(output_dir / f"eval-{split}.md") as stream:
         stream.write(markdown_report(report))
     return report
 

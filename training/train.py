@@ -19,7 +19,9 @@ import dataclasses
 import hashlib
 import logging
 import shutil
+import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,8 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         make_checkpoint_callback(model_dir, state, config.early_stopping_patience, config.max_minutes),
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
     ]
+    # Bucketed batches have no known count per epoch, and Keras warns at every epoch's end that the data "ran out".
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
     if state.epochs_done < config.epochs:
         model.fit(
             train_batches,
@@ -91,7 +95,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
             initial_epoch=state.epochs_done,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose=2,
+            verbose="auto" if sys.stdout.isatty() else 0,  # a progress bar on a terminal; a job log gets one line per epoch
         )
     if not state.stop_reason:
         state.stop_reason = f"ran all {config.epochs} epochs"

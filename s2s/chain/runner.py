@@ -1,0 +1,234 @@
+"""`s2s run`: prepare, train, evaluate, export and translate into one run directory, rerunning only what changed.
+
+RUN_DIR after a successful run:
+
+| folder / file | stage | content |
+|---|---|---|
+| `data/` | prepare | TFRecords, rejects, `spec.json`, `manifest.json` |
+| `model/` | train | Keras models, checkpoints, history and curves |
+| `evaluation/` | evaluate | `eval-test.json` and `eval-test.md` |
+| `onnx/` | export | the ONNX files, `MODEL_CARD.md`, `verification.json` |
+| `translation/` | translate | `translations.txt` (and `sources.txt` when translating the test split), `summary.json` |
+| `run.json` | | per stage: settings, input and output checksums, figures, timings; the last failure |
+
+How a rerun decides. A stage's key is the hash of its settings and of its
+inputs (the corpus files' SHA-256, or the recorded output checksums of the
+stages it reads). A stage is skipped when its key equals the one recorded at
+its last success and every output file still has its recorded checksum;
+otherwise it runs, and so does every stage after it. A stage writes into
+`RUN_DIR/.work/STAGE` and its folder is swapped in only on success, so a
+failed stage leaves the last good outputs where they were. A killed training
+resumes from its last epoch checkpoint when the chain is started again with
+the same settings. One `s2s run` at a time holds a run directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import s2s
+from s2s.chain.settings import STAGES, ChainSettings
+from s2s.chain.stages import STAGE_FOLDERS, STAGE_LIST, ChainContext, Stage
+from s2s.checksums import tree_checksums, value_digest
+from s2s.errors import S2SError
+from s2s.files import read_json, write_json
+from s2s.stage_log import stage_context
+
+RUN_MANIFEST = "run.json"
+RUN_FORMAT_VERSION = 1
+WORK_DIR = ".work"
+LOCK_FILE = ".lock"
+
+logger = logging.getLogger("s2s.run")
+
+
+def run_chain(settings: ChainSettings, *, pipeline_args: list[str] | None = None, force: str | None = None) -> dict[str, Any]:
+    """Runs the stages that need it and returns the run manifest (also written as RUN_DIR/run.json).
+
+    Args:
+        pipeline_args: Beam pipeline options for the prepare stage, e.g. ["--runner=DataflowRunner", ...].
+        force: run this stage and every later one even if nothing changed.
+
+    Raises:
+        S2SError: a stage failed (its earlier good outputs stay in place), or another run holds the directory.
+    """
+    if force is not None and force not in STAGES:
+        raise S2SError(f"--force expects one of {', '.join(STAGES)}, got {force!r}")
+    run_dir = Path(settings.run.output)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise S2SError(f"cannot create run directory {run_dir}: {error.strerror}") from None
+    with _exclusive(run_dir):
+        manifest = _load_manifest(run_dir)
+        stage_records: dict[str, Any] = manifest["stages"]
+        context = ChainContext(
+            settings=settings,
+            run_dir=run_dir,
+            pipeline_args=list(pipeline_args or []),
+            outputs={name: record["outputs"] for name, record in stage_records.items()},
+        )
+        manifest.update(
+            {
+                "s2s_version": s2s.__version__,
+                "config_file": str(settings.config_path),
+                "started_at": _now(),
+                "finished_at": None,
+                "status": "running",
+                "this_run": {},
+            }
+        )
+        must_run = False
+        for stage in STAGE_LIST:
+            with stage_context(stage.name):
+                must_run = must_run or stage.name == force
+                outcome = _run_or_skip(stage, context, manifest, must_run)
+            manifest["this_run"][stage.name] = outcome
+            must_run = must_run or outcome == "ran"
+        manifest.update({"status": "succeeded", "finished_at": _now()})
+        write_json(run_dir / RUN_MANIFEST, manifest)
+        return manifest
+
+
+def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], must_run: bool) -> str:
+    """Skips `stage` if its key and outputs match the record, else runs and publishes it; returns "ran" or "skipped"."""
+    run_dir = context.run_dir
+    settings = context.settings.stage_settings(stage.name)
+    folder = run_dir / STAGE_FOLDERS[stage.name]
+    started, started_at = time.monotonic(), _now()
+    try:
+        inputs = stage.inputs(context)
+        key = value_digest({"stage": stage.name, "settings": settings, "inputs": inputs})
+        record = manifest["stages"].get(stage.name)
+        if not must_run and record and record["key"] == key:
+            problem = _check_outputs(folder, record["outputs"])
+            if problem is None:
+                logger.info("skipped: settings and inputs unchanged, %d output files verified by checksum", len(record["outputs"]))
+                return "skipped"
+            logger.info("running again: %s", problem)
+        elif record is None:
+            logger.info("running: no earlier run of this stage")
+        elif must_run:
+            logger.info("running: an earlier stage ran or --force asked for it")
+        else:
+            logger.info("running: %s changed since the last run", _what_changed(record, settings, inputs))
+        work = run_dir / WORK_DIR / stage.name
+        resume = _prepare_work_folder(work, key)
+        figures = stage.run(context, work, resume)
+    except BaseException as error:
+        manifest["status"] = "failed"
+        manifest["finished_at"] = _now()
+        manifest["last_failure"] = {"stage": stage.name, "at": manifest["finished_at"], "error": _one_line(error)}
+        manifest["this_run"][stage.name] = "failed"
+        write_json(run_dir / RUN_MANIFEST, manifest)
+        if isinstance(error, S2SError):
+            raise S2SError(f"stage {stage.name} failed: {error} (the outputs of its last good run are left in place)") from None
+        raise
+    _publish(work, folder)
+    outputs = tree_checksums(folder)
+    seconds = round(time.monotonic() - started, 1)
+    manifest["stages"][stage.name] = {
+        "key": key,
+        "folder": STAGE_FOLDERS[stage.name],
+        "settings": settings,
+        "inputs": inputs,
+        "outputs": outputs,
+        "figures": figures,
+        "started_at": started_at,
+        "finished_at": _now(),
+        "seconds": seconds,
+    }
+    context.outputs[stage.name] = outputs
+    write_json(run_dir / RUN_MANIFEST, manifest)
+    logger.info("done in %.1f s: %s", seconds, _describe(figures))
+    return "ran"
+
+
+def _prepare_work_folder(work: Path, key: str) -> bool:
+    """Empties the stage's work folder unless it holds an unfinished training of the same key; True means resume."""
+    key_file = work.with_name(f"{work.name}.key")
+    state = work / "checkpoints" / "state.json"
+    if key_file.exists() and key_file.read_text() == key and state.exists() and not read_json(state).get("finished"):
+        logger.info("resuming the unfinished run in %s", work)
+        return True
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    key_file.write_text(key)
+    return False
+
+
+def _publish(work: Path, folder: Path) -> None:
+    """Swaps the finished work folder in for the stage's folder: two renames, the old folder deleted last."""
+    old = folder.with_name(f".old-{folder.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(work, folder)
+    work.with_name(f"{work.name}.key").unlink(missing_ok=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_outputs(folder: Path, recorded: dict[str, str]) -> str | None:
+    """None when the folder holds exactly the recorded files with the recorded checksums, else what differs."""
+    if not folder.is_dir():
+        return f"its folder {folder} is missing"
+    actual = tree_checksums(folder)
+    for path, checksum in recorded.items():
+        if path not in actual:
+            return f"output {path} is missing"
+        if actual[path] != checksum:
+            return f"output {path} changed since it was written"
+    extra = sorted(set(actual) - set(recorded))
+    return f"unexpected file {extra[0]} in its folder" if extra else None
+
+
+def _what_changed(record: dict[str, Any], settings: dict[str, Any], inputs: dict[str, Any]) -> str:
+    changed = [f"setting {key}" for key in sorted(settings) if record.get("settings", {}).get(key) != settings[key]]
+    changed += [f"input {key}" for key in sorted(inputs) if record.get("inputs", {}).get(key) != inputs[key]]
+    return ", ".join(changed) or "the stage's definition"
+
+
+def _load_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_MANIFEST
+    if not path.exists():
+        return {"format_version": RUN_FORMAT_VERSION, "stages": {}}
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError) as error:
+        raise S2SError(f"cannot read {path} ({error}); move it aside to start the chain afresh") from None
+    if manifest.get("format_version") != RUN_FORMAT_VERSION:
+        raise S2SError(f"{path} has format {manifest.get('format_version')!r}, not {RUN_FORMAT_VERSION}: use a new run directory")
+    return manifest
+
+
+@contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the run directory, so a scheduler's overlapping runs cannot interleave."""
+    with open(run_dir / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise S2SError(f"another s2s run is working in {run_dir}; wait for it to finish") from None
+        yield
+
+
+def _describe(figures: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in figures.items())
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,193 @@
+"""The config file of `s2s run`: one TOML table per stage, validated whole before anything runs.
+
+```toml
+[run]                       # where the chain reads and writes
+input = ["../data/fra-eng/fra.txt.gz"]
+output = "../runs/fra-eng"
+[prepare]                   # s2s prepare's settings
+[train]                     # s2s train's settings
+[evaluate]                  # split, batch_size, limit
+[export]                    # verify_sources, float16
+[translate]                 # input (default: the test split's sources), device, batch_size, beam_size, ...
+```
+
+Relative paths in the file are relative to the file's folder, so a scheduler
+may start the job from any working directory. `--set table.key=value` on the
+command line overrides one value; a night's misspelt key fails at once with
+its name, not after hours of training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from s2s.config import build_config, read_toml, setting
+from s2s.errors import S2SError
+
+STAGES = ("prepare", "train", "evaluate", "export", "translate")
+SPLIT_CHOICES = ("train", "validation", "test")
+DEVICE_CHOICES = ("auto", "cuda", "cpu")
+PRECISION_CHOICES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """`[run]`: the corpus the chain starts from and the run directory it fills."""
+
+    input: tuple[str, ...] = setting((), "files or globs of source<TAB>target lines, plain or .gz")
+    output: str = setting("", "the run directory: data/, model/, evaluation/, onnx/, translation/ and run.json")
+
+    def validate(self) -> None:
+        if not self.input:
+            raise S2SError("input is missing: name the corpus files (a list of paths or globs)")
+        if not all(isinstance(item, str) and item for item in self.input):
+            raise S2SError("input must be a list of non-empty paths")
+        if not self.output:
+            raise S2SError("output is missing: name the run directory")
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """`[evaluate]`: which split is scored after training, and how."""
+
+    split: str = setting("test", "the split to score", SPLIT_CHOICES)
+    batch_size: int = setting(256, "sentences decoded together")
+    limit: int = setting(0, "score only the first N distinct sources; 0 scores all")
+
+    def validate(self) -> None:
+        if self.split not in SPLIT_CHOICES:
+            raise S2SError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {self.split!r}")
+        if self.batch_size < 1 or self.limit < 0:
+            raise S2SError("batch_size must be at least 1 and limit 0 or more")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """`[export]`: how much verification the ONNX export gets, and whether float16 files are written."""
+
+    verify_sources: int = setting(1000, "validation sources translated by Keras and ONNX and compared")
+    float16: bool = setting(True, "also write float16 variants for GPUs")
+
+    def validate(self) -> None:
+        if self.verify_sources < 1:
+            raise S2SError("verify_sources must be at least 1")
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    """`[translate]`: the corpus translated with the fresh export; by default the held-out test sources."""
+
+    input: str = setting("", "a file or glob to translate; empty translates the distinct sources of the test split")
+    device: str = setting("auto", "auto, cuda or cpu", DEVICE_CHOICES)
+    precision: str = setting("float32", "float16 uses the *_fp16.onnx files (GPUs)", PRECISION_CHOICES)
+    batch_size: int = setting(0, "sentences decoded together; 0 picks for the device")
+    beam_size: int = setting(1, "1 for greedy decoding, K for beam search")
+    max_output_length: int = setting(0, "most characters per translation; 0 uses the model's")
+
+    def validate(self) -> None:
+        if self.device not in DEVICE_CHOICES:
+            raise S2SError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
+        if self.precision not in PRECISION_CHOICES:
+            raise S2SError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
+        if self.batch_size < 0 or self.beam_size < 1 or self.max_output_length < 0:
+            raise S2SError("batch_size and max_output_length must be 0 or more and beam_size at least 1")
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """Every table of a run config, parsed and validated."""
+
+    run: RunSettings
+    prepare: Any  # pipelines.config.PrepareConfig
+    train: Any  # training.config.TrainConfig
+    evaluate: EvaluateSettings
+    export: ExportSettings
+    translate: TranslateSettings
+    config_path: Path
+
+    def stage_settings(self, stage: str) -> dict[str, Any]:
+        """The settings of one stage as a plain dict: part of what decides whether it must run again."""
+        return dataclasses.asdict(getattr(self, stage))
+
+
+def _table_classes() -> dict[str, type]:
+    from pipelines.config import PrepareConfig
+    from training.config import TrainConfig
+
+    return {
+        "run": RunSettings,
+        "prepare": PrepareConfig,
+        "train": TrainConfig,
+        "evaluate": EvaluateSettings,
+        "export": ExportSettings,
+        "translate": TranslateSettings,
+    }
+
+
+def load_chain_settings(
+    path: str | Path, assignments: list[str] | None = None, *, input_override: list[str] | None = None, output_override: str | None = None
+) -> ChainSettings:
+    """Reads, overrides and validates a run config.
+
+    Args:
+        assignments: `table.key=value` strings from `--set`; the value is read as TOML, else as a string.
+        input_override, output_override: `--input` and `--output`, relative to the working directory.
+
+    Raises:
+        S2SError: an unreadable file, an unknown table or key, a value of the wrong type or out of range.
+    """
+    path = Path(path)
+    document = read_toml(path)
+    classes = _table_classes()
+    for table, value in document.items():
+        if table not in classes:
+            raise S2SError(f"{path}: unknown table [{table}] (known tables: {', '.join(classes)})")
+        if not isinstance(value, dict):
+            raise S2SError(f"{path}: '{table}' must be a table ([{table}]), got {value!r}")
+    tables = {name: dict(document.get(name, {})) for name in classes}
+    for assignment in assignments or []:
+        table, key, value = parse_assignment(assignment, classes)
+        tables[table][key] = value
+    base = path.resolve().parent
+    run = tables["run"]
+    if isinstance(run.get("input"), str):
+        run["input"] = [run["input"]]
+    if isinstance(run.get("input"), list):
+        run["input"] = tuple(_relative_to(base, item) if isinstance(item, str) else item for item in run["input"])
+    if isinstance(run.get("output"), str) and run["output"]:
+        run["output"] = _relative_to(base, run["output"])
+    if input_override:
+        run["input"] = tuple(str(Path(item).absolute()) if "://" not in item else item for item in input_override)
+    if output_override:
+        run["output"] = str(Path(output_override).absolute())
+    translate = tables["translate"]
+    if isinstance(translate.get("input"), str) and translate["input"]:
+        translate["input"] = _relative_to(base, translate["input"])
+    built = {name: build_config(cls, tables[name], where=f"{path} [{name}]") for name, cls in classes.items()}
+    return ChainSettings(config_path=path.resolve(), **built)
+
+
+def parse_assignment(assignment: str, classes: dict[str, type]) -> tuple[str, str, Any]:
+    """Splits `table.key=value`; the value is a TOML value (`8`, `true`, `"x"`, `[1, 2]`) or else a bare string."""
+    target, equals, text = assignment.partition("=")
+    table, dot, key = target.strip().partition(".")
+    if not equals or not dot or not key:
+        raise S2SError(f"--set expects TABLE.KEY=VALUE, e.g. train.max_minutes=8; got {assignment!r}")
+    if table not in classes:
+        raise S2SError(f"--set {assignment}: unknown table '{table}' (known tables: {', '.join(classes)})")
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    return table, key.strip(), value
+
+
+def _relative_to(base: Path, value: str) -> str:
+    if "://" in value or Path(value).is_absolute():
+        return value
+    return str(base / value)

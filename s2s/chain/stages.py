@@ -1,0 +1,181 @@
+"""The five stages of `s2s run`: what each reads, and how it writes its folder of the run directory.
+
+Each stage runs the same library function as its own subcommand (`s2s
+prepare`, `s2s train`, ...) with the config's table, writes into a fresh work
+folder and returns its headline figures; the runner publishes the folder and
+records checksums. Heavy imports (Beam, TensorFlow) happen inside the stage
+that needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s2s.chain.settings import ChainSettings
+from s2s.checksums import file_sha256, value_digest
+from s2s.errors import S2SError
+from s2s.files import atomic_open
+
+SOURCES_FILE = "sources.txt"
+TRANSLATIONS_FILE = "translations.txt"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class ChainContext:
+    """What a stage may look at: the settings, the run directory and the recorded outputs of earlier stages."""
+
+    settings: ChainSettings
+    run_dir: Path
+    pipeline_args: list[str]
+    outputs: dict[str, dict[str, str]]  # stage -> {relative path: sha256} of its published folder
+
+    def folder(self, stage: str) -> Path:
+        return self.run_dir / STAGE_FOLDERS[stage]
+
+    def digest(self, stage: str) -> str:
+        """One hash of a published stage's output checksums: how a later stage notices that it changed."""
+        if stage not in self.outputs:
+            raise S2SError(f"stage {stage} has no recorded outputs in {self.run_dir}: run the chain from the start")
+        return value_digest(self.outputs[stage])
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    inputs: Callable[[ChainContext], dict[str, Any]]
+    run: Callable[[ChainContext, Path, bool], dict[str, Any]]  # (context, work folder, resume) -> figures
+
+
+def _prepare_inputs(context: ChainContext) -> dict[str, Any]:
+    from pipelines.prepare import resolve_inputs
+
+    return {"corpus": {entry["path"]: entry["sha256"] for entry in resolve_inputs(list(context.settings.run.input))}}
+
+
+def _run_prepare(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
+    from pipelines.prepare import prepare
+
+    manifest = prepare(list(context.settings.run.input), str(work), context.settings.prepare, context.pipeline_args)
+    if not manifest["split_sizes"].get("train"):
+        raise S2SError("no training pair survived cleaning: see the rejects files and the [prepare] limits")
+    return {
+        "lines_read": manifest["lines_read"],
+        "pairs_kept": manifest["pairs_kept"],
+        "rejected": sum(manifest["rejected"].values()),
+        "split_sizes": manifest["split_sizes"],
+    }
+
+
+def _train_inputs(context: ChainContext) -> dict[str, Any]:
+    return {"data": context.digest("prepare")}
+
+
+def _run_train(context: ChainContext, work: Path, resume: bool) -> dict[str, Any]:
+    from training.train import train
+
+    summary = train(context.folder("prepare"), work, context.settings.train, resume=resume)
+    return {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "best_val_accuracy", "stop_reason")}
+
+
+def _evaluate_inputs(context: ChainContext) -> dict[str, Any]:
+    return {"data": context.digest("prepare"), "model": context.digest("train")}
+
+
+def _run_evaluate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
+    from training.evaluate import evaluate
+
+    settings = context.settings.evaluate
+    report = evaluate(
+        context.folder("train"),
+        context.folder("prepare"),
+        settings.split,
+        batch_size=settings.batch_size,
+        limit=settings.limit,
+        output_dir=work,
+    )
+    return {"split": settings.split, "sources": report["sources"], **report["overall"]}
+
+
+def _export_inputs(context: ChainContext) -> dict[str, Any]:
+    return {"data": context.digest("prepare"), "model": context.digest("train"), "evaluation": context.digest("evaluate")}
+
+
+def _run_export(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
+    from export.export import export_model
+
+    settings = context.settings.export
+    report = export_model(
+        context.folder("train"),
+        work,
+        data_dir=context.folder("prepare"),
+        verify_sources=settings.verify_sources,
+        float16=settings.float16,
+        evaluation=context.folder("evaluate") / f"eval-{context.settings.evaluate.split}.json",
+    )
+    return {
+        "model_id": report["model_id"],
+        "parity_max_abs_difference": max(report["parity_max_abs_difference"].values()),
+        "greedy_identical": f"{report['greedy_step_loop']['identical']}/{report['greedy_step_loop']['compared']}",
+    }
+
+
+def _translate_inputs(context: ChainContext) -> dict[str, Any]:
+    source = context.settings.translate.input
+    if not source:
+        return {"model": context.digest("export"), "data": context.digest("prepare")}
+    from serving.files import input_files
+
+    return {"model": context.digest("export"), "corpus": {path: file_sha256(path) for path in input_files(source)}}
+
+
+def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
+    from serving.files import translate_file
+    from serving.progress import Progress
+    from serving.translator import Translator
+
+    settings = context.settings.translate
+    source = settings.input
+    if not source:
+        source = str(work / SOURCES_FILE)
+        _write_test_sources(context.folder("prepare"), Path(source))
+    translator = Translator(context.folder("export"), device=settings.device, precision=settings.precision)
+    progress = Progress()
+    stats = translate_file(
+        translator,
+        source,
+        str(work / TRANSLATIONS_FILE),
+        batch_size=settings.batch_size,
+        max_output_length=settings.max_output_length or None,
+        beam_size=settings.beam_size,
+        summary_path=str(work / SUMMARY_FILE),
+        progress=progress,
+    )
+    progress.close()
+    summary = stats.to_dict()
+    return {key: summary[key] for key in ("lines", "sentences_per_second", "device", "unknown_characters", "truncated_lines")}
+
+
+def _write_test_sources(data_dir: Path, path: Path) -> None:
+    """The distinct sources of the test split, one per line: text nobody trained on, for a translation smoke run."""
+    from s2s.spec import DatasetSpec
+    from training.evaluate import load_references
+
+    sources, _ = load_references(data_dir, "test", DatasetSpec.load(data_dir))
+    if not sources:
+        raise S2SError(f"the test split of {data_dir} is empty: set [translate] input to a file to translate")
+    with atomic_open(path) as stream:
+        stream.writelines(source + "\n" for source in sources)
+
+
+STAGE_FOLDERS = {"prepare": "data", "train": "model", "evaluate": "evaluation", "export": "onnx", "translate": "translation"}
+STAGE_LIST = (
+    Stage("prepare", _prepare_inputs, _run_prepare),
+    Stage("train", _train_inputs, _run_train),
+    Stage("evaluate", _evaluate_inputs, _run_evaluate),
+    Stage("export", _export_inputs, _run_export),
+    Stage("translate", _translate_inputs, _run_translate),
+)

@@ -1,0 +1,199 @@
+"""`s2s run` end to end on the reverse-4 task: every stage for real, reruns that skip, changes that rerun the right stages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.synth import write_corpus
+from s2s.chain.runner import RUN_MANIFEST, run_chain
+from s2s.chain.settings import load_chain_settings
+from s2s.checksums import tree_checksums
+from s2s.errors import S2SError
+from tests.toy import IN_PROCESS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = """
+[run]
+input = ["corpus/*.tsv"]
+output = "run"
+
+[prepare]
+min_char_count = 1
+validation_fraction = 0.1
+test_fraction = 0.1
+
+[train]
+latent_dim = 16
+epochs = 2
+batch_size = 64
+
+[evaluate]
+limit = 100
+
+[export]
+verify_sources = 50
+float16 = false
+"""
+ALL_RAN = {stage: "ran" for stage in ("prepare", "train", "evaluate", "export", "translate")}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config beside its corpus, run once: the directory holding both."""
+    root = tmp_path_factory.mktemp("chain")
+    write_corpus("reverse-4", 1500, root / "corpus" / "part-1.tsv", seed=1)
+    (root / "run.toml").write_text(CONFIG)
+    manifest = run(root)
+    assert manifest["this_run"] == ALL_RAN
+    return root
+
+
+def run(root: Path, *assignments: str, force: str | None = None) -> dict:
+    settings = load_chain_settings(root / "run.toml", list(assignments))
+    return run_chain(settings, pipeline_args=IN_PROCESS, force=force)
+
+
+def modification_times(folder: Path) -> dict[str, int]:
+    return {str(path): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
+def test_first_run_fills_the_run_directory_and_records_checksums(chain: Path) -> None:
+    manifest = json.loads((chain / "run" / RUN_MANIFEST).read_text())
+    assert manifest["status"] == "succeeded"
+    for stage, record in manifest["stages"].items():
+        assert record["outputs"] == tree_checksums(chain / "run" / record["folder"]), stage
+        assert record["seconds"] > 0
+    data = manifest["stages"]["prepare"]["figures"]
+    assert data["lines_read"] == 1500 == data["pairs_kept"] + data["rejected"]
+    sources = (chain / "run" / "translation" / "sources.txt").read_text().splitlines()
+    translations = (chain / "run" / "translation" / "translations.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(sources) == len(translations) > 50  # one translation per distinct test source
+    evaluation = json.loads((chain / "run" / "evaluation" / "eval-test.json").read_text())
+    assert evaluation["sources"] == manifest["stages"]["evaluate"]["figures"]["sources"] == 100
+    card = (chain / "run" / "onnx" / "MODEL_CARD.md").read_text()
+    assert f"| {evaluation['overall']['chrf']} |" in card  # the export saw this run's evaluation
+    assert not (chain / "run" / ".work" / "train").exists()
+
+
+def test_rerun_skips_every_unchanged_stage_without_touching_outputs(chain: Path) -> None:
+    before = modification_times(chain / "run")
+    manifest = run(chain)
+    assert set(manifest["this_run"].values()) == {"skipped"}
+    after = modification_times(chain / "run")
+    del before[str(chain / "run" / RUN_MANIFEST)], after[str(chain / "run" / RUN_MANIFEST)]
+    assert after == before
+
+
+def test_a_new_file_to_translate_reruns_only_translate(chain: Path) -> None:
+    (chain / "extra.txt").write_text("1234\n\n9876\n")
+    manifest = run(chain, 'translate.input="extra.txt"')
+    assert manifest["this_run"] == {**{stage: "skipped" for stage in ALL_RAN}, "translate": "ran"}
+    assert len((chain / "run" / "translation" / "translations.txt").read_text().split("\n")) == 4  # 3 lines, the empty one kept
+    manifest = run(chain)  # back to the test split
+    assert manifest["this_run"]["translate"] == "ran"
+    assert manifest["this_run"]["export"] == "skipped"
+
+
+def test_a_changed_training_setting_reruns_training_and_everything_after(chain: Path) -> None:
+    manifest = run(chain, "train.epochs=3")
+    assert manifest["this_run"] == {**ALL_RAN, "prepare": "skipped"}
+    assert manifest["stages"]["train"]["figures"]["epochs"] == 3
+    manifest = run(chain, "train.epochs=3")
+    assert set(manifest["this_run"].values()) == {"skipped"}
+
+
+def test_a_changed_corpus_reruns_every_stage(chain: Path) -> None:
+    write_corpus("reverse-4", 300, chain / "corpus" / "part-2.tsv", seed=2)
+    manifest = run(chain, "train.epochs=3")
+    assert manifest["this_run"] == ALL_RAN
+    assert manifest["stages"]["prepare"]["figures"]["lines_read"] == 1800
+
+
+def test_a_damaged_output_is_noticed_and_rebuilt(chain: Path) -> None:
+    card = chain / "run" / "onnx" / "MODEL_CARD.md"
+    card.write_text("edited by hand\n")
+    manifest = run(chain, "train.epochs=3")
+    assert manifest["this_run"] == {"prepare": "skipped", "train": "skipped", "evaluate": "skipped", "export": "ran", "translate": "ran"}
+    assert card.read_text().startswith("# s2s model card")
+
+
+def test_a_failing_stage_leaves_the_last_good_outputs_and_exits_with_one_line(chain: Path) -> None:
+    before = {folder: tree_checksums(chain / "run" / folder) for folder in ("data", "model", "evaluation", "onnx", "translation")}
+    # every pair is longer than 1 character, so cleaning keeps nothing and the prepare stage fails after its pipeline ran
+    failing = ("--set", "prepare.max_source_length=1")
+    result = subprocess.run(
+        [sys.executable, "-m", "s2s.cli", "run", "--config", str(chain / "run.toml"), *("--set", "train.epochs=3"), *failing, *IN_PROCESS],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("s2s: error")]
+    assert errors == [
+        "s2s: error: stage prepare failed: no training pair survived cleaning: see the rejects files and the [prepare] limits "
+        "(the outputs of its last good run are left in place)"
+    ]
+    assert "Traceback" not in result.stderr
+    assert {folder: tree_checksums(chain / "run" / folder) for folder in before} == before
+    manifest = json.loads((chain / "run" / RUN_MANIFEST).read_text())
+    assert manifest["status"] == "failed" and manifest["last_failure"]["stage"] == "prepare"
+    manifest = run(chain, "train.epochs=3")  # the good outputs still serve: nothing needs to run
+    assert set(manifest["this_run"].values()) == {"skipped"}
+
+
+def test_a_killed_training_resumes_when_the_chain_starts_again(chain: Path) -> None:
+    epochs = ["--set", "train.epochs=30", "--set", "train.early_stopping_patience=0"]
+    command = [sys.executable, "-m", "s2s.cli", "run", "--config", str(chain / "run.toml"), *epochs, *IN_PROCESS]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    state_path = chain / "run" / ".work" / "train" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 240
+    while not state_path.exists() or json.loads(state_path.read_text()).get("epochs_done", 0) < 2:
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "training made no progress"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed = json.loads(state_path.read_text())
+    assert 2 <= killed["epochs_done"] < 30 and not killed["finished"]
+    model_before = tree_checksums(chain / "run" / "model")
+
+    manifest = run(chain, "train.epochs=30", "train.early_stopping_patience=0")
+    assert manifest["this_run"] == {**ALL_RAN, "prepare": "skipped"}
+    state = json.loads((chain / "run" / "model" / "checkpoints" / "state.json").read_text())
+    assert state["epochs_done"] == 30 and state["finished"]
+    assert state["history"][: killed["epochs_done"]] == killed["history"]  # the killed run's epochs were kept, not redone
+    assert tree_checksums(chain / "run" / "model") != model_before
+
+
+def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "run.toml"
+    cases = {
+        "[run]\ninput = ['x']\noutput = 'r'\n[trian]\nepochs = 1\n": "unknown table [trian]",
+        "[run]\ninput = ['x']\noutput = 'r'\n[train]\nepochz = 1\n": "[train]: unknown key 'epochz'",
+        "[run]\ninput = ['x']\noutput = 'r'\n[train]\nepochs = 'ten'\n": "[train]: 'epochs' must be int, got 'ten'",
+        "[run]\ninput = ['x']\noutput = 'r'\n[train]\ndropout = 1.5\n": "[train]: dropout must be in [0, 1)",
+        "[run]\noutput = 'r'\n": "[run]: input is missing",
+        "[run]\ninput = ['x']\noutput = 'r'\n[translate]\ndevice = 'tpu'\n": "[translate]: device must be one of auto, cuda, cpu",
+        "[run\n": "is not valid TOML",
+    }
+    for text, message in cases.items():
+        config.write_text(text)
+        with pytest.raises(S2SError, match=None) as raised:
+            load_chain_settings(config)
+        assert message in str(raised.value), (text, str(raised.value))
+        assert "\n" not in str(raised.value)
+    config.write_text("[run]\ninput = ['x']\noutput = 'r'\n")
+    with pytest.raises(S2SError, match="--set expects TABLE"):
+        load_chain_settings(config, ["epochs=3"])
+    assert load_chain_settings(config, ["train.max_minutes=8"]).train.max_minutes == 8
