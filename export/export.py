@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -39,6 +40,8 @@ from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
 VERIFICATION_FILE = "verification.json"
 EVALUATION_FILE = "eval-test.json"
+
+logger = logging.getLogger(__name__)
 
 INPUT_DOCS = {
     contract.ENCODER_INPUT: "float32 (batch, time, source_vocab): one-hot source characters, padding rows all zero at the end",
@@ -87,6 +90,7 @@ def export_model(
     ]
     probe = batches[0][:64]
 
+    logger.info("converting with tf2onnx (opset %d) on the CPU", OPSET)
     encoder = convert_encoder(model, keras_encoder, num_layers, probe)
     probe_states = [np.asarray(state) for state in keras_encoder(probe, training=False)]
     decoder = convert_decoder(keras_decoder, num_layers, latent_dim, probe_states)
@@ -111,6 +115,7 @@ def export_model(
             _attach_metadata(onnx_model, {**shared, contract.META_ROLE: role, contract.META_PRECISION: precision})
             with atomic_open(staging / name, "wb") as stream:
                 stream.write(onnx_model.SerializeToString())
+        logger.info("verifying against Keras on %d validation sources", len(sources))
         report = _verify(staging, keras_encoder, keras_decoder, model_dir, batches, sources, float16)
         report.update(
             {
@@ -304,28 +309,20 @@ def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, An
             f"- training budget: {state.epochs_done} epochs in {training_minutes(state.history):.0f} minutes ({state.stop_reason}); "
             f"best epoch {state.best_epoch + 1}: validation loss {state.best_val_loss:.4f}, accuracy {best.get('val_accuracy', 0):.4f}"
         )
-    training_settings = {key: value for key, value in sorted(settings.items()) if key not in ("data_dir", "data_fingerprint")}
-    lines += [
-        "",
-        "## Training configuration",
-        "",
-        "```toml",
-        "[train]",
-        *(f"{key} = {json.dumps(value)}" for key, value in training_settings.items()),
-        "```",
-        "",
-        "## Evaluation (test split, Keras greedy decoding)",
-        "",
-    ]
+    lines += ["", "## Evaluation (test split, Keras greedy decoding)", ""]
     if evaluation:
         overall = evaluation["overall"]
         lines += [
             "| sources | BLEU | chrF | exact match | CER |",
             "|---|---|---|---|---|",
-            f"| {overall['sentences']} | {overall['bleu']} | {overall['chrf']} | {overall['exact_match']} | {overall['cer']} |",
+            f"| {overall['sentences']} | {overall['bleu']} | {overall['chrf']} | {overall['exact_match']:.2%} | {overall['cer']} |",
         ]
     else:
         lines.append("Not evaluated: run `s2s evaluate` before exporting to include the figures.")
+    training_settings = {key: value for key, value in sorted(settings.items()) if key not in ("data_dir", "data_fingerprint")}
+    lines += ["", "## Training configuration", "", "```toml", "[train]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in training_settings.items()]
+    lines.append("```")
     step, whole = report["greedy_step_loop"], report["greedy_translator"]
     lines += [
         "",

@@ -62,6 +62,12 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     options = beam_options(list(pipeline_args or []))
     input_files = resolve_inputs(inputs)
     _ensure_writable(output_dir)
+    logger.info(
+        "cleaning %d file(s), %.1f MB, on %s",
+        len(input_files),
+        sum(entry["bytes"] for entry in input_files) / 1e6,
+        options.get_all_options().get("runner") or "the local FnApiRunner",
+    )
     staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
     try:

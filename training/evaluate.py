@@ -7,6 +7,7 @@ the model as `eval-<split>.json` and `eval-<split>.md`.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from s2s.files import atomic_open, write_json
 from s2s.spec import SPLITS, DatasetSpec
 from training.decoding import KerasGreedyDecoder
 from training.metrics import score, score_by_length
+
+logger = logging.getLogger(__name__)
 
 
 def load_references(data_dir: str | Path, split: str, spec: DatasetSpec, limit: int = 0) -> tuple[list[str], list[list[str]]]:
@@ -61,6 +64,7 @@ def evaluate(
     sources, references = load_references(data_dir, split, data_spec, limit)
     if not sources:
         raise S2SError(f"the {split} split of {data_dir} is empty")
+    logger.info("decoding %d distinct %s sources greedily", len(sources), split)
     started = time.perf_counter()
     hypotheses = decoder.translate(sources, batch_size=batch_size, max_output_length=max_output_length)
     seconds = time.perf_counter() - started
