@@ -79,6 +79,7 @@ def export_model(
     started = time.time()
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     settings, spec, models = _load_model_dir(model_dir)
+    _ensure_writable(output_dir)  # before minutes of conversion, not after
     model, keras_encoder, keras_decoder = models
     num_layers, latent_dim = settings["num_layers"], settings["latent_dim"]
     sources = _verification_sources(Path(data_dir or settings.get("data_dir", "")), spec, verify_sources)
@@ -107,7 +108,6 @@ def export_model(
         files[contract.DECODER_GREEDY_FP16_FILE] = (graphs.add_greedy_head(decoder16), "decoder_greedy", "float16")
 
     shared = _shared_metadata(spec, settings, model)
-    _ensure_writable(output_dir)
     staging = output_dir / f".staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
