@@ -15,9 +15,9 @@ from s2s.cli import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = DEFAULT_MODEL_DIR / "test-samples.tsv"
-# The shipped model scores chrF 26.6 on these samples (26.05 on the whole test split); a model decoded with a wrong
+# The shipped model scores chrF 28.4 on these samples (27.08 on the whole test split); a model decoded with a wrong
 # vocabulary, normalisation or source direction scores in single figures. The margin absorbs onnxruntime versions.
-MIN_SAMPLE_CHRF = 24.0
+MIN_SAMPLE_CHRF = 25.0
 
 
 def translate_with_default_model(lines: list[str], cwd: Path) -> list[str]:
