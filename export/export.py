@@ -35,11 +35,11 @@ from serving.sessions import DecoderSession, EncoderSession, model_info, open_se
 from training.checkpoints import CHECKPOINT_DIR, TrainingState
 from training.config import ENCODER_DECODER
 from training.decoding import KerasGreedyDecoder
-from training.evaluate import load_references
+from training.evaluate import load_references, report_name
 from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
 VERIFICATION_FILE = "verification.json"
-EVALUATION_FILE = "eval-test.json"
+EVALUATION_FILE = report_name("test", "json")
 
 logger = logging.getLogger(__name__)
 

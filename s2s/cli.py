@@ -224,7 +224,7 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, report_name
 
     report = evaluate(
         args.model, args.data, args.split, batch_size=args.batch_size, max_output_length=args.max_output_length, limit=args.limit
@@ -234,7 +234,7 @@ def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
     print(f"BLEU {overall['bleu']}  chrF {overall['chrf']}  exact match {overall['exact_match']:.2%}  CER {overall['cer']:.4f}")
     for sample in report["samples"][:5]:
         print(f"  {sample['source']}  ->  {sample['translation']}")
-    print(f"wrote {args.model}/eval-{report['split']}.json and .md")
+    print(f"wrote {Path(args.model) / report_name(report['split'], 'json')} and .md")
     return 0
 
 

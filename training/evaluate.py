@@ -85,10 +85,15 @@ def evaluate(
         ],
     }
     output_dir = Path(output_dir or model_dir)
-    write_json(output_dir / f"eval-{split}.json", report)
-    with atomic_open(output_dir / f"eval-{split}.md") as stream:
+    write_json(output_dir / report_name(split, "json"), report)
+    with atomic_open(output_dir / report_name(split, "md")) as stream:
         stream.write(markdown_report(report))
     return report
+
+
+def report_name(split: str, suffix: str) -> str:
+    """The file name of a split's report: `eval-test.json`, `eval-test.md`."""
+    return f"eval-{split}.{suffix}"
 
 
 def markdown_report(report: dict[str, Any]) -> str:

@@ -6,7 +6,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from s2s.chain.stages import SOURCES_FILE, STAGE_FOLDERS, TRANSLATIONS_FILE
+from s2s.chain.runner import RUN_MANIFEST
+from s2s.chain.stages import SOURCES_FILE, STAGE_FOLDERS, SUMMARY_FILE, TRANSLATIONS_FILE
 from s2s.files import read_json
 
 SAMPLES = 5
@@ -33,7 +34,7 @@ def print_run_report(manifest: dict[str, Any], run_dir: str | Path) -> None:
         ):
             for source, target in islice(zip(sources, targets, strict=False), SAMPLES):
                 print(f"  {source.rstrip()}  ->  {target.rstrip()}")
-    summary = read_json(translation / "summary.json") if (translation / "summary.json").exists() else None
+    summary = read_json(translation / SUMMARY_FILE) if (translation / SUMMARY_FILE).exists() else None
     if summary:
         print(f"\ntranslated {summary['lines']} lines on {summary['device']} at {summary['sentences_per_second']} sentences/s")
-    print(f"\nrun manifest: {run_dir / 'run.json'}; ONNX model: {run_dir / STAGE_FOLDERS['export']}")
+    print(f"\nrun manifest: {run_dir / RUN_MANIFEST}; ONNX model: {run_dir / STAGE_FOLDERS['export']}")

@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import s2s
-from s2s.chain.settings import STAGES, ChainSettings
-from s2s.chain.stages import STAGE_FOLDERS, STAGE_LIST, ChainContext, Stage
+from s2s.chain.settings import ChainSettings
+from s2s.chain.stages import STAGE_FOLDERS, STAGE_LIST, STAGES, ChainContext, Stage
 from s2s.checksums import tree_checksums, value_digest
 from s2s.errors import S2SError
 from s2s.files import read_json, write_json
 from s2s.stage_log import stage_context
+from training.checkpoints import CHECKPOINT_DIR, TrainingState
 
 RUN_MANIFEST = "run.json"
 RUN_FORMAT_VERSION = 1
@@ -70,13 +71,7 @@ def run_chain(settings: ChainSettings, *, pipeline_args: list[str] | None = None
         raise S2SError(f"cannot create run directory {run_dir}: {error.strerror}") from None
     with _exclusive(run_dir):
         manifest = _load_manifest(run_dir)
-        stage_records: dict[str, Any] = manifest["stages"]
-        context = ChainContext(
-            settings=settings,
-            run_dir=run_dir,
-            pipeline_args=list(pipeline_args or []),
-            outputs={name: record["outputs"] for name, record in stage_records.items()},
-        )
+        context = ChainContext(settings=settings, run_dir=run_dir, pipeline_args=list(pipeline_args or []), records=manifest["stages"])
         manifest.update(
             {
                 "s2s_version": s2s.__version__,
@@ -103,7 +98,7 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
     """Skips `stage` if its key and outputs match the record, else runs and publishes it; returns "ran" or "skipped"."""
     run_dir = context.run_dir
     settings = context.settings.stage_settings(stage.name)
-    folder = run_dir / STAGE_FOLDERS[stage.name]
+    folder = context.folder(stage.name)
     started, started_at = time.monotonic(), _now()
     try:
         inputs = stage.inputs(context)
@@ -147,7 +142,6 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
         "finished_at": _now(),
         "seconds": seconds,
     }
-    context.outputs[stage.name] = outputs
     write_json(run_dir / RUN_MANIFEST, manifest)
     logger.info("done in %.1f s: %s", seconds, _describe(figures))
     return "ran"
@@ -156,8 +150,8 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
 def _prepare_work_folder(work: Path, key: str) -> bool:
     """Empties the stage's work folder unless it holds an unfinished training of the same key; True means resume."""
     key_file = work.with_name(f"{work.name}.key")
-    state = work / "checkpoints" / "state.json"
-    if key_file.exists() and key_file.read_text() == key and state.exists() and not read_json(state).get("finished"):
+    state = TrainingState.load(work / CHECKPOINT_DIR) if key_file.exists() and key_file.read_text() == key else None
+    if state is not None and not state.finished:
         logger.info("resuming the unfinished run in %s", work)
         return True
     shutil.rmtree(work, ignore_errors=True)

@@ -28,9 +28,8 @@ import tomllib
 
 from s2s.config import build_config, read_toml, setting
 from s2s.errors import S2SError
+from s2s.spec import SPLITS
 
-STAGES = ("prepare", "train", "evaluate", "export", "translate")
-SPLIT_CHOICES = ("train", "validation", "test")
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 PRECISION_CHOICES = ("float32", "float16")
 
@@ -55,13 +54,13 @@ class RunSettings:
 class EvaluateSettings:
     """`[evaluate]`: which split is scored after training, and how."""
 
-    split: str = setting("test", "the split to score", SPLIT_CHOICES)
+    split: str = setting("test", "the split to score", SPLITS)
     batch_size: int = setting(256, "sentences decoded together")
     limit: int = setting(0, "score only the first N distinct sources; 0 scores all")
 
     def validate(self) -> None:
-        if self.split not in SPLIT_CHOICES:
-            raise S2SError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {self.split!r}")
+        if self.split not in SPLITS:
+            raise S2SError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.batch_size < 1 or self.limit < 0:
             raise S2SError("batch_size must be at least 1 and limit 0 or more")
 

@@ -26,21 +26,21 @@ SUMMARY_FILE = "summary.json"
 
 @dataclass
 class ChainContext:
-    """What a stage may look at: the settings, the run directory and the recorded outputs of earlier stages."""
+    """What a stage may look at: the settings, the run directory and the records of earlier stages."""
 
     settings: ChainSettings
     run_dir: Path
     pipeline_args: list[str]
-    outputs: dict[str, dict[str, str]]  # stage -> {relative path: sha256} of its published folder
+    records: dict[str, dict[str, Any]]  # run.json's "stages": each has "outputs", {relative path: sha256} of its folder
 
     def folder(self, stage: str) -> Path:
         return self.run_dir / STAGE_FOLDERS[stage]
 
     def digest(self, stage: str) -> str:
         """One hash of a published stage's output checksums: how a later stage notices that it changed."""
-        if stage not in self.outputs:
+        if stage not in self.records:
             raise S2SError(f"stage {stage} has no recorded outputs in {self.run_dir}: run the chain from the start")
-        return value_digest(self.outputs[stage])
+        return value_digest(self.records[stage]["outputs"])
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ def _export_inputs(context: ChainContext) -> dict[str, Any]:
 
 def _run_export(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
     from export.export import export_model
+    from training.evaluate import report_name
 
     settings = context.settings.export
     report = export_model(
@@ -114,7 +115,7 @@ def _run_export(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
         data_dir=context.folder("prepare"),
         verify_sources=settings.verify_sources,
         float16=settings.float16,
-        evaluation=context.folder("evaluate") / f"eval-{context.settings.evaluate.split}.json",
+        evaluation=context.folder("evaluate") / report_name(context.settings.evaluate.split, "json"),
     )
     return {
         "model_id": report["model_id"],
@@ -179,3 +180,4 @@ STAGE_LIST = (
     Stage("export", _export_inputs, _run_export),
     Stage("translate", _translate_inputs, _run_translate),
 )
+STAGES = tuple(stage.name for stage in STAGE_LIST)
