@@ -36,14 +36,15 @@ def source_material_loop(decoder: KerasGreedyDecoder, sentence: str) -> str:
     from s2s.onehot import encode_sources
 
     spec = decoder.spec
-    states = decoder.encoder.predict(
+    encoded = decoder.encoder.predict(
         encode_sources([sentence], spec.source_vocabulary, max_length=spec.max_source_length, reverse=decoder.reverse_source), verbose=0
     )
+    states, memory = encoded[: decoder.state_count], encoded[decoder.state_count :]  # memory: attention's encoder outputs and mask
     target = np.zeros((1, 1, len(spec.target_vocabulary)), dtype=np.float32)
     target[0, 0, START_ID] = 1.0
     decoded = []
     for _ in range(spec.max_target_length):
-        probabilities, *states = decoder.decoder.predict([target, *states], verbose=0)
+        probabilities, *states = decoder.decoder.predict([target, *states, *memory], verbose=0)
         token = int(probabilities[0, -1].argmax())
         if token == END_ID:
             break

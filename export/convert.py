@@ -1,12 +1,18 @@
-"""Keras inference models to ONNX with tf2onnx, keeping the native ONNX `LSTM` op.
+"""Keras inference models to ONNX with tf2onnx, keeping the native ONNX `LSTM` op, with integer ids in.
 
 The trained encoder skips padding with a Keras `Masking` layer. tf2onnx turns
 a masked LSTM into a `Loop` of primitive ops: correct, but slow on a GPU. So
 the encoder is converted without the mask, from the same trained layers, and
-every `LSTM` node is then fed its optional `sequence_lens` input, computed in
-the graph from the one-hot input (the number of rows that are not all zero).
-The ONNX LSTM then stops each sentence at its own length, which is what the
-mask did, and the native op stays.
+every `LSTM` node (bidirectional ones included) is then fed its optional
+`sequence_lens` input, computed in the graph from the ids (the count of
+non-padding ids). The ONNX LSTM then stops each sentence at its own length,
+and runs the backward direction from that length, which is what the mask did,
+and the native op stays.
+
+The Keras models take one-hot rows; contract version 2 takes ids. Each
+converted graph therefore gets a lookup in front: `Gather` of a constant
+one-hot table (the padding row all zeros) turns `source_ids` or
+`previous_token` into the rows the Keras layers were trained on.
 
 tf2onnx names outputs after the conversion route, so outputs are renamed to
 the contract's names by running both models on the same input and matching
@@ -20,10 +26,14 @@ from typing import Any
 import numpy as np
 
 from s2s import onnx_contract as contract
+from s2s.onehot import one_hot
 from s2s.tensorflow_import import import_tensorflow
-from training.model import ENCODER_INPUT, encoder_lstm_name
+from training.model import ENCODER_INPUT, has_attention, trained_encoder_outputs
 
 OPSET = 17  # the newest opset tf2onnx 1.17 and onnxruntime 1.20+ both cover well; LSTM itself is unchanged since opset 14
+SOURCE_ONE_HOT = "s2s_source_one_hot"  # the one-hot rows the Keras encoder takes, looked up from source_ids
+TOKEN_ONE_HOT = "s2s_token_one_hot"  # likewise for the decoder, (batch, 1, target_vocab)
+STEP_PROBABILITIES = "s2s_step_probabilities"  # the Keras decoder's (batch, 1, target_vocab) output before its time axis goes
 
 
 def _without_cudnn(model: Any) -> None:
@@ -31,8 +41,10 @@ def _without_cudnn(model: Any) -> None:
     import keras
 
     for layer in model.layers:
-        if isinstance(layer, keras.layers.LSTM):
-            layer.use_cudnn = False
+        wrapped = [layer.forward_layer, layer.backward_layer] if isinstance(layer, keras.layers.Bidirectional) else [layer]
+        for lstm in wrapped:
+            if isinstance(lstm, keras.layers.LSTM):
+                lstm.use_cudnn = False
 
 
 def maskless_encoder(training_model: Any, num_layers: int) -> Any:
@@ -40,12 +52,8 @@ def maskless_encoder(training_model: Any, num_layers: int) -> Any:
     import keras
 
     source_vocab = training_model.get_layer(ENCODER_INPUT).output.shape[-1]
-    encoder_input = keras.Input(shape=(None, source_vocab), name=contract.ENCODER_INPUT)
-    sequence, outputs = encoder_input, []
-    for layer in range(num_layers):
-        sequence, state_h, state_c = training_model.get_layer(encoder_lstm_name(layer))(sequence)
-        outputs += [state_h, state_c]
-    encoder = keras.Model(encoder_input, outputs, name="s2s_encoder_maskless")
+    encoder_input = keras.Input(shape=(None, source_vocab), name=SOURCE_ONE_HOT)
+    encoder = keras.Model(encoder_input, trained_encoder_outputs(training_model, encoder_input, num_layers), name="s2s_encoder_maskless")
     _without_cudnn(encoder)
     return encoder
 
@@ -62,21 +70,46 @@ def to_onnx(keras_model: Any, input_names: list[str], input_shapes: list[tuple[i
     return proto
 
 
-def add_sequence_lengths(model: Any) -> int:
-    """Feeds every LSTM node the lengths of the one-hot `encoder_input`; returns how many nodes it fed.
+def add_id_lookup(model: Any, one_hot_input: str, ids_input: str, vocab_size: int, *, token_step: bool) -> None:
+    """Replaces the float one-hot graph input `one_hot_input` by int32 ids and a `Gather` of the one-hot table.
 
-    length[b] = sum over time of max over vocabulary of encoder_input[b, t, :]
+    With `token_step`, ids are (batch,) and the rows get the decoder's time axis of 1; else ids are (batch, time).
     """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    table = numpy_helper.from_array(one_hot(np.arange(vocab_size), vocab_size), name=f"{ids_input}_one_hot_table")
+    graph.initializer.append(table)
+    looked_up = f"{ids_input}_rows" if token_step else one_hot_input
+    nodes = [helper.make_node("Gather", [table.name, ids_input], [looked_up], axis=0, name=f"{ids_input}_lookup")]
+    if token_step:
+        graph.initializer.append(helper.make_tensor(f"{ids_input}_time_axis", TensorProto.INT64, [1], [1]))
+        nodes.append(helper.make_node("Unsqueeze", [looked_up, f"{ids_input}_time_axis"], [one_hot_input], name=f"{ids_input}_step"))
+    for position, node in enumerate(nodes):
+        graph.node.insert(position, node)
+    shape = ["batch"] if token_step else ["batch", "time"]
+    for index, value in enumerate(graph.input):
+        if value.name == one_hot_input:
+            graph.input.remove(value)
+            graph.input.insert(index, helper.make_tensor_value_info(ids_input, TensorProto.INT32, shape))
+            return
+    raise RuntimeError(f"the converted graph has no input {one_hot_input}")
+
+
+def add_sequence_lengths(model: Any) -> int:
+    """Feeds every LSTM node the lengths of `source_ids` (its non-padding ids); returns how many nodes it fed."""
     from onnx import TensorProto, helper
 
     graph = model.graph
     lengths = "s2s_sequence_lengths"
     nodes = [
-        helper.make_node("ReduceMax", [contract.ENCODER_INPUT], ["s2s_row_is_real"], axes=[2], keepdims=0, name="s2s_row_is_real"),
-        helper.make_node("ReduceSum", ["s2s_row_is_real", "s2s_time_axis"], ["s2s_length_float"], keepdims=0, name="s2s_length_float"),
-        helper.make_node("Cast", ["s2s_length_float"], [lengths], to=TensorProto.INT32, name="s2s_sequence_lengths"),
+        helper.make_node("Greater", [contract.SOURCE_IDS, "s2s_pad_id"], ["s2s_id_is_real"], name="s2s_id_is_real"),
+        helper.make_node("Cast", ["s2s_id_is_real"], ["s2s_id_is_real_int"], to=TensorProto.INT32, name="s2s_id_is_real_int"),
+        helper.make_node("ReduceSum", ["s2s_id_is_real_int", "s2s_time_axis"], [lengths], keepdims=0, name="s2s_sequence_lengths"),
     ]
-    graph.initializer.append(helper.make_tensor("s2s_time_axis", TensorProto.INT64, [1], [1]))
+    graph.initializer.extend(
+        [helper.make_tensor("s2s_time_axis", TensorProto.INT64, [1], [1]), helper.make_tensor("s2s_pad_id", TensorProto.INT32, [], [0])]
+    )
     fed = 0
     for node in graph.node:
         if node.op_type == "LSTM":
@@ -141,37 +174,87 @@ def keras_outputs(keras_model: Any, inputs: list[np.ndarray], names: list[str]) 
     return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
 
 
-def convert_encoder(training_model: Any, keras_encoder: Any, num_layers: int, probe: np.ndarray) -> Any:
-    """encoder.onnx: native LSTM nodes with in-graph sequence lengths, outputs h_0, c_0, ...
+def encoder_output_names(num_layers: int, attention: bool) -> list[str]:
+    """encoder.onnx's outputs, in the Keras encoder's order: the states, then (attention) the decoder's memory."""
+    return contract.state_names(num_layers) + (list(contract.MEMORY_NAMES) if attention else [])
+
+
+def convert_encoder(training_model: Any, keras_encoder: Any, num_layers: int, probe_ids: np.ndarray) -> Any:
+    """encoder.onnx: `source_ids` -> h_0, c_0, ... (and encoder_outputs, source_mask), native LSTM nodes with in-graph lengths.
 
     Args:
         keras_encoder: the masked Keras encoder of `s2s train`, the reference for renaming.
-        probe: a padded one-hot batch (batch, time, source_vocab) with sentences of different lengths.
+        probe_ids: a padded id batch (batch, time) with sentences of different lengths.
     """
+    source_vocab = training_model.get_layer(ENCODER_INPUT).output.shape[-1]
     maskless = maskless_encoder(training_model, num_layers)
-    model = to_onnx(maskless, [contract.ENCODER_INPUT], [(None, None, probe.shape[-1])])
+    model = to_onnx(maskless, [SOURCE_ONE_HOT], [(None, None, source_vocab)])
+    add_id_lookup(model, SOURCE_ONE_HOT, contract.SOURCE_IDS, source_vocab, token_step=False)
     if add_sequence_lengths(model) != num_layers:
         raise RuntimeError(f"expected {num_layers} ONNX LSTM nodes in the encoder; tf2onnx produced another structure")
-    expected = keras_outputs(keras_encoder, [probe], contract.state_names(num_layers))
-    rename_outputs_by_value(model, {contract.ENCODER_INPUT: probe}, expected)
+    names = encoder_output_names(num_layers, has_attention(training_model))
+    expected = keras_outputs(keras_encoder, [one_hot(probe_ids, source_vocab)], names)
+    rename_outputs_by_value(model, {contract.SOURCE_IDS: probe_ids}, expected)
+    _order_outputs(model, names)
     return model
 
 
-def convert_decoder(keras_decoder: Any, num_layers: int, latent_dim: int, probe_states: list[np.ndarray]) -> Any:
-    """decoder.onnx: one step, inputs decoder_input and h_0, c_0, ...; outputs probabilities and next_h_0, ..."""
+def convert_decoder(
+    keras_decoder: Any, num_layers: int, latent_dim: int, probe_memory: list[np.ndarray], probe_states: list[np.ndarray]
+) -> Any:
+    """decoder.onnx: one step, inputs previous_token, h_0, c_0, ... (and the memory); outputs probabilities, next_h_0, ...
+
+    Args:
+        probe_memory: the Keras encoder's encoder_outputs and source_mask for a probe batch (attention), else [].
+        probe_states: its states for the same batch.
+    """
     target_vocab = keras_decoder.inputs[0].shape[-1]
     state_inputs = contract.state_names(num_layers)
+    memory_inputs = list(contract.MEMORY_NAMES) if probe_memory else []
+    memory_shapes: list[tuple[int | None, ...]] = [(None, None, latent_dim), (None, None)] if probe_memory else []
     model = to_onnx(
-        keras_decoder, [contract.DECODER_INPUT, *state_inputs], [(None, None, target_vocab)] + [(None, latent_dim)] * len(state_inputs)
+        keras_decoder,
+        [TOKEN_ONE_HOT, *state_inputs, *memory_inputs],
+        [(None, None, target_vocab)] + [(None, latent_dim)] * len(state_inputs) + memory_shapes,
     )
     _check_native_lstm(model, num_layers, "decoder")
+    add_id_lookup(model, TOKEN_ONE_HOT, contract.PREVIOUS_TOKEN, target_vocab, token_step=True)
     batch = probe_states[0].shape[0]
-    rng = np.random.default_rng(0)
-    token = np.eye(target_vocab, dtype=np.float32)[rng.integers(0, target_vocab, size=(batch, 1))]
-    feeds = {contract.DECODER_INPUT: token, **dict(zip(state_inputs, probe_states, strict=True))}
-    expected = keras_outputs(keras_decoder, [token, *probe_states], [contract.PROBABILITIES, *contract.next_state_names(num_layers)])
+    tokens = np.random.default_rng(0).integers(1, target_vocab, size=batch).astype(np.int32)
+    feeds = {
+        contract.PREVIOUS_TOKEN: tokens,
+        **dict(zip(state_inputs, probe_states, strict=True)),
+        **dict(zip(memory_inputs, probe_memory, strict=True)),
+    }
+    keras_inputs = [one_hot(tokens[:, None], target_vocab), *probe_states, *probe_memory]
+    expected = keras_outputs(keras_decoder, keras_inputs, [STEP_PROBABILITIES, *contract.next_state_names(num_layers)])
     rename_outputs_by_value(model, feeds, expected)
+    _drop_time_axis(model, STEP_PROBABILITIES, contract.PROBABILITIES, target_vocab)
+    _order_outputs(model, [contract.PROBABILITIES, *contract.next_state_names(num_layers)])
     return model
+
+
+def _drop_time_axis(model: Any, step_output: str, output: str, vocab: int) -> None:
+    """Squeezes the decoder's (batch, 1, vocab) output to the contract's (batch, vocab)."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    graph.initializer.append(helper.make_tensor("s2s_step_axis", TensorProto.INT64, [1], [1]))
+    graph.node.append(helper.make_node("Squeeze", [step_output, "s2s_step_axis"], [output], name="s2s_drop_time_axis"))
+    for index, value in enumerate(graph.output):
+        if value.name == step_output:
+            graph.output.remove(value)
+            graph.output.insert(index, helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", vocab]))
+            return
+    raise RuntimeError(f"the converted decoder has no output {step_output}")
+
+
+def _order_outputs(model: Any, names: list[str]) -> None:
+    """Puts the graph outputs in the contract's order, so a host that lists them sees h_0, c_0, ... in sequence."""
+    outputs = {value.name: value for value in model.graph.output}
+    ordered = [outputs[name] for name in names]
+    del model.graph.output[:]
+    model.graph.output.extend(ordered)
 
 
 def _check_native_lstm(model: Any, num_layers: int, what: str) -> None:

@@ -25,15 +25,16 @@ import s2s
 from export import graphs, verify
 from export.convert import OPSET, convert_decoder, convert_encoder
 from s2s import onnx_contract as contract
+from s2s.checksums import file_sha256
 from s2s.errors import S2SError
 from s2s.files import atomic_open, read_json, write_json
-from s2s.onehot import encode_sources
+from s2s.onehot import encode_ids, one_hot
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from serving.model_info import metadata_props
 from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
 from training.checkpoints import CHECKPOINT_DIR, TrainingState
-from training.config import ENCODER_DECODER
+from training.config import ATTENTION, STEP_DECODER_ARCHITECTURES
 from training.decoding import KerasGreedyDecoder
 from training.evaluate import load_references, report_name
 from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
@@ -44,15 +45,16 @@ EVALUATION_FILE = report_name("test", "json")
 logger = logging.getLogger(__name__)
 
 INPUT_DOCS = {
-    contract.ENCODER_INPUT: "float32 (batch, time, source_vocab): one-hot source characters, padding rows all zero at the end",
-    contract.DECODER_INPUT: "float32 (batch, 1, target_vocab): one-hot previous token; the start token first",
-    contract.MAX_OUTPUT_LENGTH: "int64 scalar, optional: most characters to emit (default max_target_length)",
+    contract.SOURCE_IDS: "int32 (batch, time): source vocabulary ids, 0 (padding) after each sentence's end",
+    contract.PREVIOUS_TOKEN: "int32 (batch): the previous target id; the start token (1) first",
+    contract.MAX_OUTPUT_LENGTH: "int32 scalar, optional: most characters to emit (default max_target_length)",
 }
 OUTPUT_DOCS = {
-    contract.PROBABILITIES: "float32 (batch, 1, target_vocab): softmax over the next target token",
-    contract.NEXT_TOKEN: "int64 (batch): argmax of probabilities",
-    contract.NEXT_INPUT: "float32 (batch, 1, target_vocab): one-hot of next_token, to feed back as decoder_input",
-    contract.TOKEN_IDS: "int64 (batch, steps): greedy target ids, end-token padded after each sentence's end",
+    contract.PROBABILITIES: "float32 (batch, target_vocab): softmax over the next target token",
+    contract.NEXT_TOKEN: "int32 (batch): argmax of probabilities, to feed back as previous_token",
+    contract.TOKEN_IDS: "int32 (batch, steps): greedy target ids, end-token padded after each sentence's end",
+    contract.ENCODER_OUTPUTS: "float32 (batch, time, latent): the encoder's outputs, which attention reads; pass to every decoder step",
+    contract.SOURCE_MASK: "float32 (batch, time): 1 at real source positions, 0 at padding; pass to every decoder step",
 }
 
 
@@ -84,17 +86,17 @@ def export_model(
     num_layers, latent_dim = settings["num_layers"], settings["latent_dim"]
     sources = _verification_sources(Path(data_dir or settings.get("data_dir", "")), spec, verify_sources)
     batches = [
-        encode_sources(
+        encode_ids(
             sources[start : start + 256], spec.source_vocabulary, max_length=spec.max_source_length, reverse=settings["reverse_source"]
         )
         for start in range(0, len(sources), 256)
     ]
     probe = batches[0][:64]
 
-    logger.info("converting with tf2onnx (opset %d) on the CPU", OPSET)
+    logger.info("converting %s model with tf2onnx (opset %d) on the CPU", settings["arch"], OPSET)
     encoder = convert_encoder(model, keras_encoder, num_layers, probe)
-    probe_states = [np.asarray(state) for state in keras_encoder(probe, training=False)]
-    decoder = convert_decoder(keras_decoder, num_layers, latent_dim, probe_states)
+    encoded = [np.asarray(value) for value in keras_encoder(one_hot(probe, len(spec.source_vocabulary)), training=False)]
+    decoder = convert_decoder(keras_decoder, num_layers, latent_dim, encoded[2 * num_layers :], encoded[: 2 * num_layers])
     files = {
         contract.ENCODER_FILE: (encoder, "encoder", "float32"),
         contract.DECODER_FILE: (decoder, "decoder", "float32"),
@@ -104,7 +106,6 @@ def export_model(
     if float16:
         decoder16 = graphs.to_float16(decoder)
         files[contract.ENCODER_FP16_FILE] = (graphs.to_float16(encoder), "encoder", "float16")
-        files[contract.DECODER_FP16_FILE] = (decoder16, "decoder", "float16")
         files[contract.DECODER_GREEDY_FP16_FILE] = (graphs.add_greedy_head(decoder16), "decoder_greedy", "float16")
 
     shared = _shared_metadata(spec, settings, model)
@@ -115,6 +116,8 @@ def export_model(
             _attach_metadata(onnx_model, {**shared, contract.META_ROLE: role, contract.META_PRECISION: precision})
             with atomic_open(staging / name, "wb") as stream:
                 stream.write(onnx_model.SerializeToString())
+        with atomic_open(staging / contract.CHECKSUMS_FILE) as stream:
+            stream.writelines(f"{file_sha256(staging / name)}  {name}\n" for name in sorted(files))
         logger.info("verifying against Keras on %d validation sources", len(sources))
         report = _verify(staging, keras_encoder, keras_decoder, model_dir, batches, sources, float16)
         report.update(
@@ -150,8 +153,11 @@ def _load_model_dir(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec, tuple
     if not settings_path.exists():
         raise S2SError(f"{settings_path} does not exist: is {model_dir} the output of a finished s2s train?")
     settings = read_json(settings_path)
-    if settings.get("arch") != ENCODER_DECODER:
-        raise S2SError(f"s2s export handles arch {ENCODER_DECODER}; {model_dir} is {settings.get('arch')}")
+    if settings.get("arch") not in STEP_DECODER_ARCHITECTURES:
+        raise S2SError(
+            f"s2s export handles arch {' and '.join(STEP_DECODER_ARCHITECTURES)}, which decode step by step; "
+            f"{model_dir} is {settings.get('arch')}"
+        )
     spec = DatasetSpec.load(model_dir)
     import_tensorflow()
     import keras
@@ -212,6 +218,7 @@ def _shared_metadata(spec: DatasetSpec, settings: dict[str, Any], model: Any) ->
         contract.META_REVERSE_SOURCE: bool(settings["reverse_source"]),
         contract.META_NUM_LAYERS: settings["num_layers"],
         contract.META_LATENT_DIM: settings["latent_dim"],
+        contract.META_ARCH: settings["arch"],
     }
 
 
@@ -235,7 +242,7 @@ def _describe(name: str) -> str:
         return INPUT_DOCS[name]
     if name in OUTPUT_DOCS:
         return OUTPUT_DOCS[name]
-    kind = "hidden" if "h_" in name else "cell"
+    kind = "hidden" if name.startswith(("h_", "next_h_")) else "cell"
     layer = name.rsplit("_", 1)[-1]
     return f"float32 (batch, latent): LSTM layer {layer} {kind} state" + (" after this step" if name.startswith("next_") else "")
 
@@ -256,9 +263,11 @@ def _verify(
     verify.check_files(sorted(staging.glob("*.onnx")))
     encoder_session = open_session(staging / contract.ENCODER_FILE)
     info = model_info(encoder_session, staging / contract.ENCODER_FILE)
-    encoder = EncoderSession(encoder_session, info.num_layers)
-    decoder = DecoderSession(open_session(staging / contract.DECODER_FILE), info.num_layers)
-    parity = verify.numeric_parity(keras_encoder, keras_decoder, encoder, decoder, batches, len(info.target_vocabulary))
+    encoder = EncoderSession(encoder_session, info)
+    decoder = DecoderSession(open_session(staging / contract.DECODER_FILE), info)
+    parity = verify.numeric_parity(
+        keras_encoder, keras_decoder, encoder, decoder, batches, len(info.source_vocabulary), len(info.target_vocabulary)
+    )
     reference = KerasGreedyDecoder.from_model_dir(model_dir).translate(sources)
     step_loop = verify.agreement(reference, verify.onnx_greedy_strings(encoder, decoder, sources, info), sources)
     translator = verify.agreement(
@@ -284,6 +293,17 @@ def _verify(
     return report
 
 
+def describe_architecture(settings: dict[str, Any]) -> str:
+    """One phrase for the model card and the logs: what the layers are."""
+    layers, latent = settings["num_layers"], settings["latent_dim"]
+    if settings["arch"] == ATTENTION:
+        return (
+            f"character-level bidirectional LSTM encoder ({layers} layer(s) of 2 x {latent // 2} units) and LSTM decoder "
+            f"({layers} layer(s) of {latent} units) with dot-product attention"
+        )
+    return f"character-level LSTM encoder-decoder (lstm_seq2seq), {layers} layer(s) of {latent} units"
+
+
 def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, Any], model_dir: Path, evaluation_path: Path) -> str:
     """MODEL_CARD.md: what the model is, how it was trained and evaluated, and how its export was verified."""
     evaluation = read_json(evaluation_path) if evaluation_path.exists() else None
@@ -294,8 +314,7 @@ def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, An
         "",
         f"- model id (SHA-256 of the weights): `{report['model_id']}`",
         f"- training data fingerprint: `{settings.get('data_fingerprint', '')}`",
-        f"- architecture: character-level LSTM encoder-decoder, {settings['num_layers']} layer(s) of {settings['latent_dim']} units, "
-        f"source reversed: {str(settings['reverse_source']).lower()}",
+        f"- architecture: {describe_architecture(settings)}, source reversed: {str(settings['reverse_source']).lower()}",
         f"- vocabularies: {len(spec.source_vocabulary)} source and {len(spec.target_vocabulary)} target tokens; "
         f"max lengths {spec.max_source_length} and {spec.max_target_length} characters",
         f"- normalisation: {spec.normalizer.name} v{spec.normalizer.version} (fold_quotes {str(spec.normalizer.fold_quotes).lower()})",

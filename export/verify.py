@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from s2s import onnx_contract as contract
-from s2s.vocab import START_ID
-from serving.decoding import NumpyGreedy
+from s2s.onehot import one_hot
+from s2s.vocab import PAD_ID
+from serving.decoding import NumpyGreedy, start_tokens
 from serving.sessions import DecoderSession, EncoderSession, open_session
 
 PARITY_TOLERANCE = 1e-4
@@ -40,22 +41,30 @@ def numeric_parity(
     encoder: EncoderSession,
     decoder: DecoderSession,
     batches: list[np.ndarray],
+    source_vocab: int,
     target_vocab: int,
     steps: int = 8,
 ) -> dict[str, float]:
-    """Max abs differences, Keras versus ONNX, over `batches`: encoder states, then `steps` decoder steps fed Keras' greedy tokens."""
+    """Max abs differences, Keras versus ONNX, over id `batches`: encoder outputs, then `steps` decoder steps fed Keras' greedy tokens.
+
+    Encoder outputs at padding positions are left out: attention masks them, and
+    Keras and ONNX fill them differently.
+    """
     worst = {"encoder_states": 0.0, "decoder_probabilities": 0.0, "decoder_states": 0.0}
     for batch in batches:
-        keras_states = [np.asarray(state) for state in keras_encoder(batch, training=False)]
-        onnx_states = encoder(batch)
-        worst["encoder_states"] = max(
-            worst["encoder_states"], *(float(np.abs(a - b).max()) for a, b in zip(keras_states, onnx_states, strict=True))
-        )
-        token = np.zeros((len(batch), 1, target_vocab), dtype=np.float32)
-        token[:, 0, START_ID] = 1.0
+        keras_encoded = [np.asarray(value) for value in keras_encoder(one_hot(batch, source_vocab), training=False)]
+        keras_states, keras_memory = keras_encoded[: encoder.state_count], keras_encoded[encoder.state_count :]
+        onnx_states, onnx_memory = encoder(batch)
+        real = batch != PAD_ID
+        differences = [np.abs(a - b).max() for a, b in zip(keras_states, onnx_states, strict=True)]
+        differences += [np.abs(a - b)[real].max(initial=0.0) for a, b in zip(keras_memory, onnx_memory, strict=True)]
+        worst["encoder_states"] = max(worst["encoder_states"], *map(float, differences))
+        tokens = start_tokens(len(batch))
         for _ in range(steps):
-            keras_probabilities, *next_keras_states = (np.asarray(value) for value in keras_decoder([token, *keras_states], training=False))
-            onnx_probabilities, next_onnx_states = decoder(token, keras_states)
+            keras_inputs = [one_hot(tokens[:, None], target_vocab), *keras_states, *keras_memory]
+            keras_probabilities, *next_keras_states = (np.asarray(value) for value in keras_decoder(keras_inputs, training=False))
+            keras_probabilities = keras_probabilities[:, -1]
+            onnx_probabilities, next_onnx_states = decoder(tokens, keras_states, keras_memory)
             worst["decoder_probabilities"] = max(
                 worst["decoder_probabilities"], float(np.abs(keras_probabilities - onnx_probabilities).max())
             )
@@ -63,29 +72,27 @@ def numeric_parity(
                 worst["decoder_states"], *(float(np.abs(a - b).max()) for a, b in zip(next_keras_states, next_onnx_states, strict=True))
             )
             keras_states = next_keras_states
-            next_ids = keras_probabilities[:, -1].argmax(axis=-1)
-            token = np.zeros_like(token)
-            token[np.arange(len(batch)), 0, next_ids] = 1.0
+            tokens = keras_probabilities.argmax(axis=-1).astype(np.int32)
     return worst
 
 
 def _batched_strings(sources: list[str], info: Any, ids_of_batch: Callable[[np.ndarray], Any], batch_size: int = 256) -> list[str]:
-    """Decoded translations of `sources`, one-hot encoded `batch_size` at a time and passed to `ids_of_batch`."""
+    """Decoded translations of `sources`, encoded to ids `batch_size` at a time and passed to `ids_of_batch`."""
     results = []
     for start in range(0, len(sources), batch_size):
-        results += [info.target_vocabulary.decode(row) for row in ids_of_batch(info.one_hot(sources[start : start + batch_size]))]
+        results += [info.target_vocabulary.decode(row) for row in ids_of_batch(info.encode(sources[start : start + batch_size]))]
     return results
 
 
 def onnx_greedy_strings(encoder: EncoderSession, decoder: DecoderSession, sources: list[str], info: Any) -> list[str]:
     """Greedy translations with the step-by-step ONNX loop."""
-    loop = NumpyGreedy(encoder, decoder, len(info.target_vocabulary))
+    loop = NumpyGreedy(encoder, decoder)
     return _batched_strings(sources, info, lambda batch: loop(batch, info.max_target_length))
 
 
 def translator_strings(translator: Any, sources: list[str], info: Any) -> list[str]:
     """Greedy translations with translator.onnx, one call per batch."""
-    return _batched_strings(sources, info, lambda batch: translator.run([contract.TOKEN_IDS], {contract.ENCODER_INPUT: batch})[0])
+    return _batched_strings(sources, info, lambda batch: translator.run([contract.TOKEN_IDS], {contract.SOURCE_IDS: batch})[0])
 
 
 def agreement(reference: list[str], candidate: list[str], sources: list[str]) -> dict[str, Any]:
@@ -106,16 +113,15 @@ def agreement(reference: list[str], candidate: list[str], sources: list[str]) ->
 def float16_difference(directory: Path, info: Any, batches: list[np.ndarray], sources: list[str], reference: list[str]) -> dict[str, Any]:
     """Float16 against float32 ONNX: max abs probability difference and greedy string agreement, or why not measured."""
     try:
-        encoder16 = EncoderSession(open_session(directory / contract.ENCODER_FP16_FILE), info.num_layers)
-        decoder16 = DecoderSession(open_session(directory / contract.DECODER_FP16_FILE), info.num_layers)
-        encoder32 = EncoderSession(open_session(directory / contract.ENCODER_FILE), info.num_layers)
-        decoder32 = DecoderSession(open_session(directory / contract.DECODER_FILE), info.num_layers)
+        encoder16 = EncoderSession(open_session(directory / contract.ENCODER_FP16_FILE), info)
+        decoder16 = DecoderSession(open_session(directory / contract.DECODER_GREEDY_FP16_FILE), info)
+        encoder32 = EncoderSession(open_session(directory / contract.ENCODER_FILE), info)
+        decoder32 = DecoderSession(open_session(directory / contract.DECODER_FILE), info)
         worst = 0.0
         for batch in batches:
-            token = np.zeros((len(batch), 1, len(info.target_vocabulary)), dtype=np.float32)
-            token[:, 0, START_ID] = 1.0
-            probabilities32, _ = decoder32(token, encoder32(batch))
-            probabilities16, _ = decoder16(token, encoder16(batch))
+            tokens = start_tokens(len(batch))
+            probabilities32, _ = decoder32(tokens, *encoder32(batch))
+            probabilities16, _ = decoder16(tokens, *encoder16(batch))
             worst = max(worst, float(np.abs(probabilities32 - probabilities16).max()))
         strings = onnx_greedy_strings(encoder16, decoder16, sources, info)
     except Exception as error:  # e.g. no float16 LSTM kernel in this onnxruntime build

@@ -9,9 +9,15 @@ with a warning deep in the log.
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from s2s.errors import S2SError
+from s2s.errors import S2SError, pipeline_failure
 
 # The runner used when none is given. Beam's DirectRunner first tries to
 # download the Prism runner binary, which fails offline and costs a timeout
@@ -40,8 +46,87 @@ def beam_options(pipeline_args: list[str]) -> PipelineOptions:
         if "direct_num_workers" not in given and "direct_running_mode" not in given:
             defaults += ["--direct_num_workers=0", "--direct_running_mode=multi_processing"]
     if "default_sdk_harness_log_level" not in given:
-        defaults.append("--default_sdk_harness_log_level=ERROR")  # worker processes log every gRPC channel at INFO
+        # Worker processes log every gRPC channel at INFO, and a failure as pages of tracebacks at ERROR: run_pipeline
+        # reports it in one line instead, and S2S_DEBUG=1 brings the tracebacks back.
+        defaults.append(f"--default_sdk_harness_log_level={'ERROR' if os.environ.get('S2S_DEBUG') else 'CRITICAL'}")
     return PipelineOptions([*defaults, *pipeline_args])
+
+
+@contextmanager
+def run_pipeline(options: PipelineOptions, what: str) -> Iterator[Any]:
+    """A Beam pipeline on the chosen runner, run when the block ends.
+
+    A failure anywhere in it becomes one S2SError line naming the step and
+    the original cause (`what` names the job and its inputs); the runner's
+    tracebacks appear only with S2S_DEBUG=1. The local runner's gRPC servers
+    listen on loopback alone for the run (see `_loopback_only`).
+    """
+    import apache_beam as beam
+
+    debug = bool(os.environ.get("S2S_DEBUG"))
+    beam_logger = logging.getLogger("apache_beam")
+    level = beam_logger.level
+    if not debug:
+        beam_logger.setLevel(logging.CRITICAL)
+    try:
+        with _loopback_only(), beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+            yield pipeline
+    except S2SError:
+        raise
+    except Exception as error:
+        if debug:
+            raise
+        raise pipeline_failure(error, what) from None
+    finally:
+        beam_logger.setLevel(level)
+
+
+class _LoopbackServer:
+    """A grpc server whose ports bind to loopback where Beam asks for every interface ('[::]:0')."""
+
+    def __init__(self, server: Any):
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address.replace("[::]", "localhost", 1))
+
+
+class _LoopbackGrpc:
+    """The grpc module as Beam's local runner sees it during a run: servers it creates listen on loopback only."""
+
+    def __init__(self, grpc: Any):
+        self._grpc = grpc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grpc, name)
+
+    def server(self, *args: Any, **kwargs: Any) -> _LoopbackServer:
+        return _LoopbackServer(self._grpc.server(*args, **kwargs))
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Makes FnApiRunner's control, data, state and logging servers listen on localhost, not on every address.
+
+    Beam binds them to '[::]:0' unauthenticated, and they carry pickled code
+    and data; its workers connect to 'localhost:PORT', so loopback serves them
+    all. Other runners start no such servers here and are unaffected.
+    """
+    from apache_beam.runners.portability import local_job_service
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    modules = (worker_handlers, local_job_service)  # the runner's servers, and one logging server per worker process
+    originals = [module.grpc for module in modules]
+    for module, original in zip(modules, originals, strict=True):
+        module.grpc = _LoopbackGrpc(original)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals, strict=True):
+            module.grpc = original
 
 
 def local_runner(options: PipelineOptions) -> object | None:

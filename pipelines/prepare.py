@@ -29,8 +29,9 @@ import s2s
 from pipelines import cleaning, transforms
 from pipelines.cleaning import LengthLimits
 from pipelines.config import PrepareConfig
-from pipelines.options import beam_options, local_runner
+from pipelines.options import beam_options, run_pipeline
 from pipelines.split import TEST, TRAIN, VALIDATION
+from s2s.compression import GZIP_SUFFIX, GzipIntegrity
 from s2s.errors import S2SError
 from s2s.files import atomic_open
 from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, DatasetSpec
@@ -71,8 +72,9 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
     try:
-        with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
-            build_pipeline(pipeline, [entry["path"] for entry in input_files], staging, config, normalizer)
+        paths = [entry["path"] for entry in input_files]
+        with run_pipeline(options, f"the prepare pipeline over {', '.join(paths)}") as pipeline:
+            build_pipeline(pipeline, paths, staging, config, normalizer)
         summary = json.loads(_read_text(FileSystems.join(staging, _SUMMARY_NAME)))
         spec = DatasetSpec(
             source_vocabulary=Vocabulary.from_list(summary["facts"]["source_vocabulary"]),
@@ -171,13 +173,20 @@ def resolve_inputs(patterns: list[str]) -> list[dict[str, Any]]:
 
 
 def _sha256(path: str) -> str:
+    """The file's SHA-256; a `.gz` file is also checked, in the same pass, to end where gzip says it ends."""
     digest = hashlib.sha256()
+    integrity = GzipIntegrity() if path.endswith(GZIP_SUFFIX) else None
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
             while chunk := stream.read(_CHECKSUM_CHUNK):
                 digest.update(chunk)
+                if integrity is not None:
+                    integrity.feed(chunk)
     except OSError as error:
         raise S2SError(f"cannot read input {path}: {error}") from None
+    problem = integrity.finish() if integrity is not None else None
+    if problem:
+        raise S2SError(f"input {path} is not a whole gzip file: {problem}")
     return digest.hexdigest()
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
-from pipelines.options import beam_options, local_runner
+from pipelines.options import beam_options, run_pipeline
 from pipelines.prepare import resolve_inputs
 from pipelines.transforms import ReadNumberedLines
+from s2s.errors import S2SError
 
 
 class TranslatorModelHandler(ModelHandler):
@@ -64,7 +65,7 @@ def translate_beam(
     output_prefix: str,
     *,
     device: str = "cpu",
-    batch_size: int = 256,
+    batch_size: int = 0,
     max_output_length: int | None = None,
     beam_size: int = 1,
     pipeline_args: list[str] | None = None,
@@ -72,17 +73,22 @@ def translate_beam(
     """Runs the translation pipeline; returns when it has finished.
 
     Raises:
-        S2SError: an input is missing or empty, or an option is unknown.
+        S2SError: an input is missing or empty, an option is unknown or a decoding value is out of range.
     """
-    from serving.translator import Translator
+    from serving.options import DecodingOptions
+    from serving.translator import AUTO_BATCH_SIZE, Translator
 
+    if batch_size < 0:
+        raise S2SError(f"--batch-size must be 0 (automatic) or more, got {batch_size}")
+    batch_size = batch_size or AUTO_BATCH_SIZE[device]
     options = beam_options(list(pipeline_args or []))
-    Translator(model, device="cpu")  # fail fast, in one line, on a missing or damaged model
+    translator = Translator(model, device="cpu")  # fail fast, in one line, on a missing or damaged model
+    DecodingOptions(max_output_length, beam_size).check(len(translator.info.target_vocabulary))
     files = [entry["path"] for entry in resolve_inputs(inputs)]
     handler = KeyedModelHandler(
         TranslatorModelHandler(model, device=device, batch_size=batch_size, max_output_length=max_output_length, beam_size=beam_size)
     )
-    with beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+    with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
         _ = (
             pipeline
             | "ReadNumberedLines" >> ReadNumberedLines(files)

@@ -100,6 +100,10 @@ def _run_chain(args: argparse.Namespace, pipeline_args: list[str]) -> int:
     from s2s.chain.settings import load_chain_settings
 
     settings = load_chain_settings(args.config, args.assignments, input_override=args.input, output_override=args.output)
+    if pipeline_args:  # checked before any stage runs, not only when prepare does
+        from pipelines.options import beam_options
+
+        beam_options(pipeline_args)
     manifest = run_chain(settings, pipeline_args=pipeline_args, force=args.force)
     print_run_report(manifest, settings.run.output)
     return 0
@@ -328,13 +332,15 @@ def default_model() -> str:
 
 def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
     from serving.files import translate_file
+    from serving.options import DecodingOptions
     from serving.progress import Progress
     from serving.translator import Translator
 
     args.model = args.model or default_model()
-    if args.batch_size < 0 or args.beam_size < 1:
-        raise S2SError("--batch-size must be 0 (automatic) or more and --beam-size at least 1")
+    if args.batch_size < 0:
+        raise S2SError(f"--batch-size must be 0 (automatic) or more, got {args.batch_size}")
     translator = Translator(args.model, device=args.device, precision=args.precision)
+    DecodingOptions(args.max_output_length, args.beam_size, args.length_penalty).check(len(translator.info.target_vocabulary))
     progress = Progress()
     stats = translate_file(
         translator,
@@ -355,7 +361,7 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
         f"translated {summary['lines']} lines on {summary['device']} in {summary['seconds']:.1f} s "
         f"({summary['sentences_per_second']} sentences/s); unknown characters {summary['unknown_characters']}, "
         f"truncated lines {summary['truncated_lines']}, invalid UTF-8 lines {summary['invalid_utf8_lines']}",
-        file=sys.stderr if args.output == "-" else sys.stdout,
+        file=sys.stderr if args.output == "-" or args.output.startswith("/dev/") else sys.stdout,  # keep a streamed output clean
     )
     return 0
 
@@ -375,7 +381,9 @@ def _add_translate_beam(commands: Any) -> None:
     )
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX", help="output path prefix (local or gs://, s3://, ...)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where each worker translates (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences per RunInference batch (default 256)")
+    parser.add_argument(
+        "--batch-size", type=int, default=0, metavar="N", help="sentences per RunInference batch; 0 picks for the device (default 0)"
+    )
     _add_decoding_flags(parser)
     parser.set_defaults(handler=_run_translate_beam, accepts_pipeline_options=True)
 

@@ -20,6 +20,7 @@ import tomllib
 from s2s.errors import S2SError
 
 ConfigT = TypeVar("ConfigT")
+CONFIG_TABLES = ("run", "prepare", "train", "evaluate", "export", "translate")  # the tables of a multi-stage config file
 
 
 def load_config(cls: type[ConfigT], section: str, path: str | Path | None, overrides: dict[str, Any]) -> ConfigT:
@@ -70,6 +71,9 @@ def _read_section(path: Path, section: str, cls: type) -> dict[str, Any]:
     document = read_toml(path)
     field_names = {field.name for field in dataclasses.fields(cls)}
     tables = {key for key, value in document.items() if isinstance(value, dict)}
+    unknown = sorted(tables - set(CONFIG_TABLES))
+    if unknown:  # a misspelt [prepar] would otherwise leave the stage silently on its defaults
+        raise S2SError(f"{path}: unknown table [{unknown[0]}] (known tables: {', '.join(CONFIG_TABLES)})")
     if section in document:
         return dict(document[section])
     if tables and not (set(document) & field_names):

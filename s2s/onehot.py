@@ -1,26 +1,70 @@
-"""One-hot encoding of cleaned sources for the encoder, shared by the Keras reference decoder and serving (numpy only)."""
+"""Source text to encoder input, for every stage (numpy only): character ids, and their one-hot for Keras.
+
+ONNX contract version 2 takes integer ids, so a host builds `encode_ids`'
+small int32 array and never a one-hot one; the Keras models of training and
+export verification take `one_hot(ids)`, the same rows the TFRecords hold.
+Both are whole-batch numpy operations: no Python runs per character.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
-from s2s.vocab import Vocabulary
+from s2s.vocab import PAD_ID, UNKNOWN_ID, Vocabulary
+
+ID_DTYPE = np.int32  # the ONNX contract's id type: Int32Array in JavaScript, no BigInt
 
 
-def encode_sources(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
-    """Float32 one-hot `(batch, longest source, vocab)` of cleaned sources, each cut to `max_length` characters.
+@lru_cache(maxsize=16)
+def _code_point_table(vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted code points of the vocabulary's characters, their ids), for `np.searchsorted` lookups."""
+    code_points = np.array([ord(char) for char in vocabulary.characters], dtype=np.uint32)
+    ids = np.arange(len(vocabulary) - len(vocabulary.characters), len(vocabulary), dtype=ID_DTYPE)
+    order = np.argsort(code_points, kind="stable")
+    return code_points[order], ids[order]
+
+
+def ids_of_text(text: str, vocabulary: Vocabulary) -> np.ndarray:
+    """The ids of every character of `text`, `<unk>` for characters the vocabulary lacks, as one int32 array."""
+    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    known, ids = _code_point_table(vocabulary)
+    if not len(known):
+        return np.full(len(codes), UNKNOWN_ID, dtype=ID_DTYPE)
+    position = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+    return np.where(known[position] == codes, ids[position], UNKNOWN_ID).astype(ID_DTYPE, copy=False)
+
+
+def encode_ids(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
+    """Int32 ids `(batch, longest source)` of cleaned sources, each cut to `max_length` characters, 0-padded.
 
     Characters outside the vocabulary become `<unk>`. With `reverse`, each
     source's characters are reversed before padding (Sutskever et al. 2014),
-    so padding always follows the real rows. An empty source is one all-zero row.
+    so padding always follows the real ids. An empty source is one padding id.
     """
-    ids = [vocabulary.encode(source[:max_length]) for source in sources]
+    cut = [source[:max_length] for source in sources]
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+    steps = int(lengths.max(initial=0)) or 1
+    batch = np.full((len(cut), steps), PAD_ID, dtype=ID_DTYPE)
+    flat = ids_of_text("".join(cut), vocabulary)
+    rows = np.repeat(np.arange(len(cut)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    columns = np.arange(len(flat)) - np.repeat(starts, lengths)
     if reverse:
-        ids = [row[::-1] for row in ids]
-    steps = max((len(row) for row in ids), default=0) or 1
-    batch = np.zeros((len(ids), steps, len(vocabulary)), dtype=np.float32)
-    for index, row in enumerate(ids):
-        batch[index, np.arange(len(row)), row] = 1.0
+        columns = np.repeat(lengths, lengths) - 1 - columns
+    batch[rows, columns] = flat
     return batch
+
+
+def one_hot(ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Float32 one-hot of an id array, with padding (id 0) as an all-zero row, as in the TFRecords."""
+    table = np.eye(vocab_size, dtype=np.float32)
+    table[PAD_ID] = 0.0
+    return table[ids]
+
+
+def encode_sources(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
+    """Float32 one-hot `(batch, longest source, vocab)` of cleaned sources: the Keras models' encoder input."""
+    return one_hot(encode_ids(sources, vocabulary, max_length=max_length, reverse=reverse), len(vocabulary))

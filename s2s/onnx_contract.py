@@ -6,18 +6,25 @@ metadata. Everything a host needs to encode text and decode ids is in the
 `metadata_props` of each file, so no Python, TensorFlow or spec.json is
 needed beside the models.
 
-Files (in ONNX_DIR):
+Files (in ONNX_DIR), format version 2: ids in, ids out. `(attention)` marks
+what only `s2s.arch = attention` models have.
 
 | file | inputs | outputs |
 |---|---|---|
-| `encoder.onnx` | `encoder_input` float32 (batch, time, source_vocab) | `h_0`, `c_0`, ... float32 (batch, latent) |
-| `decoder.onnx` | `decoder_input` float32 (batch, 1, target_vocab), `h_0`, `c_0`, ... | `probabilities` (batch, 1, target_vocab), `next_h_0`, `next_c_0`, ... |
-| `decoder_greedy.onnx` | as decoder.onnx | as decoder.onnx, plus `next_token` int64 (batch) and `next_input` float32 (batch, 1, target_vocab) |
-| `translator.onnx` | `encoder_input`, optional `max_output_length` int64 scalar | `token_ids` int64 (batch, steps), end-token padded |
-| `*_fp16.onnx` | float16 variants of encoder and decoders for GPUs, same names, float32 inputs and outputs |
+| `encoder.onnx` | `source_ids` int32 (batch, time) | `h_0`, `c_0`, ... float32 (batch, latent); (attention) `encoder_outputs` float32 (batch, time, latent), `source_mask` float32 (batch, time) |
+| `decoder.onnx` | `previous_token` int32 (batch), `h_0`, `c_0`, ...; (attention) `encoder_outputs`, `source_mask` | `probabilities` float32 (batch, target_vocab), `next_h_0`, `next_c_0`, ... |
+| `decoder_greedy.onnx` | as decoder.onnx | as decoder.onnx, plus `next_token` int32 (batch), the argmax |
+| `translator.onnx` | `source_ids`, optional `max_output_length` int32 scalar | `token_ids` int32 (batch, steps), end-token padded |
+| `encoder_fp16.onnx`, `decoder_greedy_fp16.onnx` | float16 variants for GPUs, same names and types; the greedy decoder also serves beam search, which fetches only `probabilities` and the states |
 
-`encoder_input` is the one-hot source, padding rows all zero at the end;
-the encoder derives each sentence's length from it.
+`source_ids` are vocabulary ids with 0 (`<pad>`) after each sentence's end;
+the encoder looks up their one-hot rows and derives each sentence's length
+in the graph. The decoder's `encoder_outputs` and `source_mask` are the
+encoder's outputs, passed back unchanged at every step.
+
+Ids are int32: onnxruntime-node takes an `Int32Array` where int64 would need
+a `BigInt64Array` and BigInt conversions in the JavaScript host, and int32
+halves the bytes that cross to a GPU. Vocabularies are far below 2**31.
 """
 
 from __future__ import annotations
@@ -27,17 +34,22 @@ DECODER_FILE = "decoder.onnx"
 DECODER_GREEDY_FILE = "decoder_greedy.onnx"
 TRANSLATOR_FILE = "translator.onnx"
 ENCODER_FP16_FILE = "encoder_fp16.onnx"
-DECODER_FP16_FILE = "decoder_fp16.onnx"
 DECODER_GREEDY_FP16_FILE = "decoder_greedy_fp16.onnx"
 MODEL_CARD_FILE = "MODEL_CARD.md"
+CHECKSUMS_FILE = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` format: hosts verify the files before loading them
 
-ENCODER_INPUT = "encoder_input"
-DECODER_INPUT = "decoder_input"
+SOURCE_IDS = "source_ids"
+PREVIOUS_TOKEN = "previous_token"
+ENCODER_OUTPUTS = "encoder_outputs"
+SOURCE_MASK = "source_mask"
+MEMORY_NAMES = (ENCODER_OUTPUTS, SOURCE_MASK)  # what an attention decoder reads at every step, unchanged
 PROBABILITIES = "probabilities"
 NEXT_TOKEN = "next_token"
-NEXT_INPUT = "next_input"
 MAX_OUTPUT_LENGTH = "max_output_length"
 TOKEN_IDS = "token_ids"
+
+ARCH_ATTENTION = "attention"
+ARCH_LSTM = "lstm"
 
 
 def state_names(num_layers: int) -> list[str]:
@@ -68,4 +80,10 @@ META_ROLE = "s2s.role"  # encoder, decoder, decoder_greedy, translator
 META_PRECISION = "s2s.precision"  # float32 or float16
 META_INPUTS = "s2s.inputs"  # JSON {name: description}
 META_OUTPUTS = "s2s.outputs"  # JSON {name: description}
-FORMAT_VERSION = "1"
+META_ARCH = "s2s.arch"  # attention or lstm: whether the decoder takes encoder_outputs and source_mask
+FORMAT_VERSION = "2"
+
+
+def memory_names(arch: str) -> list[str]:
+    """The encoder outputs after the states that the decoder takes back at every step, for an architecture."""
+    return list(MEMORY_NAMES) if arch == ARCH_ATTENTION else []

@@ -13,33 +13,53 @@
   the partial file to the last checkpoint and carries on; windows fall on
   the same lines, so the result is byte-identical to an uninterrupted run.
   `OUTPUT` appears, by rename, only when complete.
+- One owner: a run holds `OUTPUT.lock` (an flock) while it writes; a second
+  run aimed at the same output is refused with the holder's pid.
+- Not every output is a file to replace: a device (`/dev/null`), a FIFO or
+  `/dev/stdout` is written straight through, with no partial file, rename,
+  lock or resume. An input that is the output is refused before any work.
+- Compressed input: a `.gz` file (recognised by its magic bytes) is read
+  decompressed, and a corrupt or truncated one is a one-line error naming
+  it, never text made of its bytes.
+- Pipes and other non-regular inputs (`<(cmd)`, `/dev/null`) are read as
+  streams; a run reading one cannot resume, and says so.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
+import gzip
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from s2s.compression import GzipIntegrity
 from s2s.errors import S2SError
 from s2s.files import atomic_open
 from serving.translator import AUTO_BATCH_SIZE, COUNTERS, TranslationStats, Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")
+GZIP_MAGIC = b"\x1f\x8b"
+CONTENT_SAMPLE_BYTES = 1 << 20
+
+logger = logging.getLogger(__name__)
 
 
 def input_files(pattern: str) -> list[str]:
     """The files a path or glob names, sorted; "-" is standard input.
 
     Raises:
-        S2SError: nothing matches, or a match is not a readable file.
+        S2SError: nothing matches, or a match is a directory, missing or unreadable.
     """
     if pattern == STDIO:
         return [STDIO]
@@ -47,19 +67,54 @@ def input_files(pattern: str) -> list[str]:
     if not paths:
         raise S2SError(f"input {pattern} matches no file")
     for path in paths:
-        if not os.path.isfile(path):
-            raise S2SError(f"input {path} does not exist or is not a file")
+        if os.path.isdir(path):
+            raise S2SError(f"input {path} is a directory: name the files in it, or a glob such as {os.path.join(path, '*.txt')}")
+        if not os.path.exists(path):
+            raise S2SError(f"input {path} does not exist")
         if not os.access(path, os.R_OK):
             raise S2SError(f"input {path} is not readable")
     return paths
 
 
+def check_compressed_inputs(paths: list[str]) -> None:
+    """Reads each regular gzip input to its end marker before any work, so a cut file fails first, not after hours.
+
+    Raises:
+        S2SError: a gzip input is corrupt or cut short.
+    """
+    for path in paths:
+        if is_stream(path):
+            continue  # a stream can be read once only; `_raw_lines` still catches a cut one as it goes
+        with open(path, "rb") as stream:
+            if stream.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
+                continue
+            stream.seek(0)
+            integrity = GzipIntegrity()
+            while chunk := stream.read(1 << 20):
+                integrity.feed(chunk)
+        problem = integrity.finish()
+        if problem:
+            raise S2SError(f"input {path} is a corrupt or truncated gzip file ({problem})")
+
+
+def is_stream(path: str) -> bool:
+    """Standard input or a non-regular file (a pipe, `<(cmd)`, a device): read once, so never resumed."""
+    return path == STDIO or not os.path.isfile(path)
+
+
 def _raw_lines(paths: list[str]) -> Iterator[bytes]:
     for path in paths:
         stream: IO[bytes] = sys.stdin.buffer if path == STDIO else open(path, "rb")  # noqa: SIM115 - closed below
+        name = "standard input" if path == STDIO else path
         try:
+            if stream.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC:
+                stream = gzip.GzipFile(fileobj=stream, mode="rb")
             for line in stream:
                 yield line.rstrip(b"\n").rstrip(b"\r")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # EOFError: the stream ended before gzip's end marker
+            raise S2SError(f"input {name} is a corrupt or truncated gzip file ({error})") from None
+        except OSError as error:
+            raise S2SError(f"cannot read input {name}: {error.strerror or error}") from None
         finally:
             if path != STDIO:
                 stream.close()
@@ -81,11 +136,71 @@ def _source_of(raw: bytes, input_format: str, column: int, stats: TranslationSta
 
 
 def _fingerprint(paths: list[str], translator: Translator, settings: dict[str, Any]) -> str:
+    """What a resumed run must find unchanged: model, settings, and each input's path, size, mtime and content sample.
+
+    The content sample (the whole file up to 2 MiB, else its first and last
+    MiB) catches an input edited with its size and mtime kept, as `cp -p` or
+    `rsync -t` would.
+    """
     digest = hashlib.sha256(json.dumps({"model": translator.model_id, "settings": settings}, sort_keys=True).encode())
     for path in paths:
         status = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}:{status.st_size}:{status.st_mtime_ns}".encode())
+        digest.update(f"{os.path.abspath(path)}:{status.st_size}:{status.st_mtime_ns}:".encode())
+        with open(path, "rb") as stream:
+            if status.st_size <= 2 * CONTENT_SAMPLE_BYTES:
+                digest.update(hashlib.file_digest(stream, "sha256").digest())
+            else:
+                digest.update(stream.read(CONTENT_SAMPLE_BYTES))
+                stream.seek(status.st_size - CONTENT_SAMPLE_BYTES)
+                digest.update(stream.read(CONTENT_SAMPLE_BYTES))
     return digest.hexdigest()
+
+
+def _is_special_output(path: str) -> bool:
+    """A device, FIFO or other non-regular output (`/dev/null`, `/dev/stdout`): write through it, never replace it."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        return True
+    return os.path.abspath(path).startswith("/dev/") or os.path.realpath(path).startswith("/proc/")
+
+
+def _check_output(output_path: str, paths: list[str]) -> None:
+    """Refuses, before any work, an output that is a directory or that is one of the inputs."""
+    if os.path.isdir(output_path):
+        raise S2SError(f"output {output_path} is a directory: name a file (the translations go into one file)")
+    if not os.path.exists(output_path):
+        return
+    for path in paths:
+        if path != STDIO and os.path.samefile(path, output_path):
+            raise S2SError(f"input {path} is also the output: writing would destroy it; choose another output")
+
+
+@contextmanager
+def _owned(output: Path) -> Iterator[None]:
+    """Holds `OUTPUT.lock` while a run writes OUTPUT, so a second run aimed at it is refused instead of corrupting it."""
+    lock_path = output.with_name(output.name + ".lock")
+    while True:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise S2SError(
+                f"output {output} is being written by another s2s translate (pid {holder}); wait for it or choose another output"
+            ) from None
+        try:  # the holder before us may have removed the lock file after we opened it: lock the file that is there
+            if os.stat(lock_path).st_ino == os.fstat(descriptor).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        os.close(descriptor)
 
 
 def translate_file(
@@ -121,6 +236,7 @@ def translate_file(
         raise S2SError("--column must be 0 or more")
     window = window or 16 * (batch_size or AUTO_BATCH_SIZE[translator.device])
     paths = input_files(input_path)
+    check_compressed_inputs(paths)
     settings = {
         "batch_size": batch_size,
         "window": window,
@@ -132,12 +248,27 @@ def translate_file(
     }
     stats = TranslationStats(device=translator.device, model_id=translator.model_id)
     started = time.perf_counter()
+    special = output_path != STDIO and _is_special_output(output_path)
     if output_path == STDIO:
         _translate_stream(translator, paths, sys.stdout.buffer, stats, settings, skip=0, checkpoint=None, progress=progress)
+    elif special:
+        try:
+            stream = open(output_path, "wb")  # noqa: SIM115 - closed below
+        except OSError as error:
+            raise S2SError(f"cannot write {output_path}: {error.strerror or error}") from None
+        with stream:
+            _translate_stream(translator, paths, stream, stats, settings, skip=0, checkpoint=None, progress=progress)
     else:
-        _translate_to_file(translator, paths, Path(output_path), stats, settings, progress)
+        _check_output(output_path, paths)
+        output = Path(output_path)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise S2SError(f"cannot write {output}: {error.strerror or error}") from None
+        with _owned(output):
+            _translate_to_file(translator, paths, output, stats, settings, progress)
     stats.seconds = time.perf_counter() - started
-    if output_path != STDIO or summary_path:
+    if (output_path != STDIO and not special) or summary_path:
         with atomic_open(summary_path or f"{output_path}.summary.json") as stream:
             json.dump(stats.to_dict(), stream, indent=2)
     return stats
@@ -148,11 +279,16 @@ def _translate_to_file(
 ) -> None:
     partial = output.with_name(output.name + ".partial")
     checkpoint = output.with_name(output.name + ".partial.json")
-    fingerprint = _fingerprint([path for path in paths if path != STDIO], translator, settings) if STDIO not in paths else ""
+    streams = [path for path in paths if is_stream(path)]
+    if streams:
+        logger.info("input %s is a stream: this run cannot resume if it is interrupted", streams[0])
+    fingerprint = "" if streams else _fingerprint(paths, translator, settings)
     skip = 0
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         state = json.loads(checkpoint.read_text()) if checkpoint.exists() and partial.exists() else None
+        if state and fingerprint and state.get("fingerprint") == fingerprint and partial.stat().st_size < state.get("bytes", 0):
+            logger.warning("%s is shorter than its checkpoint records: starting over", partial)
+            state = None
         if state and fingerprint and state.get("fingerprint") == fingerprint:
             skip = state["lines_done"]
             restored = state["stats"]

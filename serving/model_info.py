@@ -16,7 +16,7 @@ import numpy as np
 
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
-from s2s.onehot import encode_sources
+from s2s.onehot import encode_ids
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
@@ -35,20 +35,28 @@ class ModelInfo:
     latent_dim: int
     model_id: str
     training_data_sha256: str
+    arch: str
 
-    def one_hot(self, sources: Sequence[str]) -> np.ndarray:
-        """The encoder input of cleaned sources: one-hot, cut to max_source_length, reversed if the model was trained so."""
-        return encode_sources(sources, self.source_vocabulary, max_length=self.max_source_length, reverse=self.reverse_source)
+    def encode(self, sources: Sequence[str]) -> np.ndarray:
+        """The encoder input of cleaned sources: int32 ids, cut to max_source_length, reversed if the model was trained so."""
+        return encode_ids(sources, self.source_vocabulary, max_length=self.max_source_length, reverse=self.reverse_source)
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], where: str) -> ModelInfo:
         """Parses `metadata_props` (as onnxruntime's `custom_metadata_map` gives them).
 
         Raises:
-            S2SError: a key is missing or malformed: the file is not an s2s export.
+            S2SError: a key is missing or malformed (the file is not an s2s export), or the export is of another
+                format version (version 1 took one-hot inputs: re-export it with this s2s).
         """
+        version = metadata.get(contract.META_FORMAT)
+        if version is not None and version != contract.FORMAT_VERSION:
+            raise S2SError(
+                f"{where} is an s2s export of format version {version}; this s2s reads version {contract.FORMAT_VERSION} "
+                "(integer ids in and out): re-export the model with `s2s export`"
+            )
         try:
-            return cls(
+            info = cls(
                 source_vocabulary=Vocabulary.from_list(json.loads(metadata[contract.META_SOURCE_VOCABULARY])),
                 target_vocabulary=Vocabulary.from_list(json.loads(metadata[contract.META_TARGET_VOCABULARY])),
                 normalizer=TextNormalizer.from_dict(json.loads(metadata[contract.META_NORMALIZATION])),
@@ -59,11 +67,31 @@ class ModelInfo:
                 latent_dim=int(metadata[contract.META_LATENT_DIM]),
                 model_id=metadata[contract.META_MODEL_ID],
                 training_data_sha256=metadata.get(contract.META_TRAINING_DATA, ""),
+                arch=metadata[contract.META_ARCH],
             )
         except KeyError as error:
             raise S2SError(f"{where} has no {error.args[0]} in its metadata: it is not an s2s export (re-run s2s export)") from None
         except (ValueError, TypeError) as error:
             raise S2SError(f"{where} has malformed s2s metadata ({error}): re-run s2s export") from None
+        info.check(where)
+        return info
+
+    def check(self, where: str) -> None:
+        """Raises S2SError when a metadata value is out of its range: a damaged or hand-edited file."""
+        problems = [
+            f"{name} = {value}"
+            for name, value in (
+                ("max_source_length", self.max_source_length),
+                ("max_target_length", self.max_target_length),
+                ("num_layers", self.num_layers),
+                ("latent_dim", self.latent_dim),
+            )
+            if value < 1
+        ]
+        if self.arch not in (contract.ARCH_ATTENTION, contract.ARCH_LSTM):
+            problems.append(f"arch = {self.arch!r}")
+        if problems:
+            raise S2SError(f"{where} has s2s metadata out of range ({', '.join(problems)}): re-run s2s export")
 
 
 def metadata_props(info_values: dict[str, Any]) -> dict[str, str]:

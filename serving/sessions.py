@@ -6,6 +6,7 @@ order changes with the conversion route, the contract's names do not.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +19,43 @@ from serving.model_info import ModelInfo
 CPU = ["CPUExecutionProvider"]
 
 
+def read_checksums(directory: Path) -> dict[str, str]:
+    """The `SHA256SUMS` of an export directory (`sha256sum` format) by file name; empty if there is none."""
+    path = directory / contract.CHECKSUMS_FILE
+    if not path.exists():
+        return {}
+    sums = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        if name:
+            sums[name.strip()] = digest.strip()
+    return sums
+
+
 def open_session(path: str | Path, providers: list[Any] | None = None, options: Any = None) -> Any:
     """An onnxruntime InferenceSession, with missing or damaged files reported in one line.
 
+    The file's bytes are checked against the export's `SHA256SUMS` first (a
+    few milliseconds for a 10 MB model): flipped bits in a weight load fine in
+    onnxruntime and translate to garbage, so they must be caught here.
+
     Raises:
-        S2SError: the file is missing or onnxruntime cannot load it.
+        S2SError: the file is missing or damaged, or onnxruntime cannot load it.
     """
     import onnxruntime
 
     path = Path(path)
     if not path.exists():
         raise S2SError(f"{path} does not exist: is {path.parent} the output of s2s export?")
+    content = path.read_bytes()
+    expected = read_checksums(path.parent).get(path.name)
+    if expected is not None and hashlib.sha256(content).hexdigest() != expected:
+        raise S2SError(f"{path} is damaged: its SHA-256 differs from the one in {contract.CHECKSUMS_FILE}; copy or export the model again")
     if options is None:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: translator.onnx's overridable default input is intended, not a warning
     try:
-        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers or CPU)
+        return onnxruntime.InferenceSession(content, sess_options=options, providers=providers or CPU)
     except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf types
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise S2SError(f"cannot load {path}: {first_line}") from None
@@ -44,33 +66,52 @@ def model_info(session: Any, path: str | Path) -> ModelInfo:
     return ModelInfo.from_metadata(dict(session.get_modelmeta().custom_metadata_map), str(path))
 
 
+def check_same_export(sessions: dict[str, Any]) -> None:
+    """Raises S2SError unless every session (by file name) carries the same `s2s.model_id`: files of one export."""
+    ids = {name: session.get_modelmeta().custom_metadata_map.get(contract.META_MODEL_ID, "") for name, session in sessions.items()}
+    (first, first_id), *others = ids.items()
+    for name, other_id in others:
+        if other_id != first_id:
+            raise S2SError(
+                f"{first} and {name} are files from different exports (model ids {first_id[:12]} and {other_id[:12]}): "
+                "copy the whole output directory of one s2s export"
+            )
+
+
 class EncoderSession:
-    """encoder.onnx: one-hot sources -> the (h, c) states of every layer.
+    """encoder.onnx: source ids -> the (h, c) states of every layer, then what an attention decoder reads back.
 
     Args:
         session: an InferenceSession of encoder.onnx.
-        num_layers: LSTM layers, from the metadata.
+        info: the model's metadata (layers and architecture).
     """
 
-    def __init__(self, session: Any, num_layers: int):
+    def __init__(self, session: Any, info: ModelInfo):
         self.session = session
-        self.output_names = contract.state_names(num_layers)
+        self.state_count = 2 * info.num_layers
+        self.output_names = contract.state_names(info.num_layers) + contract.memory_names(info.arch)
 
-    def __call__(self, encoder_input: np.ndarray) -> list[np.ndarray]:
-        """States `[h_0, c_0, ...]`, each (batch, latent), of a (batch, time, source_vocab) float32 batch."""
-        return self.session.run(self.output_names, {contract.ENCODER_INPUT: encoder_input})
+    def __call__(self, source_ids: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(states `[h_0, c_0, ...]`, each (batch, latent); memory, empty or `[encoder_outputs, source_mask]`) of int32 ids."""
+        outputs = self.session.run(self.output_names, {contract.SOURCE_IDS: source_ids})
+        return outputs[: self.state_count], outputs[self.state_count :]
 
 
 class DecoderSession:
-    """decoder.onnx: one step from a one-hot token and states to probabilities and new states."""
+    """decoder.onnx: one step from the previous token ids, states and memory to probabilities and new states."""
 
-    def __init__(self, session: Any, num_layers: int):
+    def __init__(self, session: Any, info: ModelInfo):
         self.session = session
-        self.state_names = contract.state_names(num_layers)
-        self.output_names = [contract.PROBABILITIES, *contract.next_state_names(num_layers)]
+        self.state_names = contract.state_names(info.num_layers)
+        self.memory_names = contract.memory_names(info.arch)
+        self.output_names = [contract.PROBABILITIES, *contract.next_state_names(info.num_layers)]
 
-    def __call__(self, token: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(probabilities (batch, 1, target_vocab), next states) for a (batch, 1, target_vocab) token."""
-        feeds = {contract.DECODER_INPUT: token, **dict(zip(self.state_names, states, strict=True))}
+    def __call__(self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(probabilities (batch, target_vocab), next states) for int32 token ids (batch,)."""
+        feeds = {
+            contract.PREVIOUS_TOKEN: tokens,
+            **dict(zip(self.state_names, states, strict=True)),
+            **dict(zip(self.memory_names, memory, strict=True)),
+        }
         probabilities, *next_states = self.session.run(self.output_names, feeds)
         return probabilities, next_states

@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
+from s2s.onehot import ids_of_text
 from s2s.vocab import UNKNOWN_ID
 from serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
 from serving.model_info import ModelInfo
-from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
+from serving.options import DecodingOptions
+from serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
 
 DEVICES = ("auto", "cuda", "cpu")
 PRECISIONS = ("float32", "float16")
@@ -58,7 +62,8 @@ class TranslationStats:
     def to_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {**self.counters(), "device": self.device, "model_id": self.model_id}
         values["seconds"] = round(self.seconds, 3)
-        values["sentences_per_second"] = round(self.lines / self.seconds, 1) if self.seconds else None
+        translated = self.lines - self.extra.get("resumed_at_line", 0)  # a resumed run's rate counts the lines it translated
+        values["sentences_per_second"] = round(translated / self.seconds, 1) if self.seconds else None
         return {**values, **self.extra}
 
 
@@ -98,23 +103,25 @@ class Translator:
         options = _session_options(intra_op_threads)
         half = precision == "float16"
         files = (
-            (contract.ENCODER_FP16_FILE, contract.DECODER_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE)
+            # One float16 decoder: the greedy one serves every loop, since sessions fetch outputs by name.
+            (contract.ENCODER_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE)
             if half
             else (contract.ENCODER_FILE, contract.DECODER_FILE, contract.DECODER_GREEDY_FILE)
         )
         encoder_session = open_session(self.onnx_dir / files[0], providers, options)
         self.info: ModelInfo = model_info(encoder_session, self.onnx_dir / files[0])
         decoder_session = open_session(self.onnx_dir / files[1], providers, options)
-        self.encoder = EncoderSession(encoder_session, self.info.num_layers)
-        self.decoder = DecoderSession(decoder_session, self.info.num_layers)
+        self.encoder = EncoderSession(encoder_session, self.info)
+        self.decoder = DecoderSession(decoder_session, self.info)
         self.precision = precision
         self.io_binding = self.device == "cuda" if io_binding is None else io_binding
-        target_vocab = len(self.info.target_vocabulary)
+        opened = {files[0]: encoder_session, files[1]: decoder_session}
         if self.io_binding:
-            greedy_session = open_session(self.onnx_dir / files[2], providers, options)
-            self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, target_vocab, self.device)
+            greedy_session = opened[files[2]] = open_session(self.onnx_dir / files[2], providers, options)
+            self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, self.info.arch, self.device)
         else:
-            self._greedy = NumpyGreedy(self.encoder, self.decoder, target_vocab)
+            self._greedy = NumpyGreedy(self.encoder, self.decoder)
+        check_same_export(opened)
 
     @staticmethod
     def _choose_device(device: str) -> str:
@@ -124,7 +131,8 @@ class Translator:
         if device == "cuda" and not has_cuda:
             raise S2SError("--device cuda, but this onnxruntime has no CUDA provider: install s2s[gpu] (onnxruntime-gpu) on a GPU host")
         if device == "auto" and not has_cuda:
-            logger.warning("no CUDA provider in this onnxruntime; translating on the CPU")
+            # The CPU build of onnxruntime is a host's deliberate choice (s2s[cpu]): worth a log line, not a warning on every run.
+            logger.debug("no CUDA provider in this onnxruntime; translating on the CPU")
             return "cpu"
         return "cpu" if device == "cpu" else "cuda"
 
@@ -134,18 +142,16 @@ class Translator:
 
     def prepare_sources(self, sources: Sequence[str], stats: TranslationStats | None = None) -> list[str]:
         """Normalised sources cut to the model's max_source_length, counting characters, unknowns and truncations."""
-        prepared = []
-        vocabulary, limit = self.info.source_vocabulary, self.info.max_source_length
-        for source in sources:
-            text = self.info.normalizer(source)
-            if stats is not None:
-                stats.lines += 1
-                stats.empty_lines += not text
-                stats.characters += len(text)
-                stats.unknown_characters += sum(vocabulary.id_of(char) == UNKNOWN_ID for char in text)
-                stats.truncated_lines += len(text) > limit
-            prepared.append(text[:limit])
-        return prepared
+        limit = self.info.max_source_length
+        texts = [self.info.normalizer(source) for source in sources]
+        if stats is not None:
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+            stats.lines += len(texts)
+            stats.empty_lines += int((lengths == 0).sum())
+            stats.characters += int(lengths.sum())
+            stats.unknown_characters += int((ids_of_text("".join(texts), self.info.source_vocabulary) == UNKNOWN_ID).sum())
+            stats.truncated_lines += int((lengths > limit).sum())
+        return [text[:limit] for text in texts]
 
     def translate_batch(
         self,
@@ -167,8 +173,9 @@ class Translator:
             length_penalty: beam scores are log-probability / length ** length_penalty.
             stats: counters to update (lines, characters, unknown characters, truncations).
         """
-        if beam_size < 1 or max_batch_size < 0:
-            raise S2SError("beam_size must be at least 1 and max_batch_size 0 (automatic) or more")
+        if max_batch_size < 0:
+            raise S2SError(f"the batch size must be 0 (automatic) or more, got {max_batch_size}")
+        DecodingOptions(max_output_length, beam_size, length_penalty).check(len(self.info.target_vocabulary))
         max_batch_size = max_batch_size or AUTO_BATCH_SIZE[self.device]
         limit = self.info.max_target_length if max_output_length is None else max_output_length
         texts = self.prepare_sources(source, stats)
@@ -176,7 +183,7 @@ class Translator:
         order = sorted((index for index, text in enumerate(texts) if text), key=lambda index: len(texts[index]))
         for start in range(0, len(order), max_batch_size):
             indices = order[start : start + max_batch_size]
-            batch = self.info.one_hot([texts[index] for index in indices])
+            batch = self.info.encode([texts[index] for index in indices])
             for index, ids in zip(indices, self._decode(batch, limit, beam_size, length_penalty), strict=True):
                 results[index] = self.info.target_vocabulary.decode(ids)
         return results
@@ -187,7 +194,7 @@ class Translator:
             return greedy
         beams = beam_search(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), limit, beam_size, length_penalty)
         # The greedy hypothesis stays a candidate, so beam search never returns a worse-scoring translation than greedy.
-        greedy_scores = sequence_score(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), greedy, limit, length_penalty)
+        greedy_scores = sequence_score(self.encoder, self.decoder, batch, greedy, limit, length_penalty)
         return [
             ids if score >= greedy_score else greedy_ids
             for (ids, score), greedy_ids, greedy_score in zip(beams, greedy, greedy_scores, strict=True)
@@ -199,10 +206,7 @@ class Translator:
         """Beam-search scores of given target id sequences for `source` (forced decoding)."""
         limit = self.info.max_target_length if max_output_length is None else max_output_length
         texts = self.prepare_sources(source)
-        batch = self.info.one_hot(texts)
-        return sequence_score(
-            self.encoder, self.decoder, batch, len(self.info.target_vocabulary), list(translations), limit, length_penalty
-        )
+        return sequence_score(self.encoder, self.decoder, self.info.encode(texts), list(translations), limit, length_penalty)
 
 
 def _session_options(intra_op_threads: int) -> Any:

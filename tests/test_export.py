@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto
 
 from s2s import onnx_contract as contract
 from s2s.spec import DatasetSpec
@@ -22,7 +23,6 @@ ALL_FILES = [
     contract.DECODER_GREEDY_FILE,
     contract.TRANSLATOR_FILE,
     contract.ENCODER_FP16_FILE,
-    contract.DECODER_FP16_FILE,
     contract.DECODER_GREEDY_FP16_FILE,
 ]
 
@@ -34,7 +34,7 @@ def exported(toy_onnx) -> tuple[Path, dict]:
 
 def test_export_writes_every_file_with_its_metadata(exported, toy_model) -> None:
     output, report = exported
-    assert {path.name for path in output.iterdir()} == {*ALL_FILES, contract.MODEL_CARD_FILE, "verification.json"}
+    assert {path.name for path in output.iterdir()} == {*ALL_FILES, contract.MODEL_CARD_FILE, contract.CHECKSUMS_FILE, "verification.json"}
     spec = DatasetSpec.load(toy_model.model_dir)
     ids = set()
     for name in ALL_FILES:
@@ -46,6 +46,7 @@ def test_export_writes_every_file_with_its_metadata(exported, toy_model) -> None
         assert json.loads(metadata[contract.META_SPECIAL_TOKENS])["end"] == {"token": "\n", "id": 2}
         assert metadata[contract.META_MAX_TARGET_LENGTH] == str(spec.max_target_length)
         assert metadata[contract.META_PRECISION] == ("float16" if "fp16" in name else "float32")
+        assert (metadata[contract.META_FORMAT], metadata[contract.META_ARCH]) == ("2", "attention")
         assert set(json.loads(metadata[contract.META_OUTPUTS])) == {value.name for value in model.graph.output}
         ids.add(metadata[contract.META_MODEL_ID])
         assert model.opset_import[0].version == 17
@@ -57,11 +58,17 @@ def test_models_use_the_native_lstm_op_with_sequence_lengths(exported) -> None:
     encoder = onnx.load(output / contract.ENCODER_FILE)
     lstm_nodes = [node for node in encoder.graph.node if node.op_type == "LSTM"]
     assert len(lstm_nodes) == 1 and lstm_nodes[0].input[4]  # sequence_lens is fed
+    assert {attribute.name: attribute.s for attribute in lstm_nodes[0].attribute}["direction"] == b"bidirectional"
     assert not any(node.op_type in ("Loop", "Scan") for node in encoder.graph.node)
+    assert [(value.name, value.type.tensor_type.elem_type) for value in encoder.graph.input] == [(contract.SOURCE_IDS, TensorProto.INT32)]
+    assert [value.name for value in encoder.graph.output] == ["h_0", "c_0", contract.ENCODER_OUTPUTS, contract.SOURCE_MASK]
     decoder = onnx.load(output / contract.DECODER_FILE)
     assert [node.op_type for node in decoder.graph.node].count("LSTM") == 1
-    assert [value.name for value in decoder.graph.input] == [contract.DECODER_INPUT, "h_0", "c_0"]
+    assert [value.name for value in decoder.graph.input] == [contract.PREVIOUS_TOKEN, "h_0", "c_0", *contract.MEMORY_NAMES]
+    assert decoder.graph.input[0].type.tensor_type.elem_type == TensorProto.INT32
     assert [value.name for value in decoder.graph.output] == [contract.PROBABILITIES, "next_h_0", "next_c_0"]
+    greedy = onnx.load(output / contract.DECODER_GREEDY_FILE)
+    assert greedy.graph.output[-1].name == contract.NEXT_TOKEN and greedy.graph.output[-1].type.tensor_type.elem_type == TensorProto.INT32
     translator = onnx.load(output / contract.TRANSLATOR_FILE)
     assert [node.op_type for node in translator.graph.node].count("Loop") == 1
 
@@ -84,14 +91,19 @@ def test_padding_invariance_survives_the_export(exported) -> None:
     info_vocab = json.loads(
         {e.key: e.value for e in onnx.load(output / contract.ENCODER_FILE).metadata_props}[contract.META_SOURCE_VOCABULARY]
     )
-    depth = len(info_vocab)
-    alone = np.zeros((1, 6, depth), np.float32)
-    alone[0, np.arange(6), [4, 5, 6, 7, 8, 9]] = 1
-    padded = np.zeros((2, 40, depth), np.float32)
+    assert len(info_vocab) > 10
+    alone = np.array([[4, 5, 6, 7, 8, 9]], np.int32)
+    padded = np.zeros((2, 40), np.int32)
     padded[0, :6] = alone[0]
-    padded[1, np.arange(40), 10] = 1
-    for single, batch in zip(session.run(None, {"encoder_input": alone}), session.run(None, {"encoder_input": padded}), strict=True):
-        np.testing.assert_allclose(single[0], batch[0], atol=1e-5)
+    padded[1] = 10
+    names = [output.name for output in session.get_outputs()]
+    single, batch = session.run(names, {contract.SOURCE_IDS: alone}), session.run(names, {contract.SOURCE_IDS: padded})
+    for name, one, many in zip(names, single, batch, strict=True):
+        if name in contract.MEMORY_NAMES:  # (batch, time, ...): the real positions match, the padding is masked
+            np.testing.assert_allclose(one[0], many[0, :6], atol=1e-5)
+            assert not many[0, 6:].any()
+        else:
+            np.testing.assert_allclose(one[0], many[0], atol=1e-5)
 
 
 def test_onnx_files_translate_alone_without_tensorflow(exported, tmp_path: Path) -> None:
@@ -103,13 +115,11 @@ def test_onnx_files_translate_alone_without_tensorflow(exported, tmp_path: Path)
 import sys
 from serving.sessions import open_session, model_info, EncoderSession, DecoderSession
 from serving.decoding import NumpyGreedy
-from s2s.onehot import encode_sources
 directory = {str(moved)!r}
 session = open_session(directory + "/encoder.onnx")
 info = model_info(session, "encoder.onnx")
-encoder, decoder = EncoderSession(session, info.num_layers), DecoderSession(open_session(directory + "/decoder.onnx"), info.num_layers)
-batch = encode_sources(["abcdef", "0N9x1y"], info.source_vocabulary, max_length=info.max_source_length, reverse=info.reverse_source)
-ids = NumpyGreedy(encoder, decoder, len(info.target_vocabulary))(batch, info.max_target_length)
+encoder, decoder = EncoderSession(session, info), DecoderSession(open_session(directory + "/decoder.onnx"), info)
+ids = NumpyGreedy(encoder, decoder)(info.encode(["abcdef", "0N9x1y"]), info.max_target_length)
 print([info.target_vocabulary.decode(row) for row in ids])
 heavy = sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx") if name in sys.modules)
 print(heavy)
@@ -165,3 +175,47 @@ def test_bad_input_is_a_one_line_error(toy_model, tmp_path: Path, damage: str) -
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_a_version_1_export_is_refused_in_one_line(exported, tmp_path: Path) -> None:
+    """Format 1 took one-hot inputs; feeding it ids would fail deep in onnxruntime, so the host names the fix instead."""
+    output, _ = exported
+    old = tmp_path / "old"
+    shutil.copytree(output, old)
+    (old / contract.CHECKSUMS_FILE).unlink()  # version 1 wrote none
+    for path in old.glob("*.onnx"):
+        model = onnx.load(path)
+        for entry in model.metadata_props:
+            if entry.key == contract.META_FORMAT:
+                entry.value = "1"
+        onnx.save(model, path)
+    source = tmp_path / "in.txt"
+    source.write_text("abcdef\n")
+    command = [sys.executable, "-m", "s2s.cli", "translate", "--model", str(old), "-i", str(source), "-o", str(tmp_path / "out.txt")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "format version 1" in lines[0] and "re-export" in lines[0], result.stderr
+
+
+def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path: Path) -> None:
+    """The source material's lstm_seq2seq stays available: version 2 ids in and out, no memory tensors, verified against Keras."""
+    from export.export import export_model
+    from serving.translator import Translator
+    from training.config import TrainConfig
+    from training.train import train
+
+    config = TrainConfig(arch="lstm", latent_dim=64, optimizer="adam", learning_rate=0.005, epochs=2, max_train_pairs=4000, seed=1)
+    train(toy_model.data_dir, tmp_path / "model", config)
+    report = export_model(tmp_path / "model", tmp_path / "onnx", data_dir=toy_model.data_dir, verify_sources=200, float16=False)
+    assert max(report["parity_max_abs_difference"].values()) <= 1e-4
+    assert report["greedy_step_loop"]["agreement"] == report["greedy_translator"]["agreement"] == 1.0
+    encoder = onnx.load(tmp_path / "onnx" / contract.ENCODER_FILE)
+    assert [value.name for value in encoder.graph.output] == ["h_0", "c_0"]
+    metadata = {entry.key: entry.value for entry in encoder.metadata_props}
+    assert metadata[contract.META_ARCH] == "lstm"
+    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 100)
+    reference = KerasGreedyDecoder.from_model_dir(tmp_path / "model").translate(sources)
+    translator = Translator(tmp_path / "onnx", device="cpu")
+    assert translator.translate_batch(sources) == reference
+    assert len(translator.translate_batch(sources[:10], beam_size=3)) == 10

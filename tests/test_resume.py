@@ -93,13 +93,25 @@ def test_resume_without_a_checkpoint_is_a_clear_error(toy_model, tmp_path: Path)
     [
         (["--latent-dim", "0"], "latent_dim must be at least 1"),
         (["--dropout", "1.5"], "dropout must be in [0, 1)"),
-        (["--arch", "repeat-vector", "--bucket-by-length"], "bucket_by_length needs arch = encoder-decoder"),
+        (["--latent-dim", "7"], "latent_dim must be even for arch = attention"),
+        (["--arch", "repeat-vector", "--bucket-by-length"], "bucket_by_length needs arch = attention or lstm"),
     ],
 )
 def test_bad_settings_are_one_line_errors(toy_model, tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run(train_command(toy_model.data_dir, tmp_path / "m", *args), cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_config_naming_an_unknown_arch_lists_the_known_ones(toy_model, tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[train]\narch = "transformer"\n')
+    result = subprocess.run(
+        train_command(toy_model.data_dir, tmp_path / "m", "--config", str(config)), cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown arch 'transformer': choose one of attention, lstm, repeat-vector" in lines[0], result.stderr
 
 
 def test_data_dir_without_records_is_a_clear_error(tmp_path: Path) -> None:

@@ -164,6 +164,8 @@ def test_a_killed_training_resumes_when_the_chain_starts_again(chain: Path) -> N
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    record = json.loads((chain / "run" / RUN_MANIFEST).read_text())
+    assert (record["status"], record["this_run"]["train"]) == ("running", "running")  # not the previous run's "succeeded"
     killed = json.loads(state_path.read_text())
     assert 2 <= killed["epochs_done"] < 30 and not killed["finished"]
     model_before = tree_checksums(chain / "run" / "model")

@@ -42,6 +42,7 @@ class KerasGreedyDecoder:
         else:
             self._encode = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
             self._step = tf.function(lambda inputs: decoder(inputs, training=False), reduce_retracing=True)
+            self.state_count = len(decoder.outputs) - 1  # probabilities, then h_0, c_0, ...
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path) -> KerasGreedyDecoder:
@@ -92,14 +93,16 @@ class KerasGreedyDecoder:
         return results
 
     def _decode_steps(self, batch: np.ndarray, max_steps: int) -> np.ndarray:
-        states = [state for state in self._encode(batch)]
+        encoded = list(self._encode(batch))
+        # The first 2 x num_layers outputs are the states; an attention encoder adds its outputs and mask, fed back every step.
+        states, memory = encoded[: self.state_count], encoded[self.state_count :]
         target_size = len(self.spec.target_vocabulary)
         token = np.zeros((len(batch), 1, target_size), dtype=np.float32)
         token[:, 0, START_ID] = 1.0
         emitted = np.full((len(batch), max_steps), END_ID, dtype=np.int64)
         finished = np.zeros(len(batch), dtype=bool)
         for step in range(max_steps):
-            probabilities, *states = self._step([token, *states])
+            probabilities, *states = self._step([token, *states, *memory])
             next_ids = np.asarray(probabilities)[:, -1, :].argmax(axis=-1)
             emitted[:, step] = np.where(finished, END_ID, next_ids)
             finished |= next_ids == END_ID

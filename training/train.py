@@ -5,7 +5,7 @@ MODEL_DIR after a finished run:
 | file | content |
 |---|---|
 | `model.keras` | the training model with the best validation loss |
-| `encoder.keras`, `decoder.keras` | inference encoder and one-step decoder built from its layers (encoder-decoder arch) |
+| `encoder.keras`, `decoder.keras` | inference encoder and one-step decoder built from its layers (attention and lstm archs) |
 | `spec.json` | a copy of the dataset's spec: vocabularies, lengths, normalisation |
 | `train_config.json` | the resolved training settings |
 | `history.csv`, `training_curves.png` | per-epoch loss and accuracy, training and validation |
@@ -31,7 +31,7 @@ from s2s.files import atomic_open, write_json
 from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
-from training.config import ENCODER_DECODER, RESUMABLE_SETTINGS, TrainConfig
+from training.config import RESUMABLE_SETTINGS, STEP_DECODER_ARCHITECTURES, TrainConfig
 from training.data import check_records_match_spec, training_batches
 from training.model import build_inference_models, build_training_model
 
@@ -162,7 +162,7 @@ def _optimizer(keras: Any, config: TrainConfig) -> Any:
 
 def _write_model_dir(model: Any, model_dir: Path, data_dir: Path, config: TrainConfig, state: TrainingState) -> None:
     save_keras_atomically(model, model_dir / MODEL_FILE)
-    if config.arch == ENCODER_DECODER:
+    if config.arch in STEP_DECODER_ARCHITECTURES:
         encoder, decoder = build_inference_models(model, config.num_layers)
         save_keras_atomically(encoder, model_dir / ENCODER_FILE)
         save_keras_atomically(decoder, model_dir / DECODER_FILE)

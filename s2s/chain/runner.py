@@ -118,6 +118,9 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
             logger.info("running: %s changed since the last run", _what_changed(record, settings, inputs))
         work = run_dir / WORK_DIR / stage.name
         resume = _prepare_work_folder(work, key)
+        # Recorded before the work starts: a run killed mid-stage leaves run.json saying so, not the last run's "succeeded".
+        manifest["this_run"][stage.name] = "running"
+        write_json(run_dir / RUN_MANIFEST, manifest)
         figures = stage.run(context, work, resume)
     except BaseException as error:
         manifest["status"] = "failed"
@@ -199,6 +202,8 @@ def _load_manifest(run_dir: Path) -> dict[str, Any]:
         manifest = read_json(path)
     except (OSError, ValueError) as error:
         raise S2SError(f"cannot read {path} ({error}); move it aside to start the chain afresh") from None
+    if not isinstance(manifest, dict):
+        raise S2SError(f"{path} is not a run manifest (it holds a JSON {type(manifest).__name__}); move it aside to start afresh")
     if manifest.get("format_version") != RUN_FORMAT_VERSION:
         raise S2SError(f"{path} has format {manifest.get('format_version')!r}, not {RUN_FORMAT_VERSION}: use a new run directory")
     return manifest

@@ -78,6 +78,9 @@ function normalizer(scheme) {
 
 function loadInfo(onnxDir) {
   const meta = readMetadata(`${onnxDir}/encoder.onnx`);
+  if (meta["s2s.format_version"] !== "2") {
+    throw new Error(`${onnxDir} is s2s export format ${meta["s2s.format_version"]}; this host reads format 2: re-export the model`);
+  }
   const special = JSON.parse(meta["s2s.special_tokens"]);
   const source = JSON.parse(meta["s2s.source_vocabulary"]);
   return {
@@ -92,20 +95,21 @@ function loadInfo(onnxDir) {
     maxTarget: Number(meta["s2s.max_target_length"]),
     reverse: meta["s2s.reverse_source"] === "true",
     layers: Number(meta["s2s.num_layers"]),
+    memory: meta["s2s.arch"] === "attention" ? ["encoder_outputs", "source_mask"] : [],
     normalize: normalizer(JSON.parse(meta["s2s.normalization"])),
   };
 }
 
-function oneHotSources(texts, info) {
+// Contract version 2 takes int32 ids, 0 (padding) after each sentence: no one-hot array on the host.
+function sourceIds(texts, info) {
   const rows = texts.map((text) => {
     const ids = Array.from(info.normalize(text)).slice(0, info.maxSource).map((char) => info.sourceIds.get(char) ?? info.unknownId);
     return info.reverse ? ids.reverse() : ids;
   });
   const steps = Math.max(1, ...rows.map((row) => row.length));
-  const depth = info.source.length;
-  const data = new Float32Array(texts.length * steps * depth);
-  rows.forEach((row, b) => row.forEach((id, t) => { data[(b * steps + t) * depth + id] = 1; }));
-  return new ort.Tensor("float32", data, [texts.length, steps, depth]);
+  const data = new Int32Array(texts.length * steps).fill(info.padId);
+  rows.forEach((row, b) => data.set(row, b * steps));
+  return new ort.Tensor("int32", data, [texts.length, steps]);
 }
 
 function decodeIds(ids, info) {
@@ -123,25 +127,26 @@ async function stepByStep(onnxDir, texts, info) {
   const decoder = await ort.InferenceSession.create(`${onnxDir}/decoder.onnx`, SESSION_OPTIONS);
   const stateNames = [];
   for (let layer = 0; layer < info.layers; layer++) stateNames.push(`h_${layer}`, `c_${layer}`);
-  const encoded = await encoder.run({ encoder_input: oneHotSources(texts, info) });
+  const encoded = await encoder.run({ source_ids: sourceIds(texts, info) });
   let states = Object.fromEntries(stateNames.map((name) => [name, encoded[name]]));
+  // An attention decoder reads the encoder's outputs and padding mask at every step, unchanged.
+  const memory = Object.fromEntries(info.memory.map((name) => [name, encoded[name]]));
   const depth = info.target.length;
   const batch = texts.length;
-  let token = new Float32Array(batch * depth);
-  for (let b = 0; b < batch; b++) token[b * depth + info.startId] = 1;
+  let token = new Int32Array(batch).fill(info.startId);
   const ids = texts.map(() => []);
   const finished = new Array(batch).fill(false);
   for (let step = 0; step <= info.maxTarget && !finished.every(Boolean); step++) {
-    const out = await decoder.run({ decoder_input: new ort.Tensor("float32", token, [batch, 1, depth]), ...states });
+    const out = await decoder.run({ previous_token: new ort.Tensor("int32", token, [batch]), ...states, ...memory });
     const probabilities = out.probabilities.data;
-    token = new Float32Array(batch * depth);
+    token = new Int32Array(batch);
     for (let b = 0; b < batch; b++) {
       let best = 0;
       for (let v = 1; v < depth; v++) if (probabilities[b * depth + v] > probabilities[b * depth + best]) best = v;
       if (step === info.maxTarget) best = info.endId; // at most maxTarget characters: the limit ends every sentence
       if (!finished[b]) ids[b].push(best);
       if (best === info.endId) finished[b] = true;
-      token[b * depth + best] = 1;
+      token[b] = best;
     }
     states = Object.fromEntries(stateNames.map((name) => [name, out[`next_${name}`]]));
   }
@@ -150,7 +155,7 @@ async function stepByStep(onnxDir, texts, info) {
 
 async function wholeLoop(onnxDir, texts, info) {
   const translator = await ort.InferenceSession.create(`${onnxDir}/translator.onnx`, SESSION_OPTIONS);
-  const out = await translator.run({ encoder_input: oneHotSources(texts, info) });
+  const out = await translator.run({ source_ids: sourceIds(texts, info) });
   const [batch, steps] = out.token_ids.dims;
   const ids = Array.from(out.token_ids.data, Number);
   return Array.from({ length: batch }, (_, b) => decodeIds(ids.slice(b * steps, (b + 1) * steps), info));

@@ -1,0 +1,45 @@
+"""`DecodingOptions`: how to decode, checked once against the model before any work.
+
+`s2s translate`, `s2s translate-beam`, the chain and library callers all go
+through `DecodingOptions.check`, so a value that would decode nothing
+(`max_output_length` 0), run out of memory (a beam of 100,000 hypotheses per
+sentence) or reward ever longer output (a negative length penalty) is one
+clear error, never an empty result with exit status 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from s2s.errors import S2SError
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """Decoding settings of one translation run.
+
+    Args:
+        max_output_length: most characters per translation; None means the model's max_target_length.
+        beam_size: 1 for greedy decoding, K for beam search over K hypotheses, at most the target vocabulary's size.
+        length_penalty: beam scores are log-probability / length ** length_penalty; 0 or more.
+    """
+
+    max_output_length: int | None = None
+    beam_size: int = 1
+    length_penalty: float = 1.0
+
+    def check(self, target_vocab_size: int) -> None:
+        """Raises S2SError naming the first value out of range for a model with this target vocabulary."""
+        if self.max_output_length is not None and self.max_output_length < 1:
+            raise S2SError(f"--max-output-length must be at least 1 (or left out for the model's own), got {self.max_output_length}")
+        if not 1 <= self.beam_size <= target_vocab_size:
+            raise S2SError(
+                f"--beam-size must be between 1 and the target vocabulary's {target_vocab_size} tokens "
+                f"(a wider beam holds nothing more), got {self.beam_size}"
+            )
+        if not self.length_penalty >= 0:  # also refuses NaN
+            raise S2SError(f"--length-penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
