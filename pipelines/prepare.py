@@ -1,10 +1,12 @@
 """`s2s prepare`: bilingual text files in, padded one-hot TFRecords, spec and manifest out.
 
-The pipeline writes into a staging folder inside the output directory. Only
-when it has finished, and its line accounting balances, are the files moved
-into place, stale shards of an earlier run removed, and `spec.json` and
-`manifest.json` written last. A reader that finds `manifest.json` therefore
-finds a complete dataset; a failed run leaves the previous one untouched.
+The pipeline writes into a staging folder. Only when it has finished, and
+its line accounting balances, does the dataset take the output's place:
+locally the staging folder, `spec.json` and `manifest.json` included,
+replaces the output folder in one atomic exchange, so a run killed at any
+moment leaves the old dataset or the new one, whole; the next run removes
+what a killed one left behind. On remote filesystems the files are moved in
+and `manifest.json` is written last.
 
 The same code runs on Dataflow, Flink or Spark: the runner comes from the
 Beam options, and paths go through Beam's FileSystems (gs://, s3://, hdfs://).
@@ -13,12 +15,15 @@ Beam options, and paths go through Beam's FileSystems (gs://, s3://, hdfs://).
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -35,6 +40,7 @@ from s2s.compression import GZIP_SUFFIX, GzipIntegrity
 from s2s.errors import S2SError
 from s2s.files import atomic_open
 from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, DatasetSpec
+from s2s.swap import replace_directory
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
@@ -62,6 +68,8 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     config.validate()
     options = beam_options(list(pipeline_args or []))
     input_files = resolve_inputs(inputs)
+    if FileSystems.get_scheme(output_dir) is None:
+        _check_dataset_folder(Path(output_dir))
     _ensure_writable(output_dir)
     logger.info(
         "cleaning %d file(s), %.1f MB, on %s",
@@ -69,7 +77,12 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
         sum(entry["bytes"] for entry in input_files) / 1e6,
         options.get_all_options().get("runner") or "the local FnApiRunner",
     )
-    staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
+    if FileSystems.get_scheme(output_dir) is None:  # local: build beside the folder, then swap it in whole
+        target = Path(output_dir)
+        _remove_leftovers(target)
+        staging = str(target.parent / f".{target.name}.staging-{uuid.uuid4().hex[:12]}")
+    else:
+        staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
     try:
         paths = [entry["path"] for entry in input_files]
@@ -236,8 +249,58 @@ def _manifest(
     }
 
 
+_DATASET_NAMES = [
+    *(f"{split}-*-of-*{RECORD_SUFFIX}" for split in SPLITS),
+    f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
+    SPEC_FILE,
+    MANIFEST_FILE,
+    ".staging-*",
+    ".*.tmp",
+    ".write-probe-*",
+]
+
+
+def _check_dataset_folder(target: Path) -> None:
+    """Refuses a local output folder holding anything but an earlier dataset: publishing replaces the folder whole."""
+    if not target.is_dir():
+        return
+    foreign = sorted(path.name for path in target.iterdir() if not any(fnmatch.fnmatch(path.name, name) for name in _DATASET_NAMES))
+    if foreign:
+        raise S2SError(
+            f"output directory {target} holds {foreign[0]}, which is not part of an s2s dataset: "
+            "choose an empty directory or an earlier s2s prepare output (it is replaced whole)"
+        )
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Deletes what a killed run left: staging and old folders beside the output, staging folders and temp files in it."""
+    leftovers = [*target.parent.glob(f".{target.name}.staging-*"), *target.parent.glob(f".{target.name}.old-*")]
+    if target.is_dir():
+        leftovers += [*target.glob(".staging-*"), *target.glob(".*.tmp")]
+    for path in leftovers:
+        logger.info("removing %s, left by a run that was killed", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[str, Any]) -> None:
-    """Moves the staged files into `output_dir`, replacing an earlier run's, then writes spec and manifest."""
+    """Makes the staged dataset the one at `output_dir`: whole, or not at all.
+
+    Locally, spec.json and manifest.json are written into the staging folder,
+    which then replaces `output_dir` in one atomic exchange: a run killed at
+    any moment leaves the old dataset or the new one. On a remote filesystem,
+    where folders cannot be renamed in one step, the old files go first,
+    manifest.json among them, so an interrupted publish reads as incomplete.
+    """
+    if FileSystems.get_scheme(output_dir) is None:
+        staged = Path(staging)
+        (staged / _SUMMARY_NAME).unlink(missing_ok=True)
+        _write_text(str(staged / SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        _write_text(str(staged / MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        replace_directory(staged, Path(output_dir))
+        return
     stale_patterns = [f"{split}-*-of-*{RECORD_SUFFIX}" for split in SPLITS] + [
         f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
         MANIFEST_FILE,
@@ -248,8 +311,11 @@ def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[st
         for result in FileSystems.match([FileSystems.join(output_dir, pattern) for pattern in stale_patterns])
         for metadata in result.metadata_list
     ]
-    if stale:
-        FileSystems.delete(stale)  # manifest.json first among them: the dataset reads as incomplete until the end
+    manifests = [path for path in stale if path.endswith("/" + MANIFEST_FILE)]
+    if manifests:  # alone and first: from here until the new one is written, the dataset reads as incomplete
+        FileSystems.delete(manifests)
+    if len(stale) > len(manifests):
+        FileSystems.delete([path for path in stale if path not in manifests])
     staged = [metadata.path for metadata in FileSystems.match([FileSystems.join(staging, "*")])[0].metadata_list]
     staged = [path for path in staged if not path.endswith(_SUMMARY_NAME)]
     FileSystems.rename(staged, [FileSystems.join(output_dir, path.rsplit("/", 1)[-1]) for path in staged])
