@@ -69,7 +69,7 @@ def run_pipeline(options: PipelineOptions, what: str) -> Iterator[Any]:
     if not debug:
         beam_logger.setLevel(logging.CRITICAL)
     try:
-        with _loopback_only(), beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+        with _loopback_only(), _quiet_workers(not debug), beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
             yield pipeline
     except S2SError:
         raise
@@ -105,6 +105,41 @@ class _LoopbackGrpc:
 
     def server(self, *args: Any, **kwargs: Any) -> _LoopbackServer:
         return _LoopbackServer(self._grpc.server(*args, **kwargs))
+
+
+class _QuietSubprocess:
+    """The subprocess module as Beam's local runner sees it: worker processes start with their stderr discarded."""
+
+    def __init__(self, subprocess: Any):
+        self._subprocess = subprocess
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._subprocess, name)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # the name Beam calls
+        return self._subprocess.Popen(*args, **{"stderr": self._subprocess.DEVNULL, **kwargs})
+
+
+@contextmanager
+def _quiet_workers(quiet: bool) -> Iterator[None]:
+    """Discards the stderr of the local runner's worker processes, unless S2S_DEBUG=1.
+
+    Each worker prints Beam's import warnings ("apitools not found"), a
+    "Logging handler created" line and, when a step fails, pages of
+    tracebacks straight to stderr, around the log level. `run_pipeline`
+    reports a failure in one line instead.
+    """
+    if not quiet:
+        yield
+        return
+    from apache_beam.runners.portability import local_job_service
+
+    original = local_job_service.subprocess
+    local_job_service.subprocess = _QuietSubprocess(original)
+    try:
+        yield
+    finally:
+        local_job_service.subprocess = original
 
 
 @contextmanager

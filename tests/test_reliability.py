@@ -409,3 +409,14 @@ def test_a_killed_runs_leftovers_are_removed_and_foreign_files_protected(tmp_pat
     result = s2s("prepare", "-i", str(corpus_path), "-o", str(output), "--min-char-count", "1")
     assert_one_line_error(result, "holds notes.txt, which is not part of an s2s dataset")
     assert (output / "notes.txt").read_text() == "mine"
+
+
+def test_a_worker_failure_in_prepare_prints_one_line_not_pages_of_tracebacks(tmp_path: Path) -> None:
+    """A corrupt .bz2 (which Beam decompresses in its worker processes) fails there; the user sees one line."""
+    corrupt = tmp_path / "pairs.tsv.bz2"
+    corrupt.write_bytes(b"BZh91AY&SY" + b"not bzip2 data at all" * 20)
+    result = s2s("prepare", "-i", str(corrupt), "-o", str(tmp_path / "data"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if " INFO " not in line]  # the timestamped progress log stays
+    assert len(lines) == 1, result.stderr
+    assert "failed in step 'ReadNumberedLines/SplitLines'" in lines[0] and "Invalid data stream" in lines[0] and str(corrupt) in lines[0]
