@@ -219,3 +219,20 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
     translator = Translator(tmp_path / "onnx", device="cpu")
     assert translator.translate_batch(sources) == reference
     assert len(translator.translate_batch(sources[:10], beam_size=3)) == 10
+
+
+def test_a_stacked_attention_model_with_dropout_trains_and_exports(toy_model, tmp_path: Path) -> None:
+    """Two bidirectional layers (each layer's states seeding its decoder layer) and dropout: native LSTM nodes, verified."""
+    from export.export import export_model
+    from training.config import TrainConfig
+    from training.train import train
+
+    config = TrainConfig(num_layers=2, latent_dim=32, dropout=0.2, optimizer="adam", learning_rate=0.005, epochs=1, max_train_pairs=3000)
+    train(toy_model.data_dir, tmp_path / "model", config)
+    report = export_model(tmp_path / "model", tmp_path / "onnx", data_dir=toy_model.data_dir, verify_sources=200, float16=False)
+    assert max(report["parity_max_abs_difference"].values()) <= 1e-4
+    assert report["greedy_step_loop"]["agreement"] == report["greedy_translator"]["agreement"] == 1.0
+    encoder = onnx.load(tmp_path / "onnx" / contract.ENCODER_FILE)
+    lstm_nodes = [node for node in encoder.graph.node if node.op_type == "LSTM"]
+    assert len(lstm_nodes) == 2 and all(node.input[4] for node in lstm_nodes)
+    assert [value.name for value in encoder.graph.output] == ["h_0", "c_0", "h_1", "c_1", *contract.MEMORY_NAMES]
