@@ -420,3 +420,15 @@ def test_a_worker_failure_in_prepare_prints_one_line_not_pages_of_tracebacks(tmp
     lines = [line for line in result.stderr.strip().splitlines() if " INFO " not in line]  # the timestamped progress log stays
     assert len(lines) == 1, result.stderr
     assert "failed in step 'ReadNumberedLines/SplitLines'" in lines[0] and "Invalid data stream" in lines[0] and str(corrupt) in lines[0]
+
+
+def test_translate_beam_takes_batch_size_0_as_automatic(toy_onnx, source_file: Path, tmp_path: Path) -> None:
+    from tests.toy import IN_PROCESS
+
+    prefix = tmp_path / "out" / "translated"
+    result = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "0", *IN_PROCESS)
+    assert result.returncode == 0, result.stderr
+    rows = sorted(line.split("\t")[1:] for path in prefix.parent.glob("translated-*.tsv") for line in path.read_text().splitlines())
+    assert rows == [["1", "cba"], ["2", "9N0"]]
+    negative = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "-1")
+    assert_one_line_error(negative, "--batch-size must be 0 (automatic) or more")
