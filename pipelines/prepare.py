@@ -249,11 +249,14 @@ def _manifest(
     }
 
 
-_DATASET_NAMES = [
+_DATASET_FILES = [
     *(f"{split}-*-of-*{RECORD_SUFFIX}" for split in SPLITS),
     f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
     SPEC_FILE,
     MANIFEST_FILE,
+]
+_DATASET_NAMES = [  # what an output folder may hold: a dataset, and what a killed run leaves in it
+    *_DATASET_FILES,
     ".staging-*",
     ".*.tmp",
     ".write-probe-*",
@@ -301,14 +304,9 @@ def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[st
         _write_text(str(staged / MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         replace_directory(staged, Path(output_dir))
         return
-    stale_patterns = [f"{split}-*-of-*{RECORD_SUFFIX}" for split in SPLITS] + [
-        f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
-        MANIFEST_FILE,
-        SPEC_FILE,
-    ]
     stale = [
         metadata.path
-        for result in FileSystems.match([FileSystems.join(output_dir, pattern) for pattern in stale_patterns])
+        for result in FileSystems.match([FileSystems.join(output_dir, pattern) for pattern in _DATASET_FILES])
         for metadata in result.metadata_list
     ]
     manifests = [path for path in stale if path.endswith("/" + MANIFEST_FILE)]

@@ -331,16 +331,12 @@ def default_model() -> str:
 
 
 def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
-    from serving.files import translate_file
-    from serving.options import DecodingOptions
+    from serving.files import is_special_output, translate_file
     from serving.progress import Progress
     from serving.translator import Translator
 
     args.model = args.model or default_model()
-    if args.batch_size < 0:
-        raise S2SError(f"--batch-size must be 0 (automatic) or more, got {args.batch_size}")
     translator = Translator(args.model, device=args.device, precision=args.precision)
-    DecodingOptions(args.max_output_length, args.beam_size, args.length_penalty).check(len(translator.info.target_vocabulary))
     progress = Progress()
     stats = translate_file(
         translator,
@@ -361,7 +357,7 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
         f"translated {summary['lines']} lines on {summary['device']} in {summary['seconds']:.1f} s "
         f"({summary['sentences_per_second']} sentences/s); unknown characters {summary['unknown_characters']}, "
         f"truncated lines {summary['truncated_lines']}, invalid UTF-8 lines {summary['invalid_utf8_lines']}",
-        file=sys.stderr if args.output == "-" or args.output.startswith("/dev/") else sys.stdout,  # keep a streamed output clean
+        file=sys.stderr if args.output == "-" or is_special_output(args.output) else sys.stdout,  # keep a streamed output clean
     )
     return 0
 

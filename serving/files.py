@@ -45,6 +45,7 @@ from typing import IO, Any
 from s2s.compression import GzipIntegrity
 from s2s.errors import S2SError
 from s2s.files import atomic_open
+from serving.options import DecodingOptions
 from serving.translator import AUTO_BATCH_SIZE, COUNTERS, TranslationStats, Translator
 
 STDIO = "-"
@@ -156,7 +157,7 @@ def _fingerprint(paths: list[str], translator: Translator, settings: dict[str, A
     return digest.hexdigest()
 
 
-def _is_special_output(path: str) -> bool:
+def is_special_output(path: str) -> bool:
     """A device, FIFO or other non-regular output (`/dev/null`, `/dev/stdout`): write through it, never replace it."""
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         return True
@@ -234,6 +235,9 @@ def translate_file(
         raise S2SError(f"format must be one of {', '.join(FORMATS)}, got {input_format!r}")
     if column < 0:
         raise S2SError("--column must be 0 or more")
+    if batch_size < 0:
+        raise S2SError(f"--batch-size must be 0 (automatic) or more, got {batch_size}")
+    DecodingOptions(max_output_length, beam_size, length_penalty).check(len(translator.info.target_vocabulary))  # before any work
     window = window or 16 * (batch_size or AUTO_BATCH_SIZE[translator.device])
     paths = input_files(input_path)
     check_compressed_inputs(paths)
@@ -248,7 +252,7 @@ def translate_file(
     }
     stats = TranslationStats(device=translator.device, model_id=translator.model_id)
     started = time.perf_counter()
-    special = output_path != STDIO and _is_special_output(output_path)
+    special = output_path != STDIO and is_special_output(output_path)
     if output_path == STDIO:
         _translate_stream(translator, paths, sys.stdout.buffer, stats, settings, skip=0, checkpoint=None, progress=progress)
     elif special:

@@ -117,7 +117,9 @@ class Translator:
         self.io_binding = self.device == "cuda" if io_binding is None else io_binding
         opened = {files[0]: encoder_session, files[1]: decoder_session}
         if self.io_binding:
-            greedy_session = opened[files[2]] = open_session(self.onnx_dir / files[2], providers, options)
+            if files[2] not in opened:  # float16 has one decoder file, already open: no second session of it
+                opened[files[2]] = open_session(self.onnx_dir / files[2], providers, options)
+            greedy_session = opened[files[2]]
             self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, self.info.arch, self.device)
         else:
             self._greedy = NumpyGreedy(self.encoder, self.decoder)
