@@ -17,7 +17,7 @@ import time
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from serving.translator import Translator
+from s2s.serving.translator import Translator
 
 CONFIGS = [  # (label, device, precision, io_binding)
     ("CUDA float32, IO binding", "cuda", "float32", True),

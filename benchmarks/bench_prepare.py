@@ -23,13 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pipelines import cleaning
-from pipelines.cleaning import LengthLimits, Pair
-from pipelines.config import PrepareConfig
-from pipelines.prepare import prepare
-from pipelines.records import ExampleEncoder
-from pipelines.split import split_of
-from pipelines.transforms import numbered_lines
+from s2s.pipelines import cleaning
+from s2s.pipelines.cleaning import LengthLimits, Pair
+from s2s.pipelines.config import PrepareConfig
+from s2s.pipelines.prepare import prepare
+from s2s.pipelines.split import split_of
+from s2s.pipelines.transforms import numbered_lines
+
+from s2s.records import ExampleEncoder
 from s2s.spec import SPLITS
 from s2s.tensorflow_import import import_tensorflow
 from s2s.text import TextNormalizer

@@ -24,9 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from training.config import ATTENTION, LSTM, TrainConfig
-from training.evaluate import evaluate
-from training.train import train
+from s2s.training.config import ATTENTION, LSTM, TrainConfig
+from s2s.training.evaluate import evaluate
+from s2s.training.train import train
 
 
 def settings(arch: str, minutes: float) -> TrainConfig:

@@ -23,12 +23,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from s2s.serving.translator import Translator
+from s2s.training.decoding import KerasGreedyDecoder
 
+from s2s.records import load_references
 from s2s.spec import DatasetSpec
 from s2s.vocab import END_ID, START_ID
-from serving.translator import Translator
-from training.decoding import KerasGreedyDecoder
-from training.evaluate import load_references
 
 
 def source_material_loop(decoder: KerasGreedyDecoder, sentence: str) -> str:
@@ -90,7 +90,7 @@ def peak_rss_of_translation(onnx_dir: Path, lines: int, sources: list[str], scra
     # Peak RSS from VmHWM, which belongs to the new process image. ru_maxrss would not do: Linux keeps it across execve,
     # so a child of this TensorFlow-sized process would report this process's peak.
     code = (
-        "import re, time; from serving.translator import Translator; from serving.files import translate_file; "
+        "import re, time; from s2s.serving.translator import Translator; from s2s.serving.files import translate_file; "
         f"t = Translator({str(onnx_dir)!r}, device='cpu'); s = time.perf_counter(); "
         f"translate_file(t, {str(corpus)!r}, {str(scratch / 'out.txt')!r}); seconds = time.perf_counter() - s; "
         r"print(re.search(r'VmHWM:\s+(\d+) kB', open('/proc/self/status').read()).group(1), seconds)"

@@ -24,11 +24,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from s2s.training.model import ENCODER_INPUT, has_attention, trained_encoder_outputs
 
 from s2s import onnx_contract as contract
 from s2s.onehot import one_hot
 from s2s.tensorflow_import import import_tensorflow
-from training.model import ENCODER_INPUT, has_attention, trained_encoder_outputs
 
 OPSET = 17  # the newest opset tf2onnx 1.17 and onnxruntime 1.20+ both cover well; LSTM itself is unchanged since opset 14
 SOURCE_ONE_HOT = "s2s_source_one_hot"  # the one-hot rows the Keras encoder takes, looked up from source_ids

@@ -20,10 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from s2s.export import graphs, verify
+from s2s.export.convert import OPSET, convert_decoder, convert_encoder
+from s2s.serving.model_info import metadata_props
+from s2s.serving.sessions import DecoderSession, EncoderSession, model_info, open_session
+from s2s.training.checkpoints import CHECKPOINT_DIR, TrainingState
+from s2s.training.config import ATTENTION, STEP_DECODER_ARCHITECTURES
+from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.evaluate import load_references, report_name
+from s2s.training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
 import s2s
-from export import graphs, verify
-from export.convert import OPSET, convert_decoder, convert_encoder
 from s2s import onnx_contract as contract
 from s2s.checksums import file_sha256
 from s2s.errors import S2SError
@@ -31,13 +38,6 @@ from s2s.files import atomic_open, read_json, write_json
 from s2s.onehot import encode_ids, one_hot
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
-from serving.model_info import metadata_props
-from serving.sessions import DecoderSession, EncoderSession, model_info, open_session
-from training.checkpoints import CHECKPOINT_DIR, TrainingState
-from training.config import ATTENTION, STEP_DECODER_ARCHITECTURES
-from training.decoding import KerasGreedyDecoder
-from training.evaluate import load_references, report_name
-from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
 VERIFICATION_FILE = "verification.json"
 EVALUATION_FILE = report_name("test", "json")

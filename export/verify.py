@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from s2s.serving.decoding import NumpyGreedy, start_tokens
+from s2s.serving.sessions import DecoderSession, EncoderSession, open_session
 
 from s2s import onnx_contract as contract
 from s2s.onehot import one_hot
 from s2s.vocab import PAD_ID
-from serving.decoding import NumpyGreedy, start_tokens
-from serving.sessions import DecoderSession, EncoderSession, open_session
 
 PARITY_TOLERANCE = 1e-4
 REQUIRED_AGREEMENT = 0.999

@@ -29,13 +29,13 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from s2s.pipelines import cleaning, transforms
+from s2s.pipelines.cleaning import LengthLimits
+from s2s.pipelines.config import PrepareConfig
+from s2s.pipelines.options import beam_options, run_pipeline
+from s2s.pipelines.split import TEST, TRAIN, VALIDATION
 
 import s2s
-from pipelines import cleaning, transforms
-from pipelines.cleaning import LengthLimits
-from pipelines.config import PrepareConfig
-from pipelines.options import beam_options, run_pipeline
-from pipelines.split import TEST, TRAIN, VALIDATION
 from s2s.compression import GZIP_SUFFIX, GzipIntegrity
 from s2s.errors import S2SError
 from s2s.files import atomic_open

@@ -18,10 +18,10 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from s2s.pipelines.options import beam_options, run_pipeline
+from s2s.pipelines.prepare import resolve_inputs
+from s2s.pipelines.transforms import ReadNumberedLines
 
-from pipelines.options import beam_options, run_pipeline
-from pipelines.prepare import resolve_inputs
-from pipelines.transforms import ReadNumberedLines
 from s2s.errors import S2SError
 
 
@@ -36,7 +36,7 @@ class TranslatorModelHandler(ModelHandler):
         self.batch_size, self.max_output_length, self.beam_size = batch_size, max_output_length, beam_size
 
     def load_model(self) -> Any:
-        from serving.translator import Translator
+        from s2s.serving.translator import Translator
 
         return Translator(self.onnx_dir, device=self.device)
 
@@ -75,8 +75,8 @@ def translate_beam(
     Raises:
         S2SError: an input is missing or empty, an option is unknown or a decoding value is out of range.
     """
-    from serving.options import DecodingOptions
-    from serving.translator import AUTO_BATCH_SIZE, Translator
+    from s2s.serving.options import DecodingOptions
+    from s2s.serving.translator import AUTO_BATCH_SIZE, Translator
 
     if batch_size < 0:
         raise S2SError(f"--batch-size must be 0 (automatic) or more, got {batch_size}")

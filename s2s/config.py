@@ -10,12 +10,11 @@ the key, because a misspelt option silently ignored is a night's run wasted.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 from s2s.errors import S2SError
 

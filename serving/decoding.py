@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from s2s.serving.sessions import DecoderSession, EncoderSession
 
 from s2s import onnx_contract as contract
 from s2s.onehot import ID_DTYPE
 from s2s.vocab import END_ID, START_ID
-from serving.sessions import DecoderSession, EncoderSession
 
 
 def start_tokens(batch: int) -> np.ndarray:

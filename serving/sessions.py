@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from s2s.serving.model_info import ModelInfo
 
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
-from serving.model_info import ModelInfo
 
 CPU = ["CPUExecutionProvider"]
 

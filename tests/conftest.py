@@ -24,8 +24,8 @@ def toy_model(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def toy_onnx(toy_model, tmp_path_factory: pytest.TempPathFactory):
     """The toy model evaluated (so its model card has figures) and exported to ONNX, once per session: (dir, report)."""
-    from export.export import export_model
-    from training.evaluate import evaluate
+    from s2s.export.export import export_model
+    from s2s.training.evaluate import evaluate
 
     evaluate(toy_model.model_dir, toy_model.data_dir, "test")
     output = tmp_path_factory.mktemp("onnx")

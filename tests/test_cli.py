@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def s2s(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "s2s.app.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:

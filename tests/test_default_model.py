@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import onnxruntime
+from s2s.app.cli import DEFAULT_MODEL_DIR
 
 from s2s import onnx_contract as contract
-from s2s.cli import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = DEFAULT_MODEL_DIR / "test-samples.tsv"
@@ -23,7 +23,7 @@ MIN_SAMPLE_CHRF = 51.0
 def translate_with_default_model(lines: list[str], cwd: Path) -> list[str]:
     env = {key: value for key, value in os.environ.items() if key != "S2S_MODEL"}
     result = subprocess.run(
-        [sys.executable, "-m", "s2s.cli", "translate", "--input", "-", "--output", "-", "--device", "cpu"],
+        [sys.executable, "-m", "s2s.app.cli", "translate", "--input", "-", "--output", "-", "--device", "cpu"],
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
@@ -63,7 +63,7 @@ def test_the_shipped_model_is_a_complete_verified_export() -> None:
 
 
 def test_translate_uses_the_shipped_model_without_model_and_it_translates_held_out_sentences(tmp_path: Path) -> None:
-    from training.metrics import score
+    from s2s.training.metrics import score
 
     rows = [line.split("\t") for line in SAMPLES.read_text(encoding="utf-8").splitlines()]  # source, then every reference
     sources = [row[0] for row in rows]
@@ -75,7 +75,7 @@ def test_translate_uses_the_shipped_model_without_model_and_it_translates_held_o
 
 def test_without_model_or_default_the_error_is_one_line(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "s2s.cli", "translate", "--input", "-", "--output", "-"],
+        [sys.executable, "-m", "s2s.app.cli", "translate", "--input", "-", "--output", "-"],
         input="Hello.\n",
         capture_output=True,
         text=True,

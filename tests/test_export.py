@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto
+from s2s.training.decoding import KerasGreedyDecoder
 
 from s2s import onnx_contract as contract
+from s2s.records import load_references
 from s2s.spec import DatasetSpec
-from training.decoding import KerasGreedyDecoder
-from training.evaluate import load_references
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_FILES = [
@@ -113,8 +113,8 @@ def test_onnx_files_translate_alone_without_tensorflow(exported, tmp_path: Path)
     shutil.copytree(output, moved)
     script = f"""
 import sys
-from serving.sessions import open_session, model_info, EncoderSession, DecoderSession
-from serving.decoding import NumpyGreedy
+from s2s.serving.sessions import open_session, model_info, EncoderSession, DecoderSession
+from s2s.serving.decoding import NumpyGreedy
 directory = {str(moved)!r}
 session = open_session(directory + "/encoder.onnx")
 info = model_info(session, "encoder.onnx")
@@ -167,7 +167,7 @@ def test_bad_input_is_a_one_line_error(toy_model, tmp_path: Path, damage: str) -
         (tmp_path / "file").write_text("")
         output = tmp_path / "file" / "onnx"
     result = subprocess.run(
-        [sys.executable, "-m", "s2s.cli", "export", "--model", str(model_dir), "--output", str(output), "--verify-sources", "50"],
+        [sys.executable, "-m", "s2s.app.cli", "export", "--model", str(model_dir), "--output", str(output), "--verify-sources", "50"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -191,7 +191,7 @@ def test_a_version_1_export_is_refused_in_one_line(exported, tmp_path: Path) -> 
         onnx.save(model, path)
     source = tmp_path / "in.txt"
     source.write_text("abcdef\n")
-    command = [sys.executable, "-m", "s2s.cli", "translate", "--model", str(old), "-i", str(source), "-o", str(tmp_path / "out.txt")]
+    command = [sys.executable, "-m", "s2s.app.cli", "translate", "--model", str(old), "-i", str(source), "-o", str(tmp_path / "out.txt")]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -200,10 +200,10 @@ def test_a_version_1_export_is_refused_in_one_line(exported, tmp_path: Path) -> 
 
 def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path: Path) -> None:
     """The source material's lstm_seq2seq stays available: version 2 ids in and out, no memory tensors, verified against Keras."""
-    from export.export import export_model
-    from serving.translator import Translator
-    from training.config import TrainConfig
-    from training.train import train
+    from s2s.export.export import export_model
+    from s2s.serving.translator import Translator
+    from s2s.training.config import TrainConfig
+    from s2s.training.train import train
 
     config = TrainConfig(arch="lstm", latent_dim=64, optimizer="adam", learning_rate=0.005, epochs=2, max_train_pairs=4000, seed=1)
     train(toy_model.data_dir, tmp_path / "model", config)
@@ -223,9 +223,9 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
 
 def test_a_stacked_attention_model_with_dropout_trains_and_exports(toy_model, tmp_path: Path) -> None:
     """Two bidirectional layers (each layer's states seeding its decoder layer) and dropout: native LSTM nodes, verified."""
-    from export.export import export_model
-    from training.config import TrainConfig
-    from training.train import train
+    from s2s.export.export import export_model
+    from s2s.training.config import TrainConfig
+    from s2s.training.train import train
 
     config = TrainConfig(num_layers=2, latent_dim=32, dropout=0.2, optimizer="adam", learning_rate=0.005, epochs=1, max_train_pairs=3000)
     train(toy_model.data_dir, tmp_path / "model", config)

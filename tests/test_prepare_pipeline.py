@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from s2s.pipelines import cleaning
+from s2s.pipelines.config import PrepareConfig
+from s2s.pipelines.prepare import prepare
 
-from pipelines import cleaning
-from pipelines.config import PrepareConfig
-from pipelines.prepare import prepare
-from pipelines.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_TEXT, TARGET_TEXT, keras_dataset, read_examples
+from s2s.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_TEXT, TARGET_TEXT, read_examples
 from s2s.spec import SPLITS, DatasetSpec
 from s2s.vocab import END_ID, START_ID
 from tests.toy import IN_PROCESS
@@ -105,7 +105,8 @@ def test_padding_rows_are_all_zero_and_shapes_follow_the_spec(prepared: tuple) -
     output, _, _, _ = prepared
     spec = DatasetSpec.load(output)
     assert spec.max_source_length == max(len(source) for source, _ in (line.split("\t") for line in GOOD))
-    (encoder_input, decoder_input), decoder_target = next(iter(keras_dataset(output, "train", spec, batch_size=4)))
+    batch = next(iter(read_examples(output, "train", spec).batch(4)))
+    encoder_input, decoder_input, decoder_target = batch[ENCODER_INPUT], batch[DECODER_INPUT], batch[DECODER_TARGET]
     assert encoder_input.shape[1:] == (spec.max_source_length, len(spec.source_vocabulary))
     assert decoder_input.shape[1:] == decoder_target.shape[1:] == (spec.decoder_steps, len(spec.target_vocabulary))
     assert encoder_input.dtype.name == "float32"

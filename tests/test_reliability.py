@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def s2s(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "s2s.app.cli", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -129,7 +129,7 @@ def corpus(path: Path, lines: int, seed: int = 0) -> Path:
 
 
 def start_translate(model: Path, source: Path, output: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "s2s.cli", "translate", "--model", str(model), "-i", str(source), "-o", str(output), *extra]
+    command = [sys.executable, "-m", "s2s.app.cli", "translate", "--model", str(model), "-i", str(source), "-o", str(output), *extra]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -327,7 +327,7 @@ def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
     corpus_path = tmp_path / "pairs.tsv"
     assert s2s("synth", "reverse-4", "--n", "60000", "-o", str(corpus_path)).returncode == 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "s2s.cli", "prepare", "-i", str(corpus_path), "-o", str(tmp_path / "data"), "--min-char-count", "1"],
+        [sys.executable, "-m", "s2s.app.cli", "prepare", "-i", str(corpus_path), "-o", str(tmp_path / "data"), "--min-char-count", "1"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -343,8 +343,8 @@ def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
 
 def test_a_failure_inside_a_beam_pipeline_is_one_line_naming_the_step() -> None:
     import apache_beam as beam
+    from s2s.pipelines.options import beam_options, run_pipeline
 
-    from pipelines.options import beam_options, run_pipeline
     from s2s.errors import S2SError
     from tests.toy import IN_PROCESS
 
@@ -375,7 +375,7 @@ def test_republishing_a_dataset_never_shows_a_reader_a_partial_one(tmp_path: Pat
     assert s2s("prepare", "-i", str(first), "-o", str(output), "--min-char-count", "1").returncode == 0
     before = json.loads((output / "manifest.json").read_text())
     process = subprocess.Popen(
-        [sys.executable, "-m", "s2s.cli", "prepare", "-i", str(second), "-o", str(output), "--min-char-count", "1"],
+        [sys.executable, "-m", "s2s.app.cli", "prepare", "-i", str(second), "-o", str(output), "--min-char-count", "1"],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ def train_command(data_dir: Path, model_dir: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "s2s.cli",
+        "s2s.app.cli",
         "train",
         "--data",
         str(data_dir),

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from s2s.app.chain.runner import RUN_MANIFEST, run_chain
+from s2s.app.chain.settings import load_chain_settings
+from s2s.pipelines.synth import write_corpus
 
-from pipelines.synth import write_corpus
-from s2s.chain.runner import RUN_MANIFEST, run_chain
-from s2s.chain.settings import load_chain_settings
 from s2s.checksums import tree_checksums
 from s2s.errors import S2SError
 from tests.toy import IN_PROCESS
@@ -130,7 +130,7 @@ def test_a_failing_stage_leaves_the_last_good_outputs_and_exits_with_one_line(ch
     # every pair is longer than 1 character, so cleaning keeps nothing and the prepare stage fails after its pipeline ran
     failing = ("--set", "prepare.max_source_length=1")
     result = subprocess.run(
-        [sys.executable, "-m", "s2s.cli", "run", "--config", str(chain / "run.toml"), *("--set", "train.epochs=3"), *failing, *IN_PROCESS],
+        [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), *("--set", "train.epochs=3"), *failing, *IN_PROCESS],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -152,7 +152,7 @@ def test_a_failing_stage_leaves_the_last_good_outputs_and_exits_with_one_line(ch
 
 def test_a_killed_training_resumes_when_the_chain_starts_again(chain: Path) -> None:
     epochs = ["--set", "train.epochs=30", "--set", "train.early_stopping_patience=0"]
-    command = [sys.executable, "-m", "s2s.cli", "run", "--config", str(chain / "run.toml"), *epochs, *IN_PROCESS]
+    command = [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), *epochs, *IN_PROCESS]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
     )

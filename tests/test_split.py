@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from pipelines.split import TEST, TRAIN, VALIDATION, split_of
+from s2s.pipelines.split import TEST, TRAIN, VALIDATION, split_of
 
 
 def test_split_depends_on_the_source_and_is_stable() -> None:

@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.evaluate import evaluate
 
 from s2s.onehot import encode_sources
+from s2s.records import load_references
 from s2s.spec import DatasetSpec
-from training.decoding import KerasGreedyDecoder
-from training.evaluate import evaluate, load_references
 
 
 def test_toy_model_reaches_full_exact_match_on_held_out_sources(toy_model) -> None:
@@ -66,8 +67,8 @@ def test_encoder_states_do_not_depend_on_padding(toy_model) -> None:
 @pytest.mark.parametrize("arch", ["attention", "lstm"])
 def test_a_sentence_does_not_depend_on_padding_or_batch_mates_in_an_untrained_stacked_model(arch: str) -> None:
     """The property comes from the architecture, not from training: check it on random weights, two layers, every output."""
-    from training.config import TrainConfig
-    from training.model import build_inference_models, build_training_model
+    from s2s.training.config import TrainConfig
+    from s2s.training.model import build_inference_models, build_training_model
 
     model = build_training_model(12, 10, 5, TrainConfig(arch=arch, latent_dim=16, num_layers=2))
     encoder, decoder = build_inference_models(model, 2)
@@ -88,8 +89,8 @@ def test_a_sentence_does_not_depend_on_padding_or_batch_mates_in_an_untrained_st
 
 
 def test_the_attention_model_is_the_default_with_the_promised_shapes() -> None:
-    from training.config import TrainConfig
-    from training.model import build_inference_models, build_training_model
+    from s2s.training.config import TrainConfig
+    from s2s.training.model import build_inference_models, build_training_model
 
     config = TrainConfig()
     assert config.arch == "attention" and not config.reverse_source
@@ -130,7 +131,7 @@ def test_evaluate_cli_writes_json_and_markdown(toy_model) -> None:
         [
             sys.executable,
             "-m",
-            "s2s.cli",
+            "s2s.app.cli",
             "evaluate",
             "--model",
             str(toy_model.model_dir),
@@ -154,8 +155,8 @@ def test_evaluate_cli_writes_json_and_markdown(toy_model) -> None:
 
 
 def test_bucketed_batches_carry_the_same_pairs_with_less_padding(toy_model) -> None:
-    from training.config import TrainConfig
-    from training.data import training_batches
+    from s2s.training.config import TrainConfig
+    from s2s.training.data import training_batches
 
     spec = DatasetSpec.load(toy_model.data_dir)
     counts = {}
@@ -177,8 +178,8 @@ def test_bucketed_batches_carry_the_same_pairs_with_less_padding(toy_model) -> N
 
 
 def test_repeat_vector_variant_trains_and_decodes(toy_model, tmp_path) -> None:
-    from training.config import TrainConfig
-    from training.train import train
+    from s2s.training.config import TrainConfig
+    from s2s.training.train import train
 
     config = TrainConfig(
         arch="repeat-vector",

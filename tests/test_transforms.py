@@ -5,10 +5,9 @@ import io
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-
-from pipelines import cleaning
-from pipelines.cleaning import Pair
-from pipelines.transforms import PAIRS, REJECTED, DropDuplicates, FilterRareCharacters, numbered_lines
+from s2s.pipelines import cleaning
+from s2s.pipelines.cleaning import Pair
+from s2s.pipelines.transforms import PAIRS, REJECTED, DropDuplicates, FilterRareCharacters, numbered_lines
 
 
 def test_numbered_lines_counts_every_line_and_drops_the_bom() -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from s2s.serving.decoding import BoundGreedy, NumpyGreedy
+from s2s.serving.files import translate_file
+from s2s.serving.sessions import open_session
+from s2s.serving.translator import TranslationStats, Translator
+from s2s.training.decoding import KerasGreedyDecoder
 
+from s2s.records import load_references
 from s2s.spec import DatasetSpec
-from serving.decoding import BoundGreedy, NumpyGreedy
-from serving.files import translate_file
-from serving.sessions import open_session
-from serving.translator import TranslationStats, Translator
-from training.decoding import KerasGreedyDecoder
-from training.evaluate import load_references
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path
 
 
 def s2s(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.cli", *args], cwd=REPO, capture_output=True, text=True, **kwargs)
+    return subprocess.run([sys.executable, "-m", "s2s.app.cli", *args], cwd=REPO, capture_output=True, text=True, **kwargs)
 
 
 def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path
     output = tmp_path / "out.txt"
     checkpoint = Path(f"{output}.partial.json")
     process = subprocess.Popen(
-        [sys.executable, "-m", "s2s.cli", *args, "--output", str(output)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "s2s.app.cli", *args, "--output", str(output)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 120
     while not (checkpoint.exists() and json.loads(checkpoint.read_text())["lines_done"] >= 2048):
@@ -166,8 +166,8 @@ def test_bad_input_is_a_one_line_error(toy_onnx, tmp_path: Path, damage: str) ->
 def test_serving_needs_neither_tensorflow_nor_beam(toy_onnx) -> None:
     script = f"""
 import sys
-from serving.translator import Translator
-from serving.files import translate_file
+from s2s.serving.translator import Translator
+from s2s.serving.files import translate_file
 print(Translator({str(toy_onnx[0])!r}, device="cpu").translate_batch(["abcdef"]))
 print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", "onnx") if name in sys.modules))
 """
@@ -177,7 +177,7 @@ print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", 
 
 
 def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translator, tmp_path: Path) -> None:
-    from pipelines.translate_beam import translate_beam
+    from s2s.pipelines.translate_beam import translate_beam
 
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("abcdef\n\n0N9x1y\n")

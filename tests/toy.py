@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.config import PrepareConfig
-from pipelines.prepare import prepare
-from pipelines.synth import write_corpus
-from training.config import TrainConfig
-from training.train import train
+from s2s.pipelines.config import PrepareConfig
+from s2s.pipelines.prepare import prepare
+from s2s.pipelines.synth import write_corpus
+from s2s.training.config import TrainConfig
+from s2s.training.train import train
 
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]  # no worker processes to start: faster tests
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipelines.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_LENGTH, TARGET_LENGTH, read_examples
+from s2s.training.config import REPEAT_VECTOR, TrainConfig
+
 from s2s.errors import S2SError
+from s2s.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_LENGTH, TARGET_LENGTH, read_examples
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
-from training.config import REPEAT_VECTOR, TrainConfig
 
 BUCKET_BOUNDARIES = (10, 15, 20, 25, 30, 40, 50, 60, 80)  # decoder steps; the last bucket takes the rest
 
@@ -92,7 +93,7 @@ def check_records_match_spec(data_dir: str | Path, spec: DatasetSpec) -> None:
     Raises:
         S2SError: the record cannot be read or its shapes differ from the spec's.
     """
-    from pipelines.records import DECODER_SHAPE, ENCODER_INPUT_SHAPE, record_files
+    from s2s.records import DECODER_SHAPE, ENCODER_INPUT_SHAPE, record_files
 
     tf = import_tensorflow()
     description = {key: tf.io.FixedLenFeature([2], tf.int64) for key in (ENCODER_INPUT_SHAPE, DECODER_SHAPE)}

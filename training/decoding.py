@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from s2s.training.config import REPEAT_VECTOR
 
 from s2s.errors import S2SError
 from s2s.files import read_json
@@ -20,7 +21,6 @@ from s2s.onehot import encode_sources
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from s2s.vocab import END_ID, START_ID
-from training.config import REPEAT_VECTOR
 
 
 class KerasGreedyDecoder:
@@ -51,7 +51,7 @@ class KerasGreedyDecoder:
         Raises:
             S2SError: a file is missing.
         """
-        from training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
+        from s2s.training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
         model_dir = Path(model_dir)
         spec = DatasetSpec.load(model_dir)

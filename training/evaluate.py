@@ -12,23 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.records import SOURCE_TEXT, TARGET_TEXT, read_examples
+from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.metrics import score, score_by_length
+
 from s2s.errors import S2SError
 from s2s.files import atomic_open, write_json
+from s2s.records import load_references
 from s2s.spec import SPLITS, DatasetSpec
-from training.decoding import KerasGreedyDecoder
-from training.metrics import score, score_by_length
 
 logger = logging.getLogger(__name__)
-
-
-def load_references(data_dir: str | Path, split: str, spec: DatasetSpec, limit: int = 0) -> tuple[list[str], list[list[str]]]:
-    """Distinct sources of a split in file order, each with all its reference translations."""
-    references: dict[str, list[str]] = {}
-    for example in read_examples(data_dir, split, spec).as_numpy_iterator():
-        references.setdefault(example[SOURCE_TEXT].decode("utf-8"), []).append(example[TARGET_TEXT].decode("utf-8"))
-    sources = list(references)[: limit or None]
-    return sources, [references[source] for source in sources]
 
 
 def evaluate(

@@ -40,8 +40,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from s2s.training.config import ATTENTION, REPEAT_VECTOR, TrainConfig
+
 from s2s.onnx_contract import ENCODER_OUTPUTS, SOURCE_MASK
-from training.config import ATTENTION, REPEAT_VECTOR, TrainConfig
 
 ENCODER_INPUT = "encoder_input"
 DECODER_INPUT = "decoder_input"

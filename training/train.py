@@ -25,15 +25,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from pipelines.records import record_files
+from s2s.training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
+from s2s.training.config import RESUMABLE_SETTINGS, STEP_DECODER_ARCHITECTURES, TrainConfig
+from s2s.training.data import check_records_match_spec, training_batches
+from s2s.training.model import build_inference_models, build_training_model
+
 from s2s.errors import S2SError
 from s2s.files import atomic_open, write_json
+from s2s.records import record_files
 from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
-from training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
-from training.config import RESUMABLE_SETTINGS, STEP_DECODER_ARCHITECTURES, TrainConfig
-from training.data import check_records_match_spec, training_batches
-from training.model import build_inference_models, build_training_model
 
 MODEL_FILE = "model.keras"
 ENCODER_FILE = "encoder.keras"

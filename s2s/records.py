@@ -1,6 +1,8 @@
 """The TFRecord schema: how one sentence pair is written, and how tf.data reads it back.
 
-Writer and reader live together so they cannot drift apart. One record is a
+Writer (the prepare pipeline) and readers (training, evaluation, export
+verification) live together in the shared layer so they cannot drift apart,
+and no stage imports another to read the dataset. One record is a
 `tf.train.Example` holding:
 
 | feature                 | type        | content                                                        |
@@ -147,26 +149,14 @@ def read_examples(data_dir: str | Path, split: str, spec: DatasetSpec) -> tf.dat
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def keras_dataset(
-    data_dir: str | Path,
-    split: str,
-    spec: DatasetSpec,
-    *,
-    batch_size: int = 64,
-    shuffle_buffer: int = 0,
-    seed: int | None = None,
-) -> tf.data.Dataset:
-    """Batches of `((encoder_input, decoder_input), decoder_target)`, the three float tensors Keras fits on.
+def load_references(data_dir: str | Path, split: str, spec: DatasetSpec, limit: int = 0) -> tuple[list[str], list[list[str]]]:
+    """Distinct sources of a split in file order, each with all its reference translations.
 
-    Args:
-        batch_size: pairs per batch; the last batch may be smaller.
-        shuffle_buffer: pairs held for shuffling; 0 keeps file order.
-        seed: shuffle seed, for repeatable runs.
+    Evaluation, export verification and the chain's smoke translation all
+    score against every reference of a source, so they read a split this way.
     """
-    tf = import_tensorflow()
-
-    dataset = read_examples(data_dir, split, spec)
-    if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(lambda example: ((example[ENCODER_INPUT], example[DECODER_INPUT]), example[DECODER_TARGET]))
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    references: dict[str, list[str]] = {}
+    for example in read_examples(data_dir, split, spec).as_numpy_iterator():
+        references.setdefault(example[SOURCE_TEXT].decode("utf-8"), []).append(example[TARGET_TEXT].decode("utf-8"))
+    sources = list(references)[: limit or None]
+    return sources, [references[source] for source in sources]

@@ -20,11 +20,10 @@ its name, not after hours of training.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from s2s.config import build_config, read_toml, setting
 from s2s.errors import S2SError
@@ -115,8 +114,8 @@ class ChainSettings:
 
 
 def _table_classes() -> dict[str, type]:
-    from pipelines.config import PrepareConfig
-    from training.config import TrainConfig
+    from s2s.pipelines.config import PrepareConfig
+    from s2s.training.config import TrainConfig
 
     return {
         "run": RunSettings,

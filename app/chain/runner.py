@@ -35,14 +35,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from s2s.app.chain.settings import ChainSettings
+from s2s.app.chain.stages import STAGE_FOLDERS, STAGE_LIST, STAGES, ChainContext, Stage
+from s2s.training.checkpoints import CHECKPOINT_DIR, TrainingState
+
 import s2s
-from s2s.chain.settings import ChainSettings
-from s2s.chain.stages import STAGE_FOLDERS, STAGE_LIST, STAGES, ChainContext, Stage
 from s2s.checksums import tree_checksums, value_digest
 from s2s.errors import S2SError
 from s2s.files import read_json, write_json
 from s2s.stage_log import stage_context
-from training.checkpoints import CHECKPOINT_DIR, TrainingState
 
 RUN_MANIFEST = "run.json"
 RUN_FORMAT_VERSION = 1

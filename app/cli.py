@@ -95,13 +95,13 @@ def _add_run(commands: Any) -> None:
 
 
 def _run_chain(args: argparse.Namespace, pipeline_args: list[str]) -> int:
-    from s2s.chain.report import print_run_report
-    from s2s.chain.runner import run_chain
-    from s2s.chain.settings import load_chain_settings
+    from s2s.app.chain.report import print_run_report
+    from s2s.app.chain.runner import run_chain
+    from s2s.app.chain.settings import load_chain_settings
 
     settings = load_chain_settings(args.config, args.assignments, input_override=args.input, output_override=args.output)
     if pipeline_args:  # checked before any stage runs, not only when prepare does
-        from pipelines.options import beam_options
+        from s2s.pipelines.options import beam_options
 
         beam_options(pipeline_args)
     manifest = run_chain(settings, pipeline_args=pipeline_args, force=args.force)
@@ -110,7 +110,7 @@ def _run_chain(args: argparse.Namespace, pipeline_args: list[str]) -> int:
 
 
 def _add_prepare(commands: Any) -> None:
-    from pipelines.config import PrepareConfig
+    from s2s.pipelines.config import PrepareConfig
 
     parser = commands.add_parser(
         "prepare",
@@ -140,8 +140,8 @@ def _add_prepare(commands: Any) -> None:
 
 
 def _run_prepare(args: argparse.Namespace, pipeline_args: list[str]) -> int:
-    from pipelines.config import PrepareConfig
-    from pipelines.prepare import prepare
+    from s2s.pipelines.config import PrepareConfig
+    from s2s.pipelines.prepare import prepare
 
     overrides = {
         name: getattr(args, name)
@@ -179,7 +179,7 @@ def _print_prepare_summary(manifest: dict[str, Any], output: str) -> None:
 
 
 def _add_train(commands: Any) -> None:
-    from training.config import TrainConfig
+    from s2s.training.config import TrainConfig
 
     parser = commands.add_parser(
         "train",
@@ -197,8 +197,8 @@ def _add_train(commands: Any) -> None:
 
 
 def _run_train(args: argparse.Namespace, _: list[str]) -> int:
-    from training.config import TrainConfig
-    from training.train import train
+    from s2s.training.config import TrainConfig
+    from s2s.training.train import train
 
     config = load_config(TrainConfig, "train", args.config, config_overrides(args, TrainConfig))
     summary = train(args.data, args.output, config, resume=args.resume)
@@ -228,7 +228,7 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
-    from training.evaluate import evaluate, report_name
+    from s2s.training.evaluate import evaluate, report_name
 
     report = evaluate(
         args.model, args.data, args.split, batch_size=args.batch_size, max_output_length=args.max_output_length, limit=args.limit
@@ -262,7 +262,7 @@ def _add_export(commands: Any) -> None:
 
 
 def _run_export(args: argparse.Namespace, _: list[str]) -> int:
-    from export.export import export_model
+    from s2s.export.export import export_model
 
     report = export_model(args.model, args.output, data_dir=args.data, verify_sources=args.verify_sources, float16=args.float16)
     parity = report["parity_max_abs_difference"]
@@ -331,9 +331,9 @@ def default_model() -> str:
 
 
 def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
-    from serving.files import is_special_output, translate_file
-    from serving.progress import Progress
-    from serving.translator import Translator
+    from s2s.serving.files import is_special_output, translate_file
+    from s2s.serving.progress import Progress
+    from s2s.serving.translator import Translator
 
     args.model = args.model or default_model()
     translator = Translator(args.model, device=args.device, precision=args.precision)
@@ -385,7 +385,7 @@ def _add_translate_beam(commands: Any) -> None:
 
 
 def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> int:
-    from pipelines.translate_beam import translate_beam
+    from s2s.pipelines.translate_beam import translate_beam
 
     translate_beam(
         args.model,
@@ -402,7 +402,7 @@ def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> i
 
 
 def _add_synth(commands: Any) -> None:
-    from pipelines.synth import TASKS
+    from s2s.pipelines.synth import TASKS
 
     parser = commands.add_parser(
         "synth",
@@ -418,7 +418,7 @@ def _add_synth(commands: Any) -> None:
 
 
 def _run_synth(args: argparse.Namespace, _: list[str]) -> int:
-    from pipelines.synth import write_corpus
+    from s2s.pipelines.synth import write_corpus
 
     path = write_corpus(args.task, args.n, args.output, args.seed)
     print(f"wrote {args.n} {args.task} pairs to {path}")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2s.chain.settings import ChainSettings
+from s2s.app.chain.settings import ChainSettings
+
 from s2s.checksums import file_sha256, value_digest
 from s2s.errors import S2SError
 from s2s.files import atomic_open
@@ -51,13 +52,13 @@ class Stage:
 
 
 def _prepare_inputs(context: ChainContext) -> dict[str, Any]:
-    from pipelines.prepare import resolve_inputs
+    from s2s.pipelines.prepare import resolve_inputs
 
     return {"corpus": {entry["path"]: entry["sha256"] for entry in resolve_inputs(list(context.settings.run.input))}}
 
 
 def _run_prepare(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
-    from pipelines.prepare import prepare
+    from s2s.pipelines.prepare import prepare
 
     manifest = prepare(list(context.settings.run.input), str(work), context.settings.prepare, context.pipeline_args)
     if not manifest["split_sizes"].get("train"):
@@ -75,7 +76,7 @@ def _train_inputs(context: ChainContext) -> dict[str, Any]:
 
 
 def _run_train(context: ChainContext, work: Path, resume: bool) -> dict[str, Any]:
-    from training.train import train
+    from s2s.training.train import train
 
     summary = train(context.folder("prepare"), work, context.settings.train, resume=resume)
     return {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "best_val_accuracy", "stop_reason")}
@@ -86,7 +87,7 @@ def _evaluate_inputs(context: ChainContext) -> dict[str, Any]:
 
 
 def _run_evaluate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
-    from training.evaluate import evaluate
+    from s2s.training.evaluate import evaluate
 
     settings = context.settings.evaluate
     report = evaluate(
@@ -105,8 +106,8 @@ def _export_inputs(context: ChainContext) -> dict[str, Any]:
 
 
 def _run_export(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
-    from export.export import export_model
-    from training.evaluate import report_name
+    from s2s.export.export import export_model
+    from s2s.training.evaluate import report_name
 
     settings = context.settings.export
     report = export_model(
@@ -128,15 +129,15 @@ def _translate_inputs(context: ChainContext) -> dict[str, Any]:
     source = context.settings.translate.input
     if not source:
         return {"model": context.digest("export"), "data": context.digest("prepare")}
-    from serving.files import input_files
+    from s2s.serving.files import input_files
 
     return {"model": context.digest("export"), "corpus": {path: file_sha256(path) for path in input_files(source)}}
 
 
 def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
-    from serving.files import translate_file
-    from serving.progress import Progress
-    from serving.translator import Translator
+    from s2s.serving.files import translate_file
+    from s2s.serving.progress import Progress
+    from s2s.serving.translator import Translator
 
     settings = context.settings.translate
     source = settings.input
@@ -162,8 +163,8 @@ def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]
 
 def _write_test_sources(data_dir: Path, path: Path) -> None:
     """The distinct sources of the test split, one per line: text nobody trained on, for a translation smoke run."""
+    from s2s.records import load_references
     from s2s.spec import DatasetSpec
-    from training.evaluate import load_references
 
     sources, _ = load_references(data_dir, "test", DatasetSpec.load(data_dir))
     if not sources:
