@@ -18,7 +18,7 @@ from typing import Any
 
 import s2s
 from s2s.config import add_config_flags, config_overrides, load_config
-from s2s.errors import S2SError
+from s2s.errors import S2SError, first_line
 from s2s.stage_log import StageFilter
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise in a job log
@@ -48,8 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # never a traceback for the user; S2S_DEBUG=1 shows it
         if os.environ.get("S2S_DEBUG"):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"s2s: error: {type(error).__name__}: {message} (set S2S_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"s2s: error: {type(error).__name__}: {first_line(error)} (set S2S_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -29,7 +29,6 @@ from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.prepare import prepare
 from s2s.pipelines.split import split_of
 from s2s.pipelines.transforms import numbered_lines
-
 from s2s.records import ExampleEncoder
 from s2s.spec import SPLITS
 from s2s.tensorflow_import import import_tensorflow

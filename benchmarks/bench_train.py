@@ -23,12 +23,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from s2s.training.config import TrainConfig
-from s2s.training.data import training_batches
-from s2s.training.model import build_training_model
 
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
+from s2s.training.config import TrainConfig
+from s2s.training.data import training_batches
+from s2s.training.model import build_training_model
 
 
 def compiled_model(spec: DatasetSpec, config: TrainConfig):

@@ -23,11 +23,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from s2s.serving.translator import Translator
-from s2s.training.decoding import KerasGreedyDecoder
 
 from s2s.records import load_references
+from s2s.serving.translator import Translator
 from s2s.spec import DatasetSpec
+from s2s.training.decoding import KerasGreedyDecoder
 from s2s.vocab import END_ID, START_ID
 
 

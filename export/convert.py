@@ -21,14 +21,16 @@ values, never by position.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from s2s.training.model import ENCODER_INPUT, has_attention, trained_encoder_outputs
 
 from s2s import onnx_contract as contract
 from s2s.onehot import one_hot
 from s2s.tensorflow_import import import_tensorflow
+
+if TYPE_CHECKING:
+    from s2s.training.model_dir import TrainedModels
 
 OPSET = 17  # the newest opset tf2onnx 1.17 and onnxruntime 1.20+ both cover well; LSTM itself is unchanged since opset 14
 SOURCE_ONE_HOT = "s2s_source_one_hot"  # the one-hot rows the Keras encoder takes, looked up from source_ids
@@ -45,17 +47,6 @@ def _without_cudnn(model: Any) -> None:
         for lstm in wrapped:
             if isinstance(lstm, keras.layers.LSTM):
                 lstm.use_cudnn = False
-
-
-def maskless_encoder(training_model: Any, num_layers: int) -> Any:
-    """The encoder from the trained layers with no Masking layer; ONNX `sequence_lens` replaces it."""
-    import keras
-
-    source_vocab = training_model.get_layer(ENCODER_INPUT).output.shape[-1]
-    encoder_input = keras.Input(shape=(None, source_vocab), name=SOURCE_ONE_HOT)
-    encoder = keras.Model(encoder_input, trained_encoder_outputs(training_model, encoder_input, num_layers), name="s2s_encoder_maskless")
-    _without_cudnn(encoder)
-    return encoder
 
 
 def to_onnx(keras_model: Any, input_names: list[str], input_shapes: list[tuple[int | None, ...]]) -> Any:
@@ -179,20 +170,21 @@ def encoder_output_names(num_layers: int, attention: bool) -> list[str]:
     return contract.state_names(num_layers) + (list(contract.MEMORY_NAMES) if attention else [])
 
 
-def convert_encoder(training_model: Any, keras_encoder: Any, num_layers: int, probe_ids: np.ndarray) -> Any:
+def convert_encoder(models: TrainedModels, probe_ids: np.ndarray) -> Any:
     """encoder.onnx: `source_ids` -> h_0, c_0, ... (and encoder_outputs, source_mask), native LSTM nodes with in-graph lengths.
 
     Args:
-        keras_encoder: the masked Keras encoder of `s2s train`, the reference for renaming.
+        models: the trained models; their masked Keras encoder is the reference for renaming.
         probe_ids: a padded id batch (batch, time) with sentences of different lengths.
     """
-    source_vocab = training_model.get_layer(ENCODER_INPUT).output.shape[-1]
-    maskless = maskless_encoder(training_model, num_layers)
+    num_layers, keras_encoder = models.num_layers, models.encoder
+    maskless = models.maskless_encoder(SOURCE_ONE_HOT)
+    source_vocab = maskless.inputs[0].shape[-1]
     model = to_onnx(maskless, [SOURCE_ONE_HOT], [(None, None, source_vocab)])
     add_id_lookup(model, SOURCE_ONE_HOT, contract.SOURCE_IDS, source_vocab, token_step=False)
     if add_sequence_lengths(model) != num_layers:
         raise RuntimeError(f"expected {num_layers} ONNX LSTM nodes in the encoder; tf2onnx produced another structure")
-    names = encoder_output_names(num_layers, has_attention(training_model))
+    names = encoder_output_names(num_layers, models.attention)
     expected = keras_outputs(keras_encoder, [one_hot(probe_ids, source_vocab)], names)
     rename_outputs_by_value(model, {contract.SOURCE_IDS: probe_ids}, expected)
     _order_outputs(model, names)

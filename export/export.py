@@ -8,6 +8,7 @@ file at a time by rename, with its model card and `verification.json`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,24 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from s2s.export import graphs, verify
-from s2s.export.convert import OPSET, convert_decoder, convert_encoder
-from s2s.serving.model_info import metadata_props
-from s2s.serving.sessions import DecoderSession, EncoderSession, model_info, open_session
-from s2s.training.checkpoints import CHECKPOINT_DIR, TrainingState
-from s2s.training.config import ATTENTION, STEP_DECODER_ARCHITECTURES
-from s2s.training.decoding import KerasGreedyDecoder
-from s2s.training.evaluate import load_references, report_name
-from s2s.training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
 
 import s2s
 from s2s import onnx_contract as contract
 from s2s.checksums import file_sha256
 from s2s.errors import S2SError
+from s2s.export import graphs, verify
+from s2s.export.convert import OPSET, convert_decoder, convert_encoder
 from s2s.files import atomic_open, read_json, write_json
 from s2s.onehot import encode_ids, one_hot
+from s2s.onnx_contract import metadata_props
+from s2s.records import load_references
+from s2s.serving.sessions import DecoderSession, EncoderSession, model_info, open_session
 from s2s.spec import DatasetSpec
-from s2s.tensorflow_import import import_tensorflow
+from s2s.training.config import ATTENTION, TrainConfig
+from s2s.training.model_dir import ModelDir, TrainedModels, TrainedSettings, report_name
 
 VERIFICATION_FILE = "verification.json"
 EVALUATION_FILE = report_name("test", "json")
@@ -79,22 +77,22 @@ def export_model(
         S2SError: missing or mismatched model files, an unwritable output, or a failed verification.
     """
     started = time.time()
-    model_dir, output_dir = Path(model_dir), Path(output_dir)
-    settings, spec, models = _load_model_dir(model_dir)
+    trained, output_dir = ModelDir(model_dir), Path(output_dir)
+    trained_settings, spec = trained.settings(), trained.spec()
+    models = trained.load()
     _ensure_writable(output_dir)  # before minutes of conversion, not after
-    model, keras_encoder, keras_decoder = models
-    num_layers, latent_dim = settings["num_layers"], settings["latent_dim"]
-    sources = _verification_sources(Path(data_dir or settings.get("data_dir", "")), spec, verify_sources)
+    settings = trained_settings.config
+    model, keras_encoder, keras_decoder = models.model, models.encoder, models.decoder
+    num_layers, latent_dim = settings.num_layers, settings.latent_dim
+    sources = _verification_sources(Path(data_dir or trained_settings.data_dir), spec, verify_sources)
     batches = [
-        encode_ids(
-            sources[start : start + 256], spec.source_vocabulary, max_length=spec.max_source_length, reverse=settings["reverse_source"]
-        )
+        encode_ids(sources[start : start + 256], spec.source_vocabulary, max_length=spec.max_source_length, reverse=settings.reverse_source)
         for start in range(0, len(sources), 256)
     ]
     probe = batches[0][:64]
 
-    logger.info("converting %s model with tf2onnx (opset %d) on the CPU", settings["arch"], OPSET)
-    encoder = convert_encoder(model, keras_encoder, num_layers, probe)
+    logger.info("converting %s model with tf2onnx (opset %d) on the CPU", settings.arch, OPSET)
+    encoder = convert_encoder(models, probe)
     encoded = [np.asarray(value) for value in keras_encoder(one_hot(probe, len(spec.source_vocabulary)), training=False)]
     decoder = convert_decoder(keras_decoder, num_layers, latent_dim, encoded[2 * num_layers :], encoded[: 2 * num_layers])
     files = {
@@ -108,7 +106,7 @@ def export_model(
         files[contract.ENCODER_FP16_FILE] = (graphs.to_float16(encoder), "encoder", "float16")
         files[contract.DECODER_GREEDY_FP16_FILE] = (graphs.add_greedy_head(decoder16), "decoder_greedy", "float16")
 
-    shared = _shared_metadata(spec, settings, model)
+    shared = _shared_metadata(spec, trained_settings, model)
     staging = output_dir / f".staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
@@ -119,7 +117,7 @@ def export_model(
         with atomic_open(staging / contract.CHECKSUMS_FILE) as stream:
             stream.writelines(f"{file_sha256(staging / name)}  {name}\n" for name in sorted(files))
         logger.info("verifying against Keras on %d validation sources", len(sources))
-        report = _verify(staging, keras_encoder, keras_decoder, model_dir, batches, sources, float16)
+        report = _verify(staging, trained, models, batches, sources, float16)
         report.update(
             {
                 "model_id": shared[contract.META_MODEL_ID],
@@ -130,7 +128,7 @@ def export_model(
         )
         write_json(staging / VERIFICATION_FILE, report)
         with atomic_open(staging / contract.MODEL_CARD_FILE) as stream:
-            stream.write(model_card(report, spec, settings, model_dir, Path(evaluation or model_dir / EVALUATION_FILE)))
+            stream.write(model_card(report, trained, Path(evaluation or trained / EVALUATION_FILE)))
         for path in staging.iterdir():
             os.replace(path, output_dir / path.name)
     finally:
@@ -146,38 +144,6 @@ def training_minutes(history: list[dict[str, Any]]) -> float:
         total += seconds - previous if seconds >= previous else seconds
         previous = seconds
     return total / 60
-
-
-def _load_model_dir(model_dir: Path) -> tuple[dict[str, Any], DatasetSpec, tuple[Any, Any, Any]]:
-    settings_path = model_dir / CONFIG_FILE
-    if not settings_path.exists():
-        raise S2SError(f"{settings_path} does not exist: is {model_dir} the output of a finished s2s train?")
-    settings = read_json(settings_path)
-    if settings.get("arch") not in STEP_DECODER_ARCHITECTURES:
-        raise S2SError(
-            f"s2s export handles arch {' and '.join(STEP_DECODER_ARCHITECTURES)}, which decode step by step; "
-            f"{model_dir} is {settings.get('arch')}"
-        )
-    spec = DatasetSpec.load(model_dir)
-    import_tensorflow()
-    import keras
-
-    models = []
-    for name in (MODEL_FILE, ENCODER_FILE, DECODER_FILE):
-        path = model_dir / name
-        if not path.exists():
-            raise S2SError(f"{path} does not exist: is {model_dir} the output of a finished s2s train?")
-        try:
-            models.append(keras.models.load_model(path, compile=False))
-        except Exception as error:  # Keras raises ValueError, OSError or zip errors for damaged files
-            raise S2SError(f"cannot load {path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
-    source_size, target_size = models[1].inputs[0].shape[-1], models[2].inputs[0].shape[-1]
-    if (source_size, target_size) != (len(spec.source_vocabulary), len(spec.target_vocabulary)):
-        raise S2SError(
-            f"{model_dir}/spec.json does not match the model: vocabularies of {len(spec.source_vocabulary)} and "
-            f"{len(spec.target_vocabulary)} tokens, model inputs of {source_size} and {target_size}"
-        )
-    return settings, spec, tuple(models)
 
 
 def _verification_sources(data_dir: Path, spec: DatasetSpec, count: int) -> list[str]:
@@ -202,23 +168,23 @@ def model_id(model: Any) -> str:
     return digest.hexdigest()
 
 
-def _shared_metadata(spec: DatasetSpec, settings: dict[str, Any], model: Any) -> dict[str, Any]:
-    spec_values = spec.to_dict()
+def _shared_metadata(spec: DatasetSpec, trained: TrainedSettings, model: Any) -> dict[str, Any]:
+    spec_values, settings = spec.to_dict(), trained.config
     return {
         contract.META_FORMAT: contract.FORMAT_VERSION,
         contract.META_S2S_VERSION: s2s.__version__,
         contract.META_MODEL_ID: model_id(model),
-        contract.META_TRAINING_DATA: settings.get("data_fingerprint", ""),
+        contract.META_TRAINING_DATA: trained.data_fingerprint,
         contract.META_SOURCE_VOCABULARY: spec_values["source_vocabulary"],
         contract.META_TARGET_VOCABULARY: spec_values["target_vocabulary"],
         contract.META_SPECIAL_TOKENS: spec_values["special_tokens"],
         contract.META_MAX_SOURCE_LENGTH: spec.max_source_length,
         contract.META_MAX_TARGET_LENGTH: spec.max_target_length,
         contract.META_NORMALIZATION: spec_values["normalization"],
-        contract.META_REVERSE_SOURCE: bool(settings["reverse_source"]),
-        contract.META_NUM_LAYERS: settings["num_layers"],
-        contract.META_LATENT_DIM: settings["latent_dim"],
-        contract.META_ARCH: settings["arch"],
+        contract.META_REVERSE_SOURCE: settings.reverse_source,
+        contract.META_NUM_LAYERS: settings.num_layers,
+        contract.META_LATENT_DIM: settings.latent_dim,
+        contract.META_ARCH: settings.arch,
     }
 
 
@@ -258,7 +224,7 @@ def _ensure_writable(output_dir: Path) -> None:
 
 
 def _verify(
-    staging: Path, keras_encoder: Any, keras_decoder: Any, model_dir: Path, batches: list[np.ndarray], sources: list[str], float16: bool
+    staging: Path, trained: ModelDir, models: TrainedModels, batches: list[np.ndarray], sources: list[str], float16: bool
 ) -> dict[str, Any]:
     verify.check_files(sorted(staging.glob("*.onnx")))
     encoder_session = open_session(staging / contract.ENCODER_FILE)
@@ -266,9 +232,9 @@ def _verify(
     encoder = EncoderSession(encoder_session, info)
     decoder = DecoderSession(open_session(staging / contract.DECODER_FILE), info)
     parity = verify.numeric_parity(
-        keras_encoder, keras_decoder, encoder, decoder, batches, len(info.source_vocabulary), len(info.target_vocabulary)
+        models.encoder, models.decoder, encoder, decoder, batches, len(info.source_vocabulary), len(info.target_vocabulary)
     )
-    reference = KerasGreedyDecoder.from_model_dir(model_dir).translate(sources)
+    reference = trained.greedy_decoder(models).translate(sources)
     step_loop = verify.agreement(reference, verify.onnx_greedy_strings(encoder, decoder, sources, info), sources)
     translator = verify.agreement(
         reference, verify.translator_strings(open_session(staging / contract.TRANSLATOR_FILE), sources, info), sources
@@ -293,10 +259,10 @@ def _verify(
     return report
 
 
-def describe_architecture(settings: dict[str, Any]) -> str:
+def describe_architecture(settings: TrainConfig) -> str:
     """One phrase for the model card and the logs: what the layers are."""
-    layers, latent = settings["num_layers"], settings["latent_dim"]
-    if settings["arch"] == ATTENTION:
+    layers, latent = settings.num_layers, settings.latent_dim
+    if settings.arch == ATTENTION:
         return (
             f"character-level bidirectional LSTM encoder ({layers} layer(s) of 2 x {latent // 2} units) and LSTM decoder "
             f"({layers} layer(s) of {latent} units) with dot-product attention"
@@ -304,22 +270,24 @@ def describe_architecture(settings: dict[str, Any]) -> str:
     return f"character-level LSTM encoder-decoder (lstm_seq2seq), {layers} layer(s) of {latent} units"
 
 
-def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, Any], model_dir: Path, evaluation_path: Path) -> str:
+def model_card(report: dict[str, Any], trained: ModelDir, evaluation_path: Path) -> str:
     """MODEL_CARD.md: what the model is, how it was trained and evaluated, and how its export was verified."""
     evaluation = read_json(evaluation_path) if evaluation_path.exists() else None
-    state = TrainingState.load(model_dir / CHECKPOINT_DIR)
+    state, spec = trained.training_state(), trained.spec()
+    trained_settings = trained.settings()
+    settings = trained_settings.config
     parity = report["parity_max_abs_difference"]
     lines = [
         "# s2s model card",
         "",
         f"- model id (SHA-256 of the weights): `{report['model_id']}`",
-        f"- training data fingerprint: `{settings.get('data_fingerprint', '')}`",
-        f"- architecture: {describe_architecture(settings)}, source reversed: {str(settings['reverse_source']).lower()}",
+        f"- training data fingerprint: `{trained_settings.data_fingerprint}`",
+        f"- architecture: {describe_architecture(settings)}, source reversed: {str(settings.reverse_source).lower()}",
         f"- vocabularies: {len(spec.source_vocabulary)} source and {len(spec.target_vocabulary)} target tokens; "
         f"max lengths {spec.max_source_length} and {spec.max_target_length} characters",
         f"- normalisation: {spec.normalizer.name} v{spec.normalizer.version} (fold_quotes {str(spec.normalizer.fold_quotes).lower()})",
-        f"- training: optimizer {settings['optimizer']}, learning rate {settings['learning_rate']}, batch {settings['batch_size']}, "
-        f"at most {settings['epochs']} epochs, early stopping patience {settings['early_stopping_patience']}",
+        f"- training: optimizer {settings.optimizer}, learning rate {settings.learning_rate}, batch {settings.batch_size}, "
+        f"at most {settings.epochs} epochs, early stopping patience {settings.early_stopping_patience}",
         f"- ONNX opset {report['opset']}; exported by s2s {s2s.__version__}",
     ]
     if state is not None and state.history:
@@ -328,7 +296,8 @@ def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, An
             f"- training budget: {state.epochs_done} epochs in {training_minutes(state.history):.0f} minutes ({state.stop_reason}); "
             f"best epoch {state.best_epoch + 1}: validation loss {state.best_val_loss:.4f}, accuracy {best.get('val_accuracy', 0):.4f}"
         )
-    lines += ["", "## Evaluation (test split, Keras greedy decoding)", ""]
+    split = evaluation["split"] if evaluation else "test"
+    lines += ["", f"## Evaluation ({split} split, Keras greedy decoding)", ""]
     if evaluation:
         overall = evaluation["overall"]
         lines += [
@@ -338,7 +307,7 @@ def model_card(report: dict[str, Any], spec: DatasetSpec, settings: dict[str, An
         ]
     else:
         lines.append("Not evaluated: run `s2s evaluate` before exporting to include the figures.")
-    training_settings = {key: value for key, value in sorted(settings.items()) if key not in ("data_dir", "data_fingerprint")}
+    training_settings = dict(sorted(dataclasses.asdict(settings).items()))
     lines += ["", "## Training configuration", "", "```toml", "[train]"]
     lines += [f"{key} = {json.dumps(value)}" for key, value in training_settings.items()]
     lines.append("```")

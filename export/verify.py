@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from s2s.serving.decoding import NumpyGreedy, start_tokens
-from s2s.serving.sessions import DecoderSession, EncoderSession, open_session
 
 from s2s import onnx_contract as contract
-from s2s.onehot import one_hot
+from s2s.errors import first_line
+from s2s.onehot import one_hot, start_tokens
+from s2s.serving.decoding import NumpyGreedy
+from s2s.serving.sessions import DecoderSession, EncoderSession, open_session
 from s2s.vocab import PAD_ID
 
 PARITY_TOLERANCE = 1e-4
@@ -125,5 +126,5 @@ def float16_difference(directory: Path, info: Any, batches: list[np.ndarray], so
             worst = max(worst, float(np.abs(probabilities32 - probabilities16).max()))
         strings = onnx_greedy_strings(encoder16, decoder16, sources, info)
     except Exception as error:  # e.g. no float16 LSTM kernel in this onnxruntime build
-        return {"measured": False, "reason": str(error).strip().splitlines()[0][:300]}
+        return {"measured": False, "reason": first_line(error)[:300]}
     return {"measured": True, "max_abs_probability_difference": worst, "greedy_strings": agreement(reference, strings, sources)}

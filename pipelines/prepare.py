@@ -29,16 +29,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+import s2s
+from s2s.compression import GZIP_SUFFIX, GzipIntegrity
+from s2s.errors import S2SError, first_line
+from s2s.files import atomic_open
 from s2s.pipelines import cleaning, transforms
 from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.split import TEST, TRAIN, VALIDATION
-
-import s2s
-from s2s.compression import GZIP_SUFFIX, GzipIntegrity
-from s2s.errors import S2SError
-from s2s.files import atomic_open
 from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, DatasetSpec
 from s2s.swap import replace_directory
 from s2s.text import TextNormalizer
@@ -175,7 +175,7 @@ def resolve_inputs(patterns: list[str]) -> list[dict[str, Any]]:
         try:
             matched = FileSystems.match([pattern])[0].metadata_list
         except Exception as error:  # Beam raises BeamIOError or ValueError depending on the filesystem
-            raise S2SError(f"cannot read input {pattern}: {error}".splitlines()[0]) from None
+            raise S2SError(f"cannot read input {pattern}: {first_line(error)}") from None
         matched = [metadata for metadata in matched if not metadata.path.endswith("/")]
         if not matched:
             raise S2SError(f"input {pattern} matches no file")
@@ -212,7 +212,7 @@ def _ensure_writable(output_dir: str) -> None:
             stream.write(b"")
         FileSystems.delete([probe])
     except Exception as error:  # OSError locally, BeamIOError remotely
-        raise S2SError(f"cannot write to output directory {output_dir}: {str(error).splitlines()[0]}") from None
+        raise S2SError(f"cannot write to output directory {output_dir}: {first_line(error)}") from None
 
 
 def _manifest(

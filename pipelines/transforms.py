@@ -15,10 +15,10 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import fileio
+
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import LengthLimits, Pair, Rejection
 from s2s.pipelines.split import split_of
-
 from s2s.records import ExampleEncoder
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary

@@ -18,11 +18,11 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+
+from s2s.errors import S2SError
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
 from s2s.pipelines.transforms import ReadNumberedLines
-
-from s2s.errors import S2SError
 
 
 class TranslatorModelHandler(ModelHandler):

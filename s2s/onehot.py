@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from s2s.vocab import PAD_ID, UNKNOWN_ID, Vocabulary
+from s2s.vocab import PAD_ID, START_ID, UNKNOWN_ID, Vocabulary
 
 ID_DTYPE = np.int32  # the ONNX contract's id type: Int32Array in JavaScript, no BigInt
 
@@ -56,6 +56,11 @@ def encode_ids(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: in
         columns = np.repeat(lengths, lengths) - 1 - columns
     batch[rows, columns] = flat
     return batch
+
+
+def start_tokens(batch: int) -> np.ndarray:
+    """The decoder's first input, int32 ids `(batch,)`: the start token for every sentence, in every decoding loop."""
+    return np.full(batch, START_ID, dtype=ID_DTYPE)
 
 
 def one_hot(ids: np.ndarray, vocab_size: int) -> np.ndarray:

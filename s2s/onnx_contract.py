@@ -29,6 +29,9 @@ halves the bytes that cross to a GPU. Vocabularies are far below 2**31.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 DECODER_GREEDY_FILE = "decoder_greedy.onnx"
@@ -87,3 +90,21 @@ FORMAT_VERSION = "2"
 def memory_names(arch: str) -> list[str]:
     """The encoder outputs after the states that the decoder takes back at every step, for an architecture."""
     return list(MEMORY_NAMES) if arch == ARCH_ATTENTION else []
+
+
+def metadata_props(values: dict[str, Any]) -> dict[str, str]:
+    """Encodes metadata values as the strings ONNX `metadata_props` hold: JSON for lists and dicts, true/false for booleans.
+
+    The writer lives beside the keys so that export (which writes) and every
+    host (which reads, in `s2s.serving.model_info` and in other languages)
+    share one definition of the encoding.
+    """
+    encoded = {}
+    for key, value in values.items():
+        if isinstance(value, (list, dict)):
+            encoded[key] = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, bool):
+            encoded[key] = "true" if value else "false"
+        else:
+            encoded[key] = str(value)
+    return encoded

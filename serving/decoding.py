@@ -18,16 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from s2s.serving.sessions import DecoderSession, EncoderSession
 
 from s2s import onnx_contract as contract
-from s2s.onehot import ID_DTYPE
-from s2s.vocab import END_ID, START_ID
-
-
-def start_tokens(batch: int) -> np.ndarray:
-    """The decoder's first input: the start token for every sentence."""
-    return np.full(batch, START_ID, dtype=ID_DTYPE)
+from s2s.onehot import ID_DTYPE, start_tokens
+from s2s.serving.sessions import DecoderSession, EncoderSession
+from s2s.vocab import END_ID
 
 
 class NumpyGreedy:

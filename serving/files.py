@@ -42,12 +42,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from s2s.serving.options import DecodingOptions
-from s2s.serving.translator import AUTO_BATCH_SIZE, COUNTERS, TranslationStats, Translator
-
 from s2s.compression import GzipIntegrity
 from s2s.errors import S2SError
 from s2s.files import atomic_open
+from s2s.serving.options import DecodingOptions
+from s2s.serving.translator import AUTO_BATCH_SIZE, COUNTERS, TranslationStats, Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -92,16 +91,3 @@ class ModelInfo:
             problems.append(f"arch = {self.arch!r}")
         if problems:
             raise S2SError(f"{where} has s2s metadata out of range ({', '.join(problems)}): re-run s2s export")
-
-
-def metadata_props(info_values: dict[str, Any]) -> dict[str, str]:
-    """Encodes metadata values as the strings ONNX `metadata_props` hold (JSON for lists and dicts)."""
-    encoded = {}
-    for key, value in info_values.items():
-        if isinstance(value, (list, dict)):
-            encoded[key] = json.dumps(value, ensure_ascii=False)
-        elif isinstance(value, bool):
-            encoded[key] = "true" if value else "false"
-        else:
-            encoded[key] = str(value)
-    return encoded

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from s2s.serving.model_info import ModelInfo
 
 from s2s import onnx_contract as contract
-from s2s.errors import S2SError
+from s2s.errors import S2SError, first_line
+from s2s.serving.model_info import ModelInfo
 
 CPU = ["CPUExecutionProvider"]
 
@@ -57,8 +57,7 @@ def open_session(path: str | Path, providers: list[Any] | None = None, options: 
     try:
         return onnxruntime.InferenceSession(content, sess_options=options, providers=providers or CPU)
     except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf types
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise S2SError(f"cannot load {path}: {first_line}") from None
+        raise S2SError(f"cannot load {path}: {first_line(error)}") from None
 
 
 def model_info(session: Any, path: str | Path) -> ModelInfo:

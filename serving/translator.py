@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
-from s2s.serving.model_info import ModelInfo
-from s2s.serving.options import DecodingOptions
-from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
 
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
 from s2s.onehot import ids_of_text
+from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
+from s2s.serving.model_info import ModelInfo
+from s2s.serving.options import DecodingOptions
+from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
 from s2s.vocab import UNKNOWN_ID
 
 DEVICES = ("auto", "cuda", "cpu")

@@ -1,9 +1,9 @@
 """One raw line to one Pair or one Rejection, with the right reason."""
 
 import pytest
+
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import LengthLimits, Pair, Rejection, parse_line
-
 from s2s.text import TextNormalizer
 
 LIMITS = LengthLimits(max_source_length=10, max_target_length=12)

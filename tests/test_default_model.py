@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import onnxruntime
-from s2s.app.cli import DEFAULT_MODEL_DIR
 
 from s2s import onnx_contract as contract
+from s2s.app.cli import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = DEFAULT_MODEL_DIR / "test-samples.tsv"

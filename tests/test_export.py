@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto
-from s2s.training.decoding import KerasGreedyDecoder
 
 from s2s import onnx_contract as contract
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
+from s2s.training.decoding import KerasGreedyDecoder
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_FILES = [

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from s2s.pipelines import cleaning
 from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.prepare import prepare
-
 from s2s.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_TEXT, TARGET_TEXT, read_examples
 from s2s.spec import SPLITS, DatasetSpec
 from s2s.vocab import END_ID, START_ID

@@ -343,9 +343,9 @@ def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
 
 def test_a_failure_inside_a_beam_pipeline_is_one_line_naming_the_step() -> None:
     import apache_beam as beam
-    from s2s.pipelines.options import beam_options, run_pipeline
 
     from s2s.errors import S2SError
+    from s2s.pipelines.options import beam_options, run_pipeline
     from tests.toy import IN_PROCESS
 
     with pytest.raises(S2SError) as raised, run_pipeline(beam_options(IN_PROCESS), "the test pipeline") as pipeline:

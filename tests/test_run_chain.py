@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+
 from s2s.app.chain.runner import RUN_MANIFEST, run_chain
 from s2s.app.chain.settings import load_chain_settings
-from s2s.pipelines.synth import write_corpus
-
 from s2s.checksums import tree_checksums
 from s2s.errors import S2SError
+from s2s.pipelines.synth import write_corpus
 from tests.toy import IN_PROCESS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,9 +3,9 @@
 import random
 
 import pytest
-from s2s.pipelines.synth import CARDINALITY_50, generate, reverse_4, reverse_first_3, write_corpus
 
 from s2s.errors import S2SError
+from s2s.pipelines.synth import CARDINALITY_50, generate, reverse_4, reverse_first_3, write_corpus
 
 
 def test_reverse_first_3() -> None:

@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from s2s.training.decoding import KerasGreedyDecoder
-from s2s.training.evaluate import evaluate
 
 from s2s.onehot import encode_sources
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
+from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.evaluate import evaluate
 
 
 def test_toy_model_reaches_full_exact_match_on_held_out_sources(toy_model) -> None:

@@ -5,6 +5,7 @@ import io
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import Pair
 from s2s.pipelines.transforms import PAIRS, REJECTED, DropDuplicates, FilterRareCharacters, numbered_lines

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from s2s.records import load_references
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy
 from s2s.serving.files import translate_file
 from s2s.serving.sessions import open_session
 from s2s.serving.translator import TranslationStats, Translator
-from s2s.training.decoding import KerasGreedyDecoder
-
-from s2s.records import load_references
 from s2s.spec import DatasetSpec
+from s2s.training.decoding import KerasGreedyDecoder
 
 REPO = Path(__file__).resolve().parents[1]
 

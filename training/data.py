@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from s2s.training.config import REPEAT_VECTOR, TrainConfig
-
-from s2s.errors import S2SError
+from s2s.errors import S2SError, first_line
 from s2s.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_LENGTH, TARGET_LENGTH, read_examples
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
+from s2s.training.config import REPEAT_VECTOR, TrainConfig
 
 BUCKET_BOUNDARIES = (10, 15, 20, 25, 30, 40, 50, 60, 80)  # decoder steps; the last bucket takes the rest
 
@@ -104,7 +103,7 @@ def check_records_match_spec(data_dir: str | Path, spec: DatasetSpec) -> None:
             return  # an empty shard: nothing to compare
         shapes = tf.io.parse_single_example(serialized, description)
     except (tf.errors.OpError, ValueError) as error:
-        raise S2SError(f"cannot read {first}: {error.message if hasattr(error, 'message') else error}".splitlines()[0]) from None
+        raise S2SError(f"cannot read {first}: {first_line(error)}") from None
     expected = {
         ENCODER_INPUT_SHAPE: [spec.max_source_length, len(spec.source_vocabulary)],
         DECODER_SHAPE: [spec.decoder_steps, len(spec.target_vocabulary)],

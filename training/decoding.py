@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from s2s.training.config import REPEAT_VECTOR
 
-from s2s.errors import S2SError
-from s2s.files import read_json
-from s2s.onehot import encode_sources
+from s2s.onehot import encode_sources, one_hot, start_tokens
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
-from s2s.vocab import END_ID, START_ID
+from s2s.training.config import REPEAT_VECTOR
+from s2s.vocab import END_ID
 
 
 class KerasGreedyDecoder:
@@ -46,31 +44,14 @@ class KerasGreedyDecoder:
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path) -> KerasGreedyDecoder:
-        """Loads spec, settings and models written by `s2s train`.
+        """Loads spec, settings and models written by `s2s train` (see `ModelDir`).
 
         Raises:
-            S2SError: a file is missing.
+            S2SError: a file is missing or damaged.
         """
-        from s2s.training.train import CONFIG_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE
+        from s2s.training.model_dir import ModelDir
 
-        model_dir = Path(model_dir)
-        spec = DatasetSpec.load(model_dir)
-        settings_path = model_dir / CONFIG_FILE
-        if not settings_path.exists():
-            raise S2SError(f"{settings_path} does not exist: is {model_dir} the output of a finished s2s train?")
-        settings = read_json(settings_path)
-        import_tensorflow()
-        import keras
-
-        def load(name: str) -> Any:
-            path = model_dir / name
-            if not path.exists():
-                raise S2SError(f"{path} does not exist: is {model_dir} the output of a finished s2s train?")
-            return keras.models.load_model(path, compile=False)
-
-        if settings["arch"] == REPEAT_VECTOR:
-            return cls(spec, settings["arch"], settings["reverse_source"], model=load(MODEL_FILE))
-        return cls(spec, settings["arch"], settings["reverse_source"], encoder=load(ENCODER_FILE), decoder=load(DECODER_FILE))
+        return ModelDir(model_dir).greedy_decoder()
 
     def translate(self, sources: Sequence[str], *, batch_size: int = 256, max_output_length: int | None = None) -> list[str]:
         """Greedy translations of already cleaned sources, in order.
@@ -97,8 +78,7 @@ class KerasGreedyDecoder:
         # The first 2 x num_layers outputs are the states; an attention encoder adds its outputs and mask, fed back every step.
         states, memory = encoded[: self.state_count], encoded[self.state_count :]
         target_size = len(self.spec.target_vocabulary)
-        token = np.zeros((len(batch), 1, target_size), dtype=np.float32)
-        token[:, 0, START_ID] = 1.0
+        token = one_hot(start_tokens(len(batch))[:, None], target_size)
         emitted = np.full((len(batch), max_steps), END_ID, dtype=np.int64)
         finished = np.zeros(len(batch), dtype=bool)
         for step in range(max_steps):
@@ -108,8 +88,7 @@ class KerasGreedyDecoder:
             finished |= next_ids == END_ID
             if finished.all():
                 break
-            token = np.zeros_like(token)
-            token[np.arange(len(batch)), 0, next_ids] = 1.0
+            token = one_hot(next_ids[:, None], target_size)  # the rows the ONNX decoder's id lookup gathers
         return emitted
 
     def _decode_repeat_vector(self, batch: np.ndarray) -> np.ndarray:

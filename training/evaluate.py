@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from s2s.training.decoding import KerasGreedyDecoder
-from s2s.training.metrics import score, score_by_length
-
 from s2s.errors import S2SError
 from s2s.files import atomic_open, write_json
 from s2s.records import load_references
 from s2s.spec import SPLITS, DatasetSpec
+from s2s.training.metrics import score, score_by_length
+from s2s.training.model_dir import ModelDir, report_name
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def evaluate(
     if split not in SPLITS:
         raise S2SError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     model_dir, data_dir = Path(model_dir), Path(data_dir)
-    decoder = KerasGreedyDecoder.from_model_dir(model_dir)
+    decoder = ModelDir(model_dir).greedy_decoder()
     data_spec = DatasetSpec.load(data_dir)
     if data_spec.normalizer != decoder.spec.normalizer:
         raise S2SError(
@@ -81,11 +80,6 @@ def evaluate(
     with atomic_open(output_dir / report_name(split, "md")) as stream:
         stream.write(markdown_report(report))
     return report
-
-
-def report_name(split: str, suffix: str) -> str:
-    """The file name of a split's report: `eval-test.json`, `eval-test.md`."""
-    return f"eval-{split}.{suffix}"
 
 
 def markdown_report(report: dict[str, Any]) -> str:

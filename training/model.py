@@ -40,9 +40,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from s2s.training.config import ATTENTION, REPEAT_VECTOR, TrainConfig
-
 from s2s.onnx_contract import ENCODER_OUTPUTS, SOURCE_MASK
+from s2s.training.config import ATTENTION, REPEAT_VECTOR, TrainConfig
 
 ENCODER_INPUT = "encoder_input"
 DECODER_INPUT = "decoder_input"
@@ -211,3 +210,16 @@ def build_inference_models(model: Any, num_layers: int) -> tuple[Any, Any]:
     probabilities = model.get_layer(SOFTMAX)(sequence)
     decoder = keras.Model([token, *state_inputs, *memory_inputs], [probabilities, *decoder_outputs], name="s2s_decoder")
     return encoder, decoder
+
+
+def build_maskless_encoder(training_model: Any, num_layers: int, input_name: str) -> Any:
+    """The encoder from the trained layers with no Masking layer, its input named `input_name`.
+
+    ONNX export converts this one and gives the ONNX LSTM nodes
+    `sequence_lens` instead: tf2onnx turns a Masking layer into a slow Loop.
+    """
+    import keras
+
+    source_vocab = training_model.get_layer(ENCODER_INPUT).output.shape[-1]
+    encoder_input = keras.Input(shape=(None, source_vocab), name=input_name)
+    return keras.Model(encoder_input, trained_encoder_outputs(training_model, encoder_input, num_layers), name="s2s_encoder_maskless")

@@ -1,17 +1,4 @@
-"""`s2s train`: fit the model on prepared TFRecords and write a model directory.
-
-MODEL_DIR after a finished run:
-
-| file | content |
-|---|---|
-| `model.keras` | the training model with the best validation loss |
-| `encoder.keras`, `decoder.keras` | inference encoder and one-step decoder built from its layers (attention and lstm archs) |
-| `spec.json` | a copy of the dataset's spec: vocabularies, lengths, normalisation |
-| `train_config.json` | the resolved training settings |
-| `history.csv`, `training_curves.png` | per-epoch loss and accuracy, training and validation |
-| `logs/` | TensorBoard logs |
-| `checkpoints/` | last and best checkpoints and `state.json`, which `--resume` continues from |
-"""
+"""`s2s train`: fit the model on prepared TFRecords and write a model directory (its files: see `ModelDir`)."""
 
 from __future__ import annotations
 
@@ -25,22 +12,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from s2s.errors import S2SError
+from s2s.files import atomic_open
+from s2s.records import record_files
+from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
+from s2s.tensorflow_import import import_tensorflow
 from s2s.training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
 from s2s.training.config import RESUMABLE_SETTINGS, STEP_DECODER_ARCHITECTURES, TrainConfig
 from s2s.training.data import check_records_match_spec, training_batches
 from s2s.training.model import build_inference_models, build_training_model
-
-from s2s.errors import S2SError
-from s2s.files import atomic_open, write_json
-from s2s.records import record_files
-from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
-from s2s.tensorflow_import import import_tensorflow
-
-MODEL_FILE = "model.keras"
-ENCODER_FILE = "encoder.keras"
-DECODER_FILE = "decoder.keras"
-CONFIG_FILE = "train_config.json"
-CURVES_FILE = "training_curves.png"
+from s2s.training.model_dir import CURVES_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE, ModelDir
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +150,7 @@ def _write_model_dir(model: Any, model_dir: Path, data_dir: Path, config: TrainC
         save_keras_atomically(decoder, model_dir / DECODER_FILE)
     with atomic_open(model_dir / SPEC_FILE) as stream:
         stream.write((data_dir / SPEC_FILE).read_text(encoding="utf-8"))
-    write_json(
-        model_dir / CONFIG_FILE, {**dataclasses.asdict(config), "data_dir": str(data_dir), "data_fingerprint": state.data_fingerprint}
-    )
+    ModelDir(model_dir).write_settings(config, data_dir, state.data_fingerprint)
     _plot_curves(state.history, model_dir / CURVES_FILE)
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from s2s.app.chain.runner import RUN_MANIFEST
 from s2s.app.chain.stages import SOURCES_FILE, STAGE_FOLDERS, SUMMARY_FILE, TRANSLATIONS_FILE
-
 from s2s.files import read_json
 
 SAMPLES = 5

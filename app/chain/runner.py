@@ -35,13 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import s2s
 from s2s.app.chain.settings import ChainSettings
 from s2s.app.chain.stages import STAGE_FOLDERS, STAGE_LIST, STAGES, ChainContext, Stage
-from s2s.training.checkpoints import CHECKPOINT_DIR, TrainingState
-
-import s2s
 from s2s.checksums import tree_checksums, value_digest
-from s2s.errors import S2SError
+from s2s.errors import S2SError, first_line
 from s2s.files import read_json, write_json
 from s2s.stage_log import stage_context
 
@@ -118,7 +116,7 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
         else:
             logger.info("running: %s changed since the last run", _what_changed(record, settings, inputs))
         work = run_dir / WORK_DIR / stage.name
-        resume = _prepare_work_folder(work, key)
+        resume = _prepare_work_folder(stage, work, key)
         # Recorded before the work starts: a run killed mid-stage leaves run.json saying so, not the last run's "succeeded".
         manifest["this_run"][stage.name] = "running"
         write_json(run_dir / RUN_MANIFEST, manifest)
@@ -151,11 +149,10 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
     return "ran"
 
 
-def _prepare_work_folder(work: Path, key: str) -> bool:
-    """Empties the stage's work folder unless it holds an unfinished training of the same key; True means resume."""
+def _prepare_work_folder(stage: Stage, work: Path, key: str) -> bool:
+    """Empties the stage's work folder unless it holds unfinished work of the same key that the stage can resume; True means resume."""
     key_file = work.with_name(f"{work.name}.key")
-    state = TrainingState.load(work / CHECKPOINT_DIR) if key_file.exists() and key_file.read_text() == key else None
-    if state is not None and not state.finished:
+    if key_file.exists() and key_file.read_text() == key and stage.resumable(work):
         logger.info("resuming the unfinished run in %s", work)
         return True
     shutil.rmtree(work, ignore_errors=True)
@@ -226,8 +223,7 @@ def _describe(figures: dict[str, Any]) -> str:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def _now() -> str:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from s2s.app.chain.settings import ChainSettings
-
 from s2s.checksums import file_sha256, value_digest
 from s2s.errors import S2SError
 from s2s.files import atomic_open
@@ -44,11 +43,22 @@ class ChainContext:
         return value_digest(self.records[stage]["outputs"])
 
 
+def _never_resumable(_: Path) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Stage:
+    """One stage: what it reads (for its key), how it runs, and whether a killed run of it can continue.
+
+    `resumable(work folder)` is the stage's own answer, so the runner needs to
+    know nothing of, say, training's checkpoints.
+    """
+
     name: str
     inputs: Callable[[ChainContext], dict[str, Any]]
     run: Callable[[ChainContext, Path, bool], dict[str, Any]]  # (context, work folder, resume) -> figures
+    resumable: Callable[[Path], bool] = _never_resumable
 
 
 def _prepare_inputs(context: ChainContext) -> dict[str, Any]:
@@ -80,6 +90,12 @@ def _run_train(context: ChainContext, work: Path, resume: bool) -> dict[str, Any
 
     summary = train(context.folder("prepare"), work, context.settings.train, resume=resume)
     return {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "best_val_accuracy", "stop_reason")}
+
+
+def _train_resumable(work: Path) -> bool:
+    from s2s.training.model_dir import ModelDir
+
+    return ModelDir(work).can_resume()
 
 
 def _evaluate_inputs(context: ChainContext) -> dict[str, Any]:
@@ -176,7 +192,7 @@ def _write_test_sources(data_dir: Path, path: Path) -> None:
 STAGE_FOLDERS = {"prepare": "data", "train": "model", "evaluate": "evaluation", "export": "onnx", "translate": "translation"}
 STAGE_LIST = (
     Stage("prepare", _prepare_inputs, _run_prepare),
-    Stage("train", _train_inputs, _run_train),
+    Stage("train", _train_inputs, _run_train, _train_resumable),
     Stage("evaluate", _evaluate_inputs, _run_evaluate),
     Stage("export", _export_inputs, _run_export),
     Stage("translate", _translate_inputs, _run_translate),
