@@ -27,7 +27,6 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 logger = logging.getLogger("s2s")
 # The trained English-to-French model committed with s2s (see its MODEL_CARD.md): what `s2s translate` uses by default.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "fra-eng"
-_OUR_LOGGERS = ("s2s", "pipelines", "training", "export", "serving")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,19 +141,7 @@ def _run_prepare(args: argparse.Namespace, pipeline_args: list[str]) -> int:
     from s2s.pipelines.config import PrepareConfig
     from s2s.pipelines.prepare import prepare
 
-    overrides = {
-        name: getattr(args, name)
-        for name in (
-            "max_source_length",
-            "max_target_length",
-            "min_char_count",
-            "validation_fraction",
-            "test_fraction",
-            "fold_quotes",
-            "num_shards",
-        )
-    }
-    config = load_config(PrepareConfig, "prepare", args.config, overrides)
+    config = load_config(PrepareConfig, "prepare", args.config, config_overrides(args, PrepareConfig))
     manifest = prepare(args.input, args.output, config, pipeline_args)
     _print_prepare_summary(manifest, args.output)
     return 0
@@ -210,6 +197,8 @@ def _run_train(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def _add_evaluate(commands: Any) -> None:
+    from s2s.training.config import EvaluateConfig
+
     parser = commands.add_parser(
         "evaluate",
         help="greedy-decode a split with the Keras model; BLEU, chrF, exact match, CER by length",
@@ -219,19 +208,18 @@ def _add_evaluate(commands: Any) -> None:
     )
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="output directory of s2s train")
     parser.add_argument("--data", required=True, metavar="DIR", help="output directory of s2s prepare")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"), help="the split to score (default test)")
-    parser.add_argument("--batch-size", type=int, default=256, metavar="N", help="sentences decoded together (default 256)")
-    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the spec's)")
-    parser.add_argument("--limit", type=int, default=0, metavar="N", help="score only the first N distinct sources; 0 scores all")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with an [evaluate] table; flags override it")
+    add_config_flags(parser, EvaluateConfig)
     parser.set_defaults(handler=_run_evaluate)
 
 
 def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
-    from s2s.training.evaluate import evaluate, report_name
+    from s2s.training.config import EvaluateConfig
+    from s2s.training.evaluate import evaluate
+    from s2s.training.model_dir import report_name
 
-    report = evaluate(
-        args.model, args.data, args.split, batch_size=args.batch_size, max_output_length=args.max_output_length, limit=args.limit
-    )
+    config = load_config(EvaluateConfig, "evaluate", args.config, config_overrides(args, EvaluateConfig))
+    report = evaluate(args.model, args.data, config)
     overall = report["overall"]
     print(f"{report['split']}: {report['sources']} sources in {report['seconds']} s ({report['sentences_per_second']} sentences/s)")
     print(f"BLEU {overall['bleu']}  chrF {overall['chrf']}  exact match {overall['exact_match']:.2%}  CER {overall['cer']:.4f}")
@@ -242,6 +230,8 @@ def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def _add_export(commands: Any) -> None:
+    from s2s.export.config import ExportConfig
+
     parser = commands.add_parser(
         "export",
         help="convert the inference encoder and decoder to self-describing, verified ONNX",
@@ -253,17 +243,17 @@ def _add_export(commands: Any) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="output directory of s2s train")
     parser.add_argument("--output", "-o", required=True, metavar="ONNX_DIR", help="where the ONNX files go")
     parser.add_argument("--data", metavar="DIR", help="prepared data for verification (default: the data the model was trained on)")
-    parser.add_argument(
-        "--verify-sources", type=int, default=1000, metavar="N", help="validation sources compared with Keras (default 1000)"
-    )
-    parser.add_argument("--float16", action=argparse.BooleanOptionalAction, default=True, help="also write float16 variants (default on)")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with an [export] table; flags override it")
+    add_config_flags(parser, ExportConfig)
     parser.set_defaults(handler=_run_export)
 
 
 def _run_export(args: argparse.Namespace, _: list[str]) -> int:
+    from s2s.export.config import ExportConfig
     from s2s.export.export import export_model
 
-    report = export_model(args.model, args.output, data_dir=args.data, verify_sources=args.verify_sources, float16=args.float16)
+    config = load_config(ExportConfig, "export", args.config, config_overrides(args, ExportConfig))
+    report = export_model(args.model, args.output, config, data_dir=args.data)
     parity = report["parity_max_abs_difference"]
     print(f"exported model {report['model_id'][:16]} to {args.output} in {report['seconds']} s (opset {report['opset']})")
     print(
@@ -276,13 +266,9 @@ def _run_export(args: argparse.Namespace, _: list[str]) -> int:
     return 0
 
 
-def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
-    """Decoding options shared by translate and translate-beam."""
-    parser.add_argument("--max-output-length", type=int, metavar="N", help="most characters per translation (default: the model's)")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="K", help="1 for greedy decoding, K for beam search (default 1)")
-
-
 def _add_translate(commands: Any) -> None:
+    from s2s.serving.config import TranslateConfig
+
     parser = commands.add_parser(
         "translate",
         help="translate a corpus with an exported model in onnxruntime (GPU when available)",
@@ -297,25 +283,14 @@ def _add_translate(commands: Any) -> None:
     )
     parser.add_argument("--input", "-i", required=True, metavar="PATH", help="a file, a glob (files in sorted order) or - for stdin")
     parser.add_argument("--output", "-o", required=True, metavar="PATH", help="a file, or - for stdout")
+    parser.add_argument("--config", metavar="FILE", help="TOML file with a [translate] table; flags override it")
+    add_config_flags(parser, TranslateConfig)
     parser.add_argument(
-        "--device",
-        choices=("auto", "cuda", "cpu"),
-        default="auto",
-        help="auto: CUDA if usable, else the CPU with a warning; cuda: an error without a GPU (default auto)",
+        "--format",
+        choices=("text", "tsv"),
+        default="text",
+        help="text: the whole line is the source; tsv: the line is tab-separated and --column names the source column (default text)",
     )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=0,
-        metavar="N",
-        help="sentences decoded together; 0 picks for the device: 256 on the CPU, 16384 on a GPU (default 0)",
-    )
-    parser.add_argument("--precision", choices=("float32", "float16"), default="float32", help="float16 uses the *_fp16.onnx files (GPUs)")
-    _add_decoding_flags(parser)
-    parser.add_argument(
-        "--length-penalty", type=float, default=1.0, metavar="A", help="beam score = log-probability / length^A (default 1)"
-    )
-    parser.add_argument("--format", choices=("text", "tsv"), default="text", help="text: the line is the source; tsv: one column is")
     parser.add_argument("--column", type=int, default=0, metavar="N", help="with --format tsv, the source column, from 0 (default 0)")
     parser.add_argument("--summary", metavar="PATH", help="run summary JSON (default OUTPUT.summary.json)")
     parser.set_defaults(handler=_run_translate)
@@ -330,27 +305,14 @@ def default_model() -> str:
 
 
 def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
-    from s2s.serving.files import is_special_output, translate_file
-    from s2s.serving.progress import Progress
-    from s2s.serving.translator import Translator
+    from s2s.serving.config import TranslateConfig
+    from s2s.serving.files import is_special_output
+    from s2s.serving.jobs import translate_corpus
 
-    args.model = args.model or default_model()
-    translator = Translator(args.model, device=args.device, precision=args.precision)
-    progress = Progress()
-    stats = translate_file(
-        translator,
-        args.input,
-        args.output,
-        batch_size=args.batch_size,
-        max_output_length=args.max_output_length,
-        beam_size=args.beam_size,
-        length_penalty=args.length_penalty,
-        input_format=args.format,
-        column=args.column,
-        summary_path=args.summary,
-        progress=progress,
+    config = load_config(TranslateConfig, "translate", args.config, config_overrides(args, TranslateConfig), other_keys=("input",))
+    stats = translate_corpus(
+        args.model or default_model(), args.input, args.output, config, input_format=args.format, column=args.column, summary_path=args.summary
     )
-    progress.close()
     summary = stats.to_dict()
     print(
         f"translated {summary['lines']} lines on {summary['device']} in {summary['seconds']:.1f} s "
@@ -362,6 +324,8 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
 
 
 def _add_translate_beam(commands: Any) -> None:
+    from s2s.serving.config import TranslateConfig
+
     parser = commands.add_parser(
         "translate-beam",
         help="bulk translation as an Apache Beam pipeline (RunInference), for Dataflow, Flink or Spark",
@@ -375,27 +339,17 @@ def _add_translate_beam(commands: Any) -> None:
         "--input", "-i", nargs="+", action="extend", required=True, metavar="PATH", help="text files or globs, plain or .gz"
     )
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX", help="output path prefix (local or gs://, s3://, ...)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where each worker translates (default cpu)")
-    parser.add_argument(
-        "--batch-size", type=int, default=0, metavar="N", help="sentences per RunInference batch; 0 picks for the device (default 0)"
-    )
-    _add_decoding_flags(parser)
+    parser.add_argument("--config", metavar="FILE", help="TOML file with a [translate] table; flags override it")
+    add_config_flags(parser, TranslateConfig)
     parser.set_defaults(handler=_run_translate_beam, accepts_pipeline_options=True)
 
 
 def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> int:
     from s2s.pipelines.translate_beam import translate_beam
+    from s2s.serving.config import TranslateConfig
 
-    translate_beam(
-        args.model,
-        args.input,
-        args.output,
-        device=args.device,
-        batch_size=args.batch_size,
-        max_output_length=args.max_output_length,
-        beam_size=args.beam_size,
-        pipeline_args=pipeline_args,
-    )
+    config = load_config(TranslateConfig, "translate", args.config, config_overrides(args, TranslateConfig), other_keys=("input",))
+    translate_beam(args.model, args.input, args.output, config, pipeline_args=pipeline_args)
     print(f"wrote {args.output}-*.tsv")
     return 0
 
@@ -431,8 +385,7 @@ def _configure_logging(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.ERROR)  # Beam and TF log plenty at INFO and WARNING
-    for name in _OUR_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("s2s").setLevel(logging.DEBUG if verbose else logging.INFO)  # every s2s module logs under "s2s."
 
 
 def run() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from s2s.training.config import ATTENTION, LSTM, TrainConfig
+from s2s.training.config import ATTENTION, LSTM, EvaluateConfig, TrainConfig
 from s2s.training.evaluate import evaluate
 from s2s.training.train import train
 
@@ -58,7 +58,7 @@ def main() -> None:
         for arch in (LSTM, ATTENTION):
             model_dir = Path(scratch) / arch
             summary = train(args.data, model_dir, settings(arch, args.minutes))
-            report = evaluate(model_dir, args.data, "test", limit=args.eval_sources)
+            report = evaluate(model_dir, args.data, EvaluateConfig(limit=args.eval_sources))
             rows[arch] = {
                 "epochs": summary["epochs"],
                 "val_loss": summary["best_val_loss"],

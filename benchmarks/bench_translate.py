@@ -90,9 +90,9 @@ def peak_rss_of_translation(onnx_dir: Path, lines: int, sources: list[str], scra
     # Peak RSS from VmHWM, which belongs to the new process image. ru_maxrss would not do: Linux keeps it across execve,
     # so a child of this TensorFlow-sized process would report this process's peak.
     code = (
-        "import re, time; from s2s.serving.translator import Translator; from s2s.serving.files import translate_file; "
+        "import re, time; from s2s.serving.translator import Translator; "
         f"t = Translator({str(onnx_dir)!r}, device='cpu'); s = time.perf_counter(); "
-        f"translate_file(t, {str(corpus)!r}, {str(scratch / 'out.txt')!r}); seconds = time.perf_counter() - s; "
+        f"t.translate_file({str(corpus)!r}, {str(scratch / 'out.txt')!r}); seconds = time.perf_counter() - s; "
         r"print(re.search(r'VmHWM:\s+(\d+) kB', open('/proc/self/status').read()).group(1), seconds)"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -25,8 +25,10 @@ import numpy as np
 import s2s
 from s2s import onnx_contract as contract
 from s2s.checksums import file_sha256
+from s2s.config import log_config
 from s2s.errors import S2SError
 from s2s.export import graphs, verify
+from s2s.export.config import ExportConfig
 from s2s.export.convert import OPSET, convert_decoder, convert_encoder
 from s2s.files import atomic_open, read_json, write_json
 from s2s.onehot import encode_ids, one_hot
@@ -59,28 +61,30 @@ OUTPUT_DOCS = {
 def export_model(
     model_dir: str | Path,
     output_dir: str | Path,
+    config: ExportConfig | None = None,
     *,
     data_dir: str | Path | None = None,
-    verify_sources: int = 1000,
-    float16: bool = True,
     evaluation: str | Path | None = None,
 ) -> dict[str, Any]:
     """Exports, verifies and publishes; returns the verification report.
 
     Args:
+        config: verification size and float16 files; default `ExportConfig()`.
         data_dir: prepared data whose validation split drives verification; default the training data.
-        verify_sources: validation sources translated by both Keras and ONNX.
-        float16: also write float16 variants for GPUs.
         evaluation: the `eval-test.json` whose figures go into the model card; default the model directory's.
 
     Raises:
         S2SError: missing or mismatched model files, an unwritable output, or a failed verification.
     """
     started = time.time()
+    config = config or ExportConfig()
+    config.validate()
+    verify_sources, float16 = config.verify_sources, config.float16
     trained, output_dir = ModelDir(model_dir), Path(output_dir)
     trained_settings, spec = trained.settings(), trained.spec()
     models = trained.load()
     _ensure_writable(output_dir)  # before minutes of conversion, not after
+    log_config(logger, "export", config)
     settings = trained_settings.config
     model, keras_encoder, keras_decoder = models.model, models.encoder, models.decoder
     num_layers, latent_dim = settings.num_layers, settings.latent_dim

@@ -32,14 +32,14 @@ from apache_beam.io.filesystems import FileSystems
 
 import s2s
 from s2s.compression import GZIP_SUFFIX, GzipIntegrity
+from s2s.config import log_config
 from s2s.errors import S2SError, first_line
 from s2s.files import atomic_open
 from s2s.pipelines import cleaning, transforms
 from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.options import beam_options, run_pipeline
-from s2s.pipelines.split import TEST, TRAIN, VALIDATION
-from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, DatasetSpec
+from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, TEST, TRAIN, VALIDATION, DatasetSpec
 from s2s.swap import replace_directory
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
@@ -71,6 +71,7 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     if FileSystems.get_scheme(output_dir) is None:
         _check_dataset_folder(Path(output_dir))
     _ensure_writable(output_dir)
+    log_config(logger, "prepare", config)  # once the arguments are known good: a bad one is the only line printed
     logger.info(
         "cleaning %d file(s), %.1f MB, on %s",
         len(input_files),
@@ -186,7 +187,10 @@ def resolve_inputs(patterns: list[str]) -> list[dict[str, Any]]:
 
 
 def _sha256(path: str) -> str:
-    """The file's SHA-256; a `.gz` file is also checked, in the same pass, to end where gzip says it ends."""
+    """The file's SHA-256; a `.gz` file is also checked, in the same pass, to end where gzip says it ends.
+
+    Not `hashlib.file_digest`: one read of a remote file feeds both the digest and the gzip check.
+    """
     digest = hashlib.sha256()
     integrity = GzipIntegrity() if path.endswith(GZIP_SUFFIX) else None
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-TRAIN, VALIDATION, TEST = "train", "validation", "test"
+from s2s.spec import TEST, TRAIN, VALIDATION
 
 
 def split_of(source: str, validation_fraction: float, test_fraction: float) -> str:

@@ -13,40 +13,51 @@ and line number to line them up with the input.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
-from s2s.errors import S2SError
+from s2s.config import log_config
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
 from s2s.pipelines.transforms import ReadNumberedLines
+from s2s.serving.config import TranslateConfig, resolve_batch_size
+
+logger = logging.getLogger(__name__)
 
 
 class TranslatorModelHandler(ModelHandler):
-    """RunInference handler: loads `serving.Translator` once per worker and translates batches of source strings."""
+    """RunInference handler: loads `s2s.serving.Translator` once per worker and translates batches of source strings.
 
-    def __init__(
-        self, onnx_dir: str, *, device: str = "cpu", batch_size: int = 256, max_output_length: int | None = None, beam_size: int = 1
-    ):
+    Args:
+        config: the translate settings; its batch size must already be resolved (not 0), as Beam batches by it.
+    """
+
+    def __init__(self, onnx_dir: str, config: TranslateConfig):
         super().__init__()
-        self.onnx_dir, self.device = onnx_dir, device
-        self.batch_size, self.max_output_length, self.beam_size = batch_size, max_output_length, beam_size
+        self.onnx_dir, self.config = onnx_dir, config
 
     def load_model(self) -> Any:
         from s2s.serving.translator import Translator
 
-        return Translator(self.onnx_dir, device=self.device)
+        return Translator.from_config(self.onnx_dir, self.config)
 
     def run_inference(self, batch: Sequence[str], model: Any, inference_args: dict[str, Any] | None = None) -> Iterable[str]:
+        decoding = self.config.decoding()
         return model.translate_batch(
-            list(batch), max_batch_size=self.batch_size, max_output_length=self.max_output_length, beam_size=self.beam_size
+            list(batch),
+            max_batch_size=self.config.batch_size,
+            max_output_length=decoding.max_output_length,
+            beam_size=decoding.beam_size,
+            length_penalty=decoding.length_penalty,
         )
 
     def batch_elements_kwargs(self) -> dict[str, int]:
-        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+        return {"min_batch_size": 1, "max_batch_size": self.config.batch_size}
 
 
 def _keyed_text(line: tuple[str, int, bytes]) -> tuple[tuple[str, int], str]:
@@ -63,11 +74,8 @@ def translate_beam(
     model: str,
     inputs: list[str],
     output_prefix: str,
+    config: TranslateConfig | None = None,
     *,
-    device: str = "cpu",
-    batch_size: int = 0,
-    max_output_length: int | None = None,
-    beam_size: int = 1,
     pipeline_args: list[str] | None = None,
 ) -> None:
     """Runs the translation pipeline; returns when it has finished.
@@ -75,19 +83,17 @@ def translate_beam(
     Raises:
         S2SError: an input is missing or empty, an option is unknown or a decoding value is out of range.
     """
-    from s2s.serving.options import DecodingOptions
-    from s2s.serving.translator import AUTO_BATCH_SIZE, Translator
+    from s2s.serving.translator import Translator
 
-    if batch_size < 0:
-        raise S2SError(f"--batch-size must be 0 (automatic) or more, got {batch_size}")
-    batch_size = batch_size or AUTO_BATCH_SIZE[device]
+    config = config or TranslateConfig()
     options = beam_options(list(pipeline_args or []))
-    translator = Translator(model, device="cpu")  # fail fast, in one line, on a missing or damaged model
-    DecodingOptions(max_output_length, beam_size).check(len(translator.info.target_vocabulary))
+    translator = Translator.from_dir(model, device="cpu")  # fail fast, in one line, on a missing or damaged model
+    config.decoding().check(len(translator.info.target_vocabulary))
+    # Resolved here, once, for the device the workers will use: Beam batches by it before any worker opens the model.
+    config = dataclasses.replace(config, batch_size=resolve_batch_size(config.batch_size, "cpu" if config.device == "cpu" else "cuda"))
+    log_config(logger, "translate-beam", config)
     files = [entry["path"] for entry in resolve_inputs(inputs)]
-    handler = KeyedModelHandler(
-        TranslatorModelHandler(model, device=device, batch_size=batch_size, max_output_length=max_output_length, beam_size=beam_size)
-    )
+    handler = KeyedModelHandler(TranslatorModelHandler(model, config))
     with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
         _ = (
             pipeline

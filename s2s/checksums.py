@@ -13,16 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 22
-
 
 def file_sha256(path: str | Path) -> str:
-    """The hex SHA-256 of one file's bytes, read in chunks (inputs may be gigabytes)."""
-    digest = hashlib.sha256()
+    """The hex SHA-256 of one file's bytes, streamed (inputs may be gigabytes)."""
     with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def tree_checksums(directory: str | Path) -> dict[str, str]:

@@ -22,7 +22,9 @@ ConfigT = TypeVar("ConfigT")
 CONFIG_TABLES = ("run", "prepare", "train", "evaluate", "export", "translate")  # the tables of a multi-stage config file
 
 
-def load_config(cls: type[ConfigT], section: str, path: str | Path | None, overrides: dict[str, Any]) -> ConfigT:
+def load_config(
+    cls: type[ConfigT], section: str, path: str | Path | None, overrides: dict[str, Any], *, other_keys: tuple[str, ...] = ()
+) -> ConfigT:
     """Builds a `cls` dataclass from its defaults, the TOML file's `section` and `overrides`.
 
     Args:
@@ -30,13 +32,14 @@ def load_config(cls: type[ConfigT], section: str, path: str | Path | None, overr
         section: the table name in a multi-stage config file, e.g. "prepare".
         path: a TOML file, or None for defaults only.
         overrides: values from command-line flags; None means "not given".
+        other_keys: keys of the file's table that belong to another reader (the chain's `[translate] input`), skipped.
 
     Raises:
         S2SError: the file is missing or not TOML, or a key is unknown or of the wrong type.
     """
     values: dict[str, Any] = {}
     if path is not None:
-        values.update(_read_section(Path(path), section, cls))
+        values.update({key: value for key, value in _read_section(Path(path), section, cls).items() if key not in other_keys})
     values.update({key: value for key, value in overrides.items() if value is not None})
     return build_config(cls, values, where=str(path) if path else "command line")
 
@@ -142,3 +145,9 @@ def add_config_flags(parser: Any, cls: type) -> None:
 def config_overrides(args: Any, cls: type) -> dict[str, Any]:
     """The config values given as flags, keyed by field name (None where not given)."""
     return {field.name: getattr(args, field.name, None) for field in dataclasses.fields(cls)}
+
+
+def log_config(logger: Any, stage: str, config: Any, resolved: dict[str, Any] | None = None) -> None:
+    """Logs a stage's settings, after defaults, file and flags (and automatic values) are resolved: what this run really used."""
+    values = {**dataclasses.asdict(config), **(resolved or {})}
+    logger.info("%s settings: %s", stage, ", ".join(f"{key}={value!r}" for key, value in values.items()))

@@ -12,11 +12,28 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+@cache
+def _umask() -> int:
+    """The process umask, read once when first needed (never at import, which must not touch process state).
+
+    Linux reports it in /proc/self/status; elsewhere the only way to read it is
+    to set it and put it back, done once.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 @contextmanager
@@ -25,7 +42,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(temp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; a published file gets the usual mode
+    os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a published file gets the usual mode
     try:
         with os.fdopen(handle, mode, encoding=None if "b" in mode else encoding) as stream:
             yield stream

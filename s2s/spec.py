@@ -19,7 +19,8 @@ from s2s.vocab import Vocabulary
 
 SPEC_FILE = "spec.json"
 MANIFEST_FILE = "manifest.json"
-SPLITS = ("train", "validation", "test")
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+SPLITS = (TRAIN, VALIDATION, TEST)
 RECORD_SUFFIX = ".tfrecord.gz"
 SPEC_FORMAT_VERSION = 1
 

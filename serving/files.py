@@ -1,4 +1,4 @@
-"""`translate_file`: stream a corpus of any size through a Translator, resumably.
+"""`Translator.translate_file`'s engine: stream a corpus of any size through a Translator, resumably.
 
 - Streaming: lines are read in windows of `window` lines (default 16 batches);
   memory holds one window, whatever the corpus size.
@@ -39,14 +39,19 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from s2s.compression import GzipIntegrity
+from s2s.config import log_config
 from s2s.errors import S2SError
 from s2s.files import atomic_open
 from s2s.serving.options import DecodingOptions
-from s2s.serving.translator import AUTO_BATCH_SIZE, COUNTERS, TranslationStats, Translator
+from s2s.serving.stats import COUNTERS, TranslationStats
+
+if TYPE_CHECKING:
+    from s2s.serving.translator import Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")
@@ -54,6 +59,25 @@ GZIP_MAGIC = b"\x1f\x8b"
 CONTENT_SAMPLE_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """How one file is translated, resolved: everything that must match for a killed run to resume."""
+
+    batch_size: int  # resolved, never 0
+    window: int  # lines read and sorted together, resolved
+    options: DecodingOptions
+    input_format: str = "text"
+    column: int = 0
+
+    def check(self) -> None:
+        if self.input_format not in FORMATS:
+            raise S2SError(f"format must be one of {', '.join(FORMATS)}, got {self.input_format!r}")
+        if self.column < 0:
+            raise S2SError(f"--column must be 0 or more, got {self.column}")
+        if self.window < 1:
+            raise S2SError(f"the window must be at least 1 line, got {self.window}")
 
 
 def input_files(pattern: str) -> list[str]:
@@ -136,14 +160,14 @@ def _source_of(raw: bytes, input_format: str, column: int, stats: TranslationSta
     return text
 
 
-def _fingerprint(paths: list[str], translator: Translator, settings: dict[str, Any]) -> str:
+def _fingerprint(paths: list[str], translator: Translator, job: FileJob) -> str:
     """What a resumed run must find unchanged: model, settings, and each input's path, size, mtime and content sample.
 
     The content sample (the whole file up to 2 MiB, else its first and last
     MiB) catches an input edited with its size and mtime kept, as `cp -p` or
     `rsync -t` would.
     """
-    digest = hashlib.sha256(json.dumps({"model": translator.model_id, "settings": settings}, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({"model": translator.model_id, "settings": asdict(job)}, sort_keys=True).encode())
     for path in paths:
         status = os.stat(path)
         digest.update(f"{os.path.abspath(path)}:{status.st_size}:{status.st_mtime_ns}:".encode())
@@ -204,73 +228,47 @@ def _owned(output: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def translate_file(
+def write_translations(
     translator: Translator,
     input_path: str,
     output_path: str,
+    job: FileJob,
     *,
-    batch_size: int = 256,
-    window: int = 0,
-    max_output_length: int | None = None,
-    beam_size: int = 1,
-    length_penalty: float = 1.0,
-    input_format: str = "text",
-    column: int = 0,
     summary_path: str | None = None,
     progress: Any = None,
 ) -> TranslationStats:
-    """Translates every line of `input_path` (a file, a glob or "-") into `output_path` (a file or "-").
+    """Translates every line of `input_path` (a file, a glob or "-") into `output_path` (a file or "-"); see the module docstring.
 
     Args:
-        batch_size: sentences decoded together; 0 for the device's default.
-        window: lines read and sorted together; 0 means 16 batches.
-        input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
         summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
         progress: a callable(lines_done, seconds) called after each window, e.g. a progress bar.
-
-    Returns:
-        The run's statistics.
     """
-    if input_format not in FORMATS:
-        raise S2SError(f"format must be one of {', '.join(FORMATS)}, got {input_format!r}")
-    if column < 0:
-        raise S2SError("--column must be 0 or more")
-    if batch_size < 0:
-        raise S2SError(f"--batch-size must be 0 (automatic) or more, got {batch_size}")
-    DecodingOptions(max_output_length, beam_size, length_penalty).check(len(translator.info.target_vocabulary))  # before any work
-    window = window or 16 * (batch_size or AUTO_BATCH_SIZE[translator.device])
+    job.check()
+    job.options.check(len(translator.info.target_vocabulary))  # before any work
     paths = input_files(input_path)
     check_compressed_inputs(paths)
-    settings = {
-        "batch_size": batch_size,
-        "window": window,
-        "max_output_length": max_output_length,
-        "beam_size": beam_size,
-        "length_penalty": length_penalty,
-        "format": input_format,
-        "column": column,
-    }
+    if output_path != STDIO:
+        _check_output(output_path, paths)
     stats = TranslationStats(device=translator.device, model_id=translator.model_id)
     started = time.perf_counter()
     special = output_path != STDIO and is_special_output(output_path)
     if output_path == STDIO:
-        _translate_stream(translator, paths, sys.stdout.buffer, stats, settings, skip=0, checkpoint=None, progress=progress)
+        _translate_stream(translator, paths, sys.stdout.buffer, stats, job, skip=0, checkpoint=None, progress=progress)
     elif special:
         try:
             stream = open(output_path, "wb")  # noqa: SIM115 - closed below
         except OSError as error:
             raise S2SError(f"cannot write {output_path}: {error.strerror or error}") from None
         with stream:
-            _translate_stream(translator, paths, stream, stats, settings, skip=0, checkpoint=None, progress=progress)
+            _translate_stream(translator, paths, stream, stats, job, skip=0, checkpoint=None, progress=progress)
     else:
-        _check_output(output_path, paths)
         output = Path(output_path)
         try:
             output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise S2SError(f"cannot write {output}: {error.strerror or error}") from None
         with _owned(output):
-            _translate_to_file(translator, paths, output, stats, settings, progress)
+            _translate_to_file(translator, paths, output, stats, job, progress)
     stats.seconds = time.perf_counter() - started
     if (output_path != STDIO and not special) or summary_path:
         with atomic_open(summary_path or f"{output_path}.summary.json") as stream:
@@ -278,15 +276,13 @@ def translate_file(
     return stats
 
 
-def _translate_to_file(
-    translator: Translator, paths: list[str], output: Path, stats: TranslationStats, settings: dict[str, Any], progress: Any
-) -> None:
+def _translate_to_file(translator: Translator, paths: list[str], output: Path, stats: TranslationStats, job: FileJob, progress: Any) -> None:
     partial = output.with_name(output.name + ".partial")
     checkpoint = output.with_name(output.name + ".partial.json")
     streams = [path for path in paths if is_stream(path)]
     if streams:
         logger.info("input %s is a stream: this run cannot resume if it is interrupted", streams[0])
-    fingerprint = "" if streams else _fingerprint(paths, translator, settings)
+    fingerprint = "" if streams else _fingerprint(paths, translator, job)
     skip = 0
     try:
         state = json.loads(checkpoint.read_text()) if checkpoint.exists() and partial.exists() else None
@@ -321,7 +317,7 @@ def _translate_to_file(
             with atomic_open(checkpoint) as handle:
                 json.dump(values, handle)
 
-        _translate_stream(translator, paths, stream, stats, settings, skip=skip, checkpoint=save_checkpoint, progress=progress)
+        _translate_stream(translator, paths, stream, stats, job, skip=skip, checkpoint=save_checkpoint, progress=progress)
     os.replace(partial, output)
     checkpoint.unlink(missing_ok=True)
 
@@ -331,27 +327,22 @@ def _translate_stream(
     paths: list[str],
     stream: IO[bytes],
     stats: TranslationStats,
-    settings: dict[str, Any],
+    job: FileJob,
     *,
     skip: int,
     checkpoint: Any,
     progress: Any,
 ) -> None:
+    # Logged once the arguments are known good and the output is ours, so that a refusal is the only line printed.
+    log_config(logger, "translate", job, resolved={"device": translator.device, "precision": translator.precision, "model": str(translator.onnx_dir)})
     started = time.perf_counter()
     lines_done = 0
     chunk: list[bytes] = []
 
     def flush() -> None:
         nonlocal lines_done
-        sources = [_source_of(raw, settings["format"], settings["column"], stats) for raw in chunk]
-        translations = translator.translate_batch(
-            sources,
-            max_batch_size=settings["batch_size"],
-            max_output_length=settings["max_output_length"],
-            beam_size=settings["beam_size"],
-            length_penalty=settings["length_penalty"],
-            stats=stats,
-        )
+        sources = [_source_of(raw, job.input_format, job.column, stats) for raw in chunk]
+        translations = translator.translate_texts(sources, job.batch_size, job.options, stats)
         stream.write("".join(f"{translation}\n" for translation in translations).encode("utf-8"))
         lines_done += len(chunk)
         chunk.clear()
@@ -365,7 +356,7 @@ def _translate_stream(
             lines_done += 1
             continue
         chunk.append(raw)
-        if len(chunk) == settings["window"]:
+        if len(chunk) == job.window:
             flush()
     if chunk:
         flush()

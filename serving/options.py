@@ -32,14 +32,14 @@ class DecodingOptions:
     def check(self, target_vocab_size: int) -> None:
         """Raises S2SError naming the first value out of range for a model with this target vocabulary."""
         if self.max_output_length is not None and self.max_output_length < 1:
-            raise S2SError(f"--max-output-length must be at least 1 (or left out for the model's own), got {self.max_output_length}")
+            raise S2SError(f"max_output_length must be at least 1 (or None for the model's own), got {self.max_output_length}")
         if not 1 <= self.beam_size <= target_vocab_size:
             raise S2SError(
-                f"--beam-size must be between 1 and the target vocabulary's {target_vocab_size} tokens "
+                f"beam_size must be between 1 and the target vocabulary's {target_vocab_size} tokens "
                 f"(a wider beam holds nothing more), got {self.beam_size}"
             )
         if not self.length_penalty >= 0:  # also refuses NaN
-            raise S2SError(f"--length-penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
+            raise S2SError(f"length_penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,50 +20,17 @@ import numpy as np
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
 from s2s.onehot import ids_of_text
+from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import DecodingOptions
 from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
+from s2s.serving.stats import TranslationStats
 from s2s.vocab import UNKNOWN_ID
 
-DEVICES = ("auto", "cuda", "cpu")
-PRECISIONS = ("float32", "float16")
 CUDA_PROVIDER = "CUDAExecutionProvider"
-# Sentences decoded together when the caller gives no batch size. On the CPU larger batches stop paying off past a few
-# hundred; on a GPU the loop is launch-bound and throughput grows to tens of thousands (see benchmarks/bench_gpu.py).
-AUTO_BATCH_SIZE = {"cpu": 256, "cuda": 16384}
 
 logger = logging.getLogger(__name__)
-
-
-COUNTERS = ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines")
-
-
-@dataclass
-class TranslationStats:
-    """What one call translated; `translate_file` returns it and writes it as the run summary."""
-
-    lines: int = 0
-    empty_lines: int = 0
-    characters: int = 0
-    unknown_characters: int = 0
-    truncated_lines: int = 0
-    invalid_utf8_lines: int = 0
-    seconds: float = 0.0
-    device: str = ""
-    model_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def counters(self) -> dict[str, int]:
-        """The counts, by name, as saved in a resume checkpoint."""
-        return {name: getattr(self, name) for name in COUNTERS}
-
-    def to_dict(self) -> dict[str, Any]:
-        values: dict[str, Any] = {**self.counters(), "device": self.device, "model_id": self.model_id}
-        values["seconds"] = round(self.seconds, 3)
-        translated = self.lines - self.extra.get("resumed_at_line", 0)  # a resumed run's rate counts the lines it translated
-        values["sentences_per_second"] = round(translated / self.seconds, 1) if self.seconds else None
-        return {**values, **self.extra}
 
 
 class Translator:
@@ -109,6 +75,13 @@ class Translator:
             else (contract.ENCODER_FILE, contract.DECODER_FILE, contract.DECODER_GREEDY_FILE)
         )
         encoder_session = open_session(self.onnx_dir / files[0], providers, options)
+        if self.device == "cuda" and CUDA_PROVIDER not in encoder_session.get_providers():
+            # onnxruntime-gpu lists its CUDA provider on any machine; a session falls back to the CPU when no device is usable.
+            if device == "cuda":
+                raise S2SError("--device cuda, but onnxruntime-gpu found no usable CUDA device (check the driver and CUDA_VISIBLE_DEVICES)")
+            logger.warning("onnxruntime-gpu is installed but found no usable CUDA device: translating on the CPU")
+            self.device, providers = "cpu", ["CPUExecutionProvider"]
+            encoder_session = open_session(self.onnx_dir / files[0], providers, options)
         self.info: ModelInfo = model_info(encoder_session, self.onnx_dir / files[0])
         decoder_session = open_session(self.onnx_dir / files[1], providers, options)
         self.encoder = EncoderSession(encoder_session, self.info)
@@ -124,6 +97,25 @@ class Translator:
         else:
             self._greedy = NumpyGreedy(self.encoder, self.decoder)
         check_same_export(opened)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, *, device: str = "auto", precision: str = "float32", **session_options: Any) -> Translator:
+        """The translator of an export folder (the output of `s2s export`), as CTranslate2's `Translator(model_path, device)`."""
+        return cls(model_dir, device, precision=precision, **session_options)
+
+    @classmethod
+    def from_config(cls, model_dir: str | Path, config: TranslateConfig) -> Translator:
+        """The translator a `[translate]` table or the translate flags ask for."""
+        config.validate()
+        return cls(model_dir, config.device, precision=config.precision)
+
+    def resolve_batch_size(self, requested: int) -> int:
+        """The batch size to decode with: `requested`, or the device's default for 0 ("automatic").
+
+        Raises:
+            S2SError: a negative size.
+        """
+        return resolve_batch_size(requested, self.device)
 
     @staticmethod
     def _choose_device(device: str) -> str:
@@ -159,7 +151,7 @@ class Translator:
         self,
         source: Sequence[str],
         *,
-        max_batch_size: int = 256,
+        max_batch_size: int = 0,
         max_output_length: int | None = None,
         beam_size: int = 1,
         length_penalty: float = 1.0,
@@ -175,11 +167,51 @@ class Translator:
             length_penalty: beam scores are log-probability / length ** length_penalty.
             stats: counters to update (lines, characters, unknown characters, truncations).
         """
-        if max_batch_size < 0:
-            raise S2SError(f"the batch size must be 0 (automatic) or more, got {max_batch_size}")
-        DecodingOptions(max_output_length, beam_size, length_penalty).check(len(self.info.target_vocabulary))
-        max_batch_size = max_batch_size or AUTO_BATCH_SIZE[self.device]
-        limit = self.info.max_target_length if max_output_length is None else max_output_length
+        options = DecodingOptions(max_output_length, beam_size, length_penalty)
+        options.check(len(self.info.target_vocabulary))
+        return self.translate_texts(source, self.resolve_batch_size(max_batch_size), options, stats)
+
+    def translate_file(
+        self,
+        source_path: str,
+        output_path: str,
+        *,
+        max_batch_size: int = 0,
+        max_output_length: int | None = None,
+        beam_size: int = 1,
+        length_penalty: float = 1.0,
+        input_format: str = "text",
+        column: int = 0,
+        window: int = 0,
+        summary_path: str | None = None,
+        progress: Any = None,
+    ) -> TranslationStats:
+        """Translates a corpus file, glob or "-" into a file or "-": streamed, ordered, every line accounted for, resumable.
+
+        Output line i is the translation of input line i. The output appears
+        (by rename) only when complete; a killed run started again with the
+        same arguments resumes. See `s2s.serving.files` for the details.
+
+        Args:
+            max_batch_size, max_output_length, beam_size, length_penalty: as for `translate_batch`.
+            input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
+            window: lines read and sorted together; 0 means 16 batches.
+            summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
+            progress: a callable(lines_done, seconds) called after each window, e.g. `Progress()`.
+
+        Raises:
+            S2SError: a missing or unreadable input, an output that is a directory or an input, a value out of range.
+        """
+        from s2s.serving.files import FileJob, write_translations
+
+        batch_size = self.resolve_batch_size(max_batch_size)
+        job = FileJob(batch_size, window or 16 * batch_size, DecodingOptions(max_output_length, beam_size, length_penalty), input_format, column)
+        return write_translations(self, source_path, output_path, job, summary_path=summary_path, progress=progress)
+
+    def translate_texts(self, source: Sequence[str], batch_size: int, options: DecodingOptions, stats: TranslationStats | None) -> list[str]:
+        """`translate_batch` with its values already resolved and checked: the loop every caller ends in."""
+        limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
+        max_batch_size, beam_size, length_penalty = batch_size, options.beam_size, options.length_penalty
         texts = self.prepare_sources(source, stats)
         results = [""] * len(texts)
         order = sorted((index for index, text in enumerate(texts) if text), key=lambda index: len(texts[index]))

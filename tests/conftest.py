@@ -24,9 +24,10 @@ def toy_model(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def toy_onnx(toy_model, tmp_path_factory: pytest.TempPathFactory):
     """The toy model evaluated (so its model card has figures) and exported to ONNX, once per session: (dir, report)."""
+    from s2s.export.config import ExportConfig
     from s2s.export.export import export_model
     from s2s.training.evaluate import evaluate
 
-    evaluate(toy_model.model_dir, toy_model.data_dir, "test")
+    evaluate(toy_model.model_dir, toy_model.data_dir)
     output = tmp_path_factory.mktemp("onnx")
-    return output, export_model(toy_model.model_dir, output, verify_sources=1000)
+    return output, export_model(toy_model.model_dir, output, ExportConfig(verify_sources=1000))

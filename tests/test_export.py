@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto
 
 from s2s import onnx_contract as contract
+from s2s.export.config import ExportConfig
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
@@ -207,7 +208,7 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
 
     config = TrainConfig(arch="lstm", latent_dim=64, optimizer="adam", learning_rate=0.005, epochs=2, max_train_pairs=4000, seed=1)
     train(toy_model.data_dir, tmp_path / "model", config)
-    report = export_model(tmp_path / "model", tmp_path / "onnx", data_dir=toy_model.data_dir, verify_sources=200, float16=False)
+    report = export_model(tmp_path / "model", tmp_path / "onnx", ExportConfig(verify_sources=200, float16=False), data_dir=toy_model.data_dir)
     assert max(report["parity_max_abs_difference"].values()) <= 1e-4
     assert report["greedy_step_loop"]["agreement"] == report["greedy_translator"]["agreement"] == 1.0
     encoder = onnx.load(tmp_path / "onnx" / contract.ENCODER_FILE)
@@ -229,7 +230,7 @@ def test_a_stacked_attention_model_with_dropout_trains_and_exports(toy_model, tm
 
     config = TrainConfig(num_layers=2, latent_dim=32, dropout=0.2, optimizer="adam", learning_rate=0.005, epochs=1, max_train_pairs=3000)
     train(toy_model.data_dir, tmp_path / "model", config)
-    report = export_model(tmp_path / "model", tmp_path / "onnx", data_dir=toy_model.data_dir, verify_sources=200, float16=False)
+    report = export_model(tmp_path / "model", tmp_path / "onnx", ExportConfig(verify_sources=200, float16=False), data_dir=toy_model.data_dir)
     assert max(report["parity_max_abs_difference"].values()) <= 1e-4
     assert report["greedy_step_loop"]["agreement"] == report["greedy_translator"]["agreement"] == 1.0
     encoder = onnx.load(tmp_path / "onnx" / contract.ENCODER_FILE)

@@ -49,12 +49,11 @@ def source_file(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("flags", "fragment"),
     [
-        (["--beam-size", "100000"], "--beam-size must be between 1 and the target vocabulary's"),
-        (["--beam-size", "0"], "--beam-size must be between 1"),
-        (["--max-output-length", "0"], "--max-output-length must be at least 1"),
-        (["--max-output-length", "-1"], "--max-output-length must be at least 1"),
-        (["--length-penalty", "-0.5"], "--length-penalty must be 0 or more"),
-        (["--batch-size", "-2"], "--batch-size must be 0 (automatic) or more"),
+        (["--beam-size", "100000"], "beam_size must be between 1 and the target vocabulary's"),
+        (["--beam-size", "0"], "beam_size must be at least 1"),
+        (["--max-output-length", "-1"], "max_output_length must be 0 (the model's) or more"),
+        (["--length-penalty", "-0.5"], "length_penalty must be 0 or more"),
+        (["--batch-size", "-2"], "batch_size must be 0 (automatic) or more"),
     ],
 )
 def test_meaningless_decoding_values_are_refused_before_any_work(toy_onnx, source_file: Path, tmp_path: Path, flags, fragment) -> None:
@@ -66,8 +65,18 @@ def test_meaningless_decoding_values_are_refused_before_any_work(toy_onnx, sourc
 
 def test_translate_beam_checks_its_decoding_values_before_the_pipeline_starts(toy_onnx, source_file: Path, tmp_path: Path) -> None:
     result = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(tmp_path / "out"), "--beam-size", "5000")
-    assert_one_line_error(result, "--beam-size must be between 1")
+    assert_one_line_error(result, "beam_size must be between 1")
     assert not list(tmp_path.glob("out*"))
+
+
+def test_max_output_length_0_means_the_models_own_limit_everywhere(toy_onnx, source_file: Path, tmp_path: Path) -> None:
+    """One convention for "not set" in the flags, the chain's tables and the library: 0 is the model's limit."""
+    default, zero, short = (tmp_path / f"{name}.txt" for name in ("default", "zero", "short"))
+    for output, flags in ((default, []), (zero, ["--max-output-length", "0"]), (short, ["--max-output-length", "2"])):
+        result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), *flags)
+        assert result.returncode == 0, result.stderr
+    assert zero.read_text() == default.read_text() == "cba\n9N0\n"
+    assert short.read_text() == "cb\n9N\n"
 
 
 def test_an_attention_model_accepts_a_beam(toy_onnx, source_file: Path, tmp_path: Path) -> None:
@@ -431,4 +440,4 @@ def test_translate_beam_takes_batch_size_0_as_automatic(toy_onnx, source_file: P
     rows = sorted(line.split("\t")[1:] for path in prefix.parent.glob("translated-*.tsv") for line in path.read_text().splitlines())
     assert rows == [["1", "cba"], ["2", "9N0"]]
     negative = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "-1")
-    assert_one_line_error(negative, "--batch-size must be 0 (automatic) or more")
+    assert_one_line_error(negative, "batch_size must be 0 (automatic) or more")

@@ -8,12 +8,13 @@ import pytest
 from s2s.onehot import encode_sources
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
+from s2s.training.config import EvaluateConfig
 from s2s.training.decoding import KerasGreedyDecoder
 from s2s.training.evaluate import evaluate
 
 
 def test_toy_model_reaches_full_exact_match_on_held_out_sources(toy_model) -> None:
-    report = evaluate(toy_model.model_dir, toy_model.data_dir, "test")
+    report = evaluate(toy_model.model_dir, toy_model.data_dir, EvaluateConfig(split="test"))
     assert report["sources"] > 500
     assert report["overall"]["exact_match"] == 1.0
     assert report["overall"]["cer"] == 0.0
@@ -192,6 +193,6 @@ def test_repeat_vector_variant_trains_and_decodes(toy_model, tmp_path) -> None:
     )
     summary = train(toy_model.data_dir, tmp_path / "rv", config)
     assert not (tmp_path / "rv" / "encoder.keras").exists()
-    report = evaluate(tmp_path / "rv", toy_model.data_dir, "test", limit=300)
+    report = evaluate(tmp_path / "rv", toy_model.data_dir, EvaluateConfig(limit=300))
     assert summary["best_val_accuracy"] > 0.9
     assert report["overall"]["exact_match"] > 0.8

@@ -13,9 +13,9 @@ import pytest
 
 from s2s.records import load_references
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy
-from s2s.serving.files import translate_file
 from s2s.serving.sessions import open_session
-from s2s.serving.translator import TranslationStats, Translator
+from s2s.serving.stats import TranslationStats
+from s2s.serving.translator import Translator
 from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
 
@@ -77,7 +77,7 @@ def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path
     lines = [b"1\tabcdef", b"2\t", b"3\t0N9\xffx1y", b"4", b"5\tzzzAAA\tmore"] * 7
     source.write_bytes(b"\n".join(lines) + b"\n")
     output = tmp_path / "out.txt"
-    stats = translate_file(translator, str(source), str(output), batch_size=3, window=4, input_format="tsv", column=1)
+    stats = translator.translate_file(str(source), str(output), max_batch_size=3, window=4, input_format="tsv", column=1)
     translated = output.read_text().split("\n")[:-1]
     expected_one = translator.translate_batch(["abcdef", "", "0N9\ufffdx1y", "", "zzzAAA"])
     assert translated == expected_one * 7
@@ -139,7 +139,7 @@ def test_bad_input_is_a_one_line_error(toy_onnx, tmp_path: Path, damage: str) ->
         "truncated_unlisted": "cannot load",
         "no_metadata": "not an s2s export",
         "no_input": "matches no file",
-        "cuda": "no CUDA provider",
+        "cuda": "--device cuda, but",  # the CPU build: no CUDA provider; onnxruntime-gpu without a device: none usable
     }[damage]
     args = ["translate", "--model", str(model), "--input", str(source), "--output", str(tmp_path / "out.txt")]
     if damage == "no_model":
@@ -167,8 +167,8 @@ def test_serving_needs_neither_tensorflow_nor_beam(toy_onnx) -> None:
     script = f"""
 import sys
 from s2s.serving.translator import Translator
-from s2s.serving.files import translate_file
-print(Translator({str(toy_onnx[0])!r}, device="cpu").translate_batch(["abcdef"]))
+import s2s.serving.files, s2s.serving.jobs, s2s.serving.config
+print(Translator.from_dir({str(toy_onnx[0])!r}, device="cpu").translate_batch(["abcdef"]))
 print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", "onnx") if name in sys.modules))
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
@@ -178,6 +178,7 @@ print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", 
 
 def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translator, tmp_path: Path) -> None:
     from s2s.pipelines.translate_beam import translate_beam
+    from s2s.serving.config import TranslateConfig
 
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("abcdef\n\n0N9x1y\n")
@@ -186,7 +187,7 @@ def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translato
         str(toy_onnx[0]),
         [str(tmp_path / "*.txt")],
         str(tmp_path / "out" / "translated"),
-        batch_size=2,
+        TranslateConfig(batch_size=2),
         pipeline_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"],
     )
     rows = [line.split("\t") for path in sorted((tmp_path / "out").glob("translated-*.tsv")) for line in path.read_text().splitlines()]
@@ -194,7 +195,7 @@ def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translato
     expected = {}
     for path in (first, second):
         output = tmp_path / f"{path.stem}.out"
-        translate_file(translator, str(path), str(output))
+        translator.translate_file(str(path), str(output))
         for number, line in enumerate(output.read_text().split("\n")[:-1], 1):
             expected[(str(path), number)] = line
     assert by_line == expected

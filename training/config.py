@@ -1,4 +1,4 @@
-"""Settings of `s2s train`: a `[train]` table in a config file, overridden by flags."""
+"""Settings of `s2s train` and `s2s evaluate`: the `[train]` and `[evaluate]` tables of a config file, overridden by flags."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from s2s.config import setting
 from s2s.errors import S2SError
+from s2s.spec import SPLITS
 
 ATTENTION = "attention"
 LSTM = "lstm"
@@ -76,3 +77,22 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise S2SError(message)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of `s2s evaluate` and the chain's `[evaluate]` table: which split is scored, and how."""
+
+    split: str = setting("test", "the split to score", SPLITS)
+    batch_size: int = setting(256, "sentences decoded together")
+    limit: int = setting(0, "score only the first N distinct sources; 0 scores all")
+    max_output_length: int = setting(0, "most characters per translation; 0 uses the spec's longest target")
+
+    def validate(self) -> None:
+        """Raises S2SError naming the first setting out of range."""
+        if self.split not in SPLITS:
+            raise S2SError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.batch_size < 1:
+            raise S2SError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.limit < 0 or self.max_output_length < 0:
+            raise S2SError("limit and max_output_length must be 0 (all, the spec's) or more")

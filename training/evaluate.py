@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from s2s.config import log_config
 from s2s.errors import S2SError
 from s2s.files import atomic_open, write_json
 from s2s.records import load_references
-from s2s.spec import SPLITS, DatasetSpec
+from s2s.spec import DatasetSpec
+from s2s.training.config import EvaluateConfig
 from s2s.training.metrics import score, score_by_length
 from s2s.training.model_dir import ModelDir, report_name
 
@@ -25,26 +27,24 @@ logger = logging.getLogger(__name__)
 def evaluate(
     model_dir: str | Path,
     data_dir: str | Path,
-    split: str = "test",
+    config: EvaluateConfig | None = None,
     *,
-    batch_size: int = 256,
-    max_output_length: int | None = None,
-    limit: int = 0,
     samples: int = 10,
     output_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Translates `split` greedily and returns (and writes) the report.
+    """Translates the configured split greedily and returns (and writes) the report.
 
     Args:
-        limit: score only the first N distinct sources; 0 scores all.
+        config: split, batch size, limit and output length; default `EvaluateConfig()` (the whole test split).
         samples: sample translations included in the report.
         output_dir: where eval-SPLIT.json and .md go; default the model directory.
 
     Raises:
         S2SError: an unknown split, missing files, or data normalised with another scheme.
     """
-    if split not in SPLITS:
-        raise S2SError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    config = config or EvaluateConfig()
+    config.validate()
+    split, limit = config.split, config.limit
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     decoder = ModelDir(model_dir).greedy_decoder()
     data_spec = DatasetSpec.load(data_dir)
@@ -55,9 +55,10 @@ def evaluate(
     sources, references = load_references(data_dir, split, data_spec, limit)
     if not sources:
         raise S2SError(f"the {split} split of {data_dir} is empty")
+    log_config(logger, "evaluate", config)  # once the arguments are known good: a bad one is the only line printed
     logger.info("decoding %d distinct %s sources greedily", len(sources), split)
     started = time.perf_counter()
-    hypotheses = decoder.translate(sources, batch_size=batch_size, max_output_length=max_output_length)
+    hypotheses = decoder.translate(sources, batch_size=config.batch_size, max_output_length=config.max_output_length or None)
     seconds = time.perf_counter() - started
     report = {
         "model_dir": str(model_dir),

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from s2s.config import log_config
 from s2s.errors import S2SError
 from s2s.files import atomic_open
 from s2s.records import record_files
@@ -44,6 +45,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     check_records_match_spec(data_dir, spec)
     fingerprint = data_fingerprint(data_dir)
     state = _load_or_start(model_dir, config, fingerprint, resume)
+    log_config(logger, "train", config)  # once the arguments are known good: a bad one is the only line printed
 
     tf = import_tensorflow()
     import keras

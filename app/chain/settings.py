@@ -27,10 +27,10 @@ from typing import Any
 
 from s2s.config import build_config, read_toml, setting
 from s2s.errors import S2SError
-from s2s.spec import SPLITS
-
-DEVICE_CHOICES = ("auto", "cuda", "cpu")
-PRECISION_CHOICES = ("float32", "float16")
+from s2s.export.config import ExportConfig
+from s2s.pipelines.config import PrepareConfig
+from s2s.serving.config import TranslateConfig
+from s2s.training.config import EvaluateConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -50,50 +50,10 @@ class RunSettings:
 
 
 @dataclass(frozen=True)
-class EvaluateSettings:
-    """`[evaluate]`: which split is scored after training, and how."""
-
-    split: str = setting("test", "the split to score", SPLITS)
-    batch_size: int = setting(256, "sentences decoded together")
-    limit: int = setting(0, "score only the first N distinct sources; 0 scores all")
-
-    def validate(self) -> None:
-        if self.split not in SPLITS:
-            raise S2SError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
-        if self.batch_size < 1 or self.limit < 0:
-            raise S2SError("batch_size must be at least 1 and limit 0 or more")
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    """`[export]`: how much verification the ONNX export gets, and whether float16 files are written."""
-
-    verify_sources: int = setting(1000, "validation sources translated by Keras and ONNX and compared")
-    float16: bool = setting(True, "also write float16 variants for GPUs")
-
-    def validate(self) -> None:
-        if self.verify_sources < 1:
-            raise S2SError("verify_sources must be at least 1")
-
-
-@dataclass(frozen=True)
-class TranslateSettings:
-    """`[translate]`: the corpus translated with the fresh export; by default the held-out test sources."""
+class ChainTranslateConfig(TranslateConfig):
+    """`[translate]`: `s2s translate`'s settings, plus the corpus the chain translates with the fresh export."""
 
     input: str = setting("", "a file or glob to translate; empty translates the distinct sources of the test split")
-    device: str = setting("auto", "auto, cuda or cpu", DEVICE_CHOICES)
-    precision: str = setting("float32", "float16 uses the *_fp16.onnx files (GPUs)", PRECISION_CHOICES)
-    batch_size: int = setting(0, "sentences decoded together; 0 picks for the device")
-    beam_size: int = setting(1, "1 for greedy decoding, K for beam search")
-    max_output_length: int = setting(0, "most characters per translation; 0 uses the model's")
-
-    def validate(self) -> None:
-        if self.device not in DEVICE_CHOICES:
-            raise S2SError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
-        if self.precision not in PRECISION_CHOICES:
-            raise S2SError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
-        if self.batch_size < 0 or self.beam_size < 1 or self.max_output_length < 0:
-            raise S2SError("batch_size and max_output_length must be 0 or more and beam_size at least 1")
 
 
 @dataclass(frozen=True)
@@ -101,11 +61,11 @@ class ChainSettings:
     """Every table of a run config, parsed and validated."""
 
     run: RunSettings
-    prepare: Any  # pipelines.config.PrepareConfig
-    train: Any  # training.config.TrainConfig
-    evaluate: EvaluateSettings
-    export: ExportSettings
-    translate: TranslateSettings
+    prepare: PrepareConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    export: ExportConfig
+    translate: ChainTranslateConfig
     config_path: Path
 
     def stage_settings(self, stage: str) -> dict[str, Any]:
@@ -114,16 +74,14 @@ class ChainSettings:
 
 
 def _table_classes() -> dict[str, type]:
-    from s2s.pipelines.config import PrepareConfig
-    from s2s.training.config import TrainConfig
-
+    """One config class per table, each defined beside its stage's code and shared with its subcommand's flags."""
     return {
         "run": RunSettings,
         "prepare": PrepareConfig,
         "train": TrainConfig,
-        "evaluate": EvaluateSettings,
-        "export": ExportSettings,
-        "translate": TranslateSettings,
+        "evaluate": EvaluateConfig,
+        "export": ExportConfig,
+        "translate": ChainTranslateConfig,
     }
 
 

@@ -106,14 +106,7 @@ def _run_evaluate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
     from s2s.training.evaluate import evaluate
 
     settings = context.settings.evaluate
-    report = evaluate(
-        context.folder("train"),
-        context.folder("prepare"),
-        settings.split,
-        batch_size=settings.batch_size,
-        limit=settings.limit,
-        output_dir=work,
-    )
+    report = evaluate(context.folder("train"), context.folder("prepare"), settings, output_dir=work)
     return {"split": settings.split, "sources": report["sources"], **report["overall"]}
 
 
@@ -123,15 +116,13 @@ def _export_inputs(context: ChainContext) -> dict[str, Any]:
 
 def _run_export(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
     from s2s.export.export import export_model
-    from s2s.training.evaluate import report_name
+    from s2s.training.model_dir import report_name
 
-    settings = context.settings.export
     report = export_model(
         context.folder("train"),
         work,
+        context.settings.export,
         data_dir=context.folder("prepare"),
-        verify_sources=settings.verify_sources,
-        float16=settings.float16,
         evaluation=context.folder("evaluate") / report_name(context.settings.evaluate.split, "json"),
     )
     return {
@@ -151,28 +142,16 @@ def _translate_inputs(context: ChainContext) -> dict[str, Any]:
 
 
 def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
-    from s2s.serving.files import translate_file
-    from s2s.serving.progress import Progress
-    from s2s.serving.translator import Translator
+    from s2s.serving.jobs import translate_corpus
 
     settings = context.settings.translate
     source = settings.input
     if not source:
         source = str(work / SOURCES_FILE)
         _write_test_sources(context.folder("prepare"), Path(source))
-    translator = Translator(context.folder("export"), device=settings.device, precision=settings.precision)
-    progress = Progress()
-    stats = translate_file(
-        translator,
-        source,
-        str(work / TRANSLATIONS_FILE),
-        batch_size=settings.batch_size,
-        max_output_length=settings.max_output_length or None,
-        beam_size=settings.beam_size,
-        summary_path=str(work / SUMMARY_FILE),
-        progress=progress,
+    stats = translate_corpus(
+        context.folder("export"), source, str(work / TRANSLATIONS_FILE), settings, summary_path=str(work / SUMMARY_FILE)
     )
-    progress.close()
     summary = stats.to_dict()
     return {key: summary[key] for key in ("lines", "sentences_per_second", "device", "unknown_characters", "truncated_lines")}
 

@@ -1,0 +1,20 @@
+"""Settings of `s2s export`: the `[export]` table of a config file, overridden by flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from s2s.config import setting
+from s2s.errors import S2SError
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How much verification the ONNX export gets, and whether float16 files are written."""
+
+    verify_sources: int = setting(1000, "validation sources translated by Keras and ONNX and compared")
+    float16: bool = setting(True, "also write float16 variants for GPUs")
+
+    def validate(self) -> None:
+        if self.verify_sources < 1:
+            raise S2SError(f"verify_sources must be at least 1, got {self.verify_sources}")

@@ -1,0 +1,63 @@
+"""Settings of `s2s translate` and `s2s translate-beam`: the `[translate]` table of a config file, overridden by flags.
+
+numpy-free and onnxruntime-free, so the command line can build its flags
+from these fields without loading a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from s2s.config import setting
+from s2s.errors import S2SError
+from s2s.serving.options import DecodingOptions
+
+DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("float32", "float16")
+# Sentences decoded together when the caller gives no batch size. On the CPU larger batches stop paying off past a few
+# hundred; on a GPU the loop is launch-bound and throughput grows to tens of thousands (see benchmarks/bench_gpu.py).
+AUTO_BATCH_SIZE = {"cpu": 256, "cuda": 16384}
+
+
+def resolve_batch_size(requested: int, device: str) -> int:
+    """The batch size to decode with on `device` ("cpu" or "cuda"): `requested`, or the device's default for 0 ("automatic").
+
+    The one place "0 = automatic" is decided, for `s2s translate`, the chain, `translate-beam` and library callers.
+
+    Raises:
+        S2SError: a negative size.
+    """
+    if requested < 0:
+        raise S2SError(f"the batch size must be 0 (automatic) or more, got {requested}")
+    return requested or AUTO_BATCH_SIZE[device]
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    """Where and how a corpus is translated. "0" means automatic for the batch size and the model's own limit for the length."""
+
+    device: str = setting("auto", "auto: CUDA if usable, else the CPU; cuda: an error without a GPU", DEVICES)
+    precision: str = setting("float32", "float16 uses the *_fp16.onnx files (GPUs)", PRECISIONS)
+    batch_size: int = setting(0, "sentences decoded together; 0 picks for the device: 256 on the CPU, 16384 on a GPU")
+    beam_size: int = setting(1, "1 for greedy decoding, K for beam search over K hypotheses")
+    max_output_length: int = setting(0, "most characters per translation; 0 uses the model's")
+    length_penalty: float = setting(1.0, "beam score = log-probability / length ** A")
+
+    def validate(self) -> None:
+        """Raises S2SError naming the first setting out of range (the model-dependent checks come with the model)."""
+        if self.device not in DEVICES:
+            raise S2SError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise S2SError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.batch_size < 0:
+            raise S2SError(f"batch_size must be 0 (automatic) or more, got {self.batch_size}")
+        if self.max_output_length < 0:
+            raise S2SError(f"max_output_length must be 0 (the model's) or more, got {self.max_output_length}")
+        if self.beam_size < 1:
+            raise S2SError(f"beam_size must be at least 1, got {self.beam_size}")
+        if not self.length_penalty >= 0:
+            raise S2SError(f"length_penalty must be 0 or more, got {self.length_penalty}")
+
+    def decoding(self) -> DecodingOptions:
+        """The frozen decoding options these settings ask for."""
+        return DecodingOptions(self.max_output_length or None, self.beam_size, self.length_penalty)

@@ -1,0 +1,54 @@
+"""`translate_corpus`: the one call behind `s2s translate` and the chain's translate stage.
+
+Both read a `TranslateConfig`, open the model the same way, log the resolved
+settings and report progress the same way, so the command line and `s2s run`
+cannot drift apart in how they translate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from s2s.serving.config import TranslateConfig
+from s2s.serving.progress import Progress
+from s2s.serving.stats import TranslationStats
+from s2s.serving.translator import Translator
+
+logger = logging.getLogger(__name__)
+
+
+def translate_corpus(
+    model_dir: str | Path,
+    source_path: str,
+    output_path: str,
+    config: TranslateConfig,
+    *,
+    input_format: str = "text",
+    column: int = 0,
+    summary_path: str | None = None,
+) -> TranslationStats:
+    """Opens the model as `config` says and translates `source_path` into `output_path` with a progress display.
+
+    Raises:
+        S2SError: a bad setting, a missing or damaged model, or any problem `Translator.translate_file` reports.
+    """
+    translator = Translator.from_config(model_dir, config)
+    batch_size = translator.resolve_batch_size(config.batch_size)
+    progress = Progress()
+    try:
+        decoding = config.decoding()
+        return translator.translate_file(
+            source_path,
+            output_path,
+            max_batch_size=batch_size,
+            max_output_length=decoding.max_output_length,
+            beam_size=decoding.beam_size,
+            length_penalty=decoding.length_penalty,
+            input_format=input_format,
+            column=column,
+            summary_path=summary_path,
+            progress=progress,
+        )
+    finally:
+        progress.close()

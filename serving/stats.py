@@ -1,0 +1,35 @@
+"""`TranslationStats`: what a translation run counted, returned to callers and written as its summary and resume checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+COUNTERS = ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines")
+
+
+@dataclass
+class TranslationStats:
+    """What one call translated; `translate_file` returns it and writes it as the run summary."""
+
+    lines: int = 0
+    empty_lines: int = 0
+    characters: int = 0
+    unknown_characters: int = 0
+    truncated_lines: int = 0
+    invalid_utf8_lines: int = 0
+    seconds: float = 0.0
+    device: str = ""
+    model_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        """The counts, by name, as saved in a resume checkpoint."""
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def to_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {**self.counters(), "device": self.device, "model_id": self.model_id}
+        values["seconds"] = round(self.seconds, 3)
+        translated = self.lines - self.extra.get("resumed_at_line", 0)  # a resumed run's rate counts the lines it translated
+        values["sentences_per_second"] = round(translated / self.seconds, 1) if self.seconds else None
+        return {**values, **self.extra}
