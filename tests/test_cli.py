@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.toy import IN_PROCESS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -66,7 +68,7 @@ def test_misspelt_option_is_not_passed_silently_to_beam(tmp_path: Path, corpus: 
 def test_garbage_file_is_counted_not_an_error(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.gz"
     garbage.write_bytes(gzip.compress(bytes(range(256)) * 40))
-    result = s2s("prepare", "--input", str(garbage), "--output", str(tmp_path / "out"))
+    result = s2s("prepare", "--input", str(garbage), "--output", str(tmp_path / "out"), *IN_PROCESS)
     assert result.returncode == 0, result.stderr
     assert "kept 0 pairs" in result.stdout and "rejected" in result.stdout
     assert "Traceback" not in result.stderr
@@ -75,7 +77,7 @@ def test_garbage_file_is_counted_not_an_error(tmp_path: Path) -> None:
 def test_prepare_and_synth_succeed_and_report(tmp_path: Path) -> None:
     corpus = tmp_path / "r4.tsv"
     assert s2s("synth", "reverse-4", "--n", "300", "--output", str(corpus)).returncode == 0
-    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--min-char-count", "1")
+    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--min-char-count", "1", *IN_PROCESS)
     assert result.returncode == 0, result.stderr
     assert "read 300 lines" in result.stdout
     assert (tmp_path / "out" / "manifest.json").exists()

@@ -8,6 +8,14 @@ Each is written to a temporary name and renamed, and state.json comes last,
 so after a kill at any moment state.json describes files that exist whole.
 A resumed run loads last.keras and continues at the next epoch with the
 optimizer's step count and moments intact.
+
+Why not Keras's own `BackupAndRestore`, `ModelCheckpoint`, `EarlyStopping`
+and `CSVLogger`: the first two save in place, so a kill mid-save leaves a
+broken file that the next run loads; `EarlyStopping` starts its patience and
+best loss afresh in every process, so a resumed run would stop late; and a
+`CSVLogger` row written before a kill repeats after the resume. One callback
+keeping all four in `state.json`, written last, has none of these faults.
+TensorBoard logging does come from Keras (`keras.callbacks.TensorBoard`).
 """
 
 from __future__ import annotations
