@@ -19,7 +19,7 @@ import numpy as np
 
 from s2s import onnx_contract as contract
 from s2s.errors import first_line
-from s2s.onehot import one_hot, start_tokens
+from s2s.onehot import one_hot, start_tokens, texts_of_ids
 from s2s.serving.decoding import NumpyGreedy
 from s2s.serving.sessions import DecoderSession, EncoderSession, open_session
 from s2s.vocab import PAD_ID
@@ -81,7 +81,7 @@ def _batched_strings(sources: list[str], info: Any, ids_of_batch: Callable[[np.n
     """Decoded translations of `sources`, encoded to ids `batch_size` at a time and passed to `ids_of_batch`."""
     results = []
     for start in range(0, len(sources), batch_size):
-        results += [info.target_vocabulary.decode(row) for row in ids_of_batch(info.encode(sources[start : start + batch_size]))]
+        results += texts_of_ids(np.asarray(ids_of_batch(info.encode(sources[start : start + batch_size]))), info.target_vocabulary)
     return results
 
 

@@ -1,9 +1,10 @@
-"""Source text to encoder input, for every stage (numpy only): character ids, and their one-hot for Keras.
+"""Text to ids and ids back to text, for every stage (numpy only): character ids, their one-hot for Keras, decoded output.
 
 ONNX contract version 2 takes integer ids, so a host builds `encode_ids`'
 small int32 array and never a one-hot one; the Keras models of training and
 export verification take `one_hot(ids)`, the same rows the TFRecords hold.
-Both are whole-batch numpy operations: no Python runs per character.
+`texts_of_ids` turns a batch of decoded ids back into strings. All are
+whole-batch numpy operations: no Python runs per character.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from s2s.vocab import PAD_ID, START_ID, UNKNOWN_ID, Vocabulary
+from s2s.vocab import END_ID, PAD_ID, START_ID, UNKNOWN_ID, Vocabulary
 
 ID_DTYPE = np.int32  # the ONNX contract's id type: Int32Array in JavaScript, no BigInt
 
@@ -73,3 +74,48 @@ def one_hot(ids: np.ndarray, vocab_size: int) -> np.ndarray:
 def encode_sources(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
     """Float32 one-hot `(batch, longest source, vocab)` of cleaned sources: the Keras models' encoder input."""
     return one_hot(encode_ids(sources, vocabulary, max_length=max_length, reverse=reverse), len(vocabulary))
+
+
+_REPLACEMENT = 0xFFFD  # what `<unk>` decodes to, as in `Vocabulary.decode`
+_SEPARATOR = ord("\n")  # the end token's character: never inside a decoded text, so it can delimit them
+
+
+@lru_cache(maxsize=16)
+def _code_points_of_ids(vocabulary: Vocabulary) -> np.ndarray:
+    """Each id's code point; 0 for the ids that decode to nothing (pad, start, end)."""
+    table = np.zeros(len(vocabulary), dtype=np.uint32)
+    table[UNKNOWN_ID] = _REPLACEMENT
+    table[len(vocabulary) - len(vocabulary.characters) :] = [ord(char) for char in vocabulary.characters]
+    return table
+
+
+def texts_of_ids(ids: np.ndarray, vocabulary: Vocabulary) -> list[str]:
+    """`[vocabulary.decode(row) for row in ids]` for a `(batch, steps)` id array, with one string decode for the batch.
+
+    Each row stops at its first end token; pad and start ids are skipped and
+    `<unk>` becomes U+FFFD, as `Vocabulary.decode` does.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"texts_of_ids takes a (batch, steps) array, got shape {ids.shape}")
+    batch, steps = ids.shape
+    if not steps:
+        return [""] * batch
+    is_end = ids == END_ID
+    ends = np.where(is_end.any(axis=1), is_end.argmax(axis=1), steps)
+    code_points = np.empty((batch, steps + 1), dtype=np.uint32)
+    code_points[:, :steps] = _code_points_of_ids(vocabulary)[ids]
+    code_points[:, steps] = _SEPARATOR
+    keep = np.ones((batch, steps + 1), dtype=bool)
+    keep[:, :steps] = (np.arange(steps) < ends[:, None]) & (code_points[:, :steps] != 0)
+    text = code_points[keep].astype("<u4").tobytes().decode("utf-32-le")
+    return text.split("\n")[:batch]
+
+
+def ids_array(sequences: Sequence[Sequence[int]]) -> np.ndarray:
+    """Variable-length id lists as one `(batch, longest)` array, end-token padded: what `texts_of_ids` takes."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    array = np.full((len(sequences), int(lengths.max(initial=0))), END_ID, dtype=ID_DTYPE)
+    if len(sequences):
+        array[np.arange(array.shape[1]) < lengths[:, None]] = np.concatenate([np.asarray(row, dtype=ID_DTYPE) for row in sequences] or [[]])
+    return array

@@ -31,8 +31,8 @@ class NumpyGreedy:
     def __init__(self, encoder: EncoderSession, decoder: DecoderSession):
         self.encoder, self.decoder = encoder, decoder
 
-    def __call__(self, source_ids: np.ndarray, max_output_length: int) -> list[list[int]]:
-        """Target ids of each sentence, without the end token, at most `max_output_length` each."""
+    def __call__(self, source_ids: np.ndarray, max_output_length: int) -> np.ndarray:
+        """Target ids `(batch, max_output_length)`, end-token padded after each sentence's end."""
         batch = len(source_ids)
         states, memory = self.encoder(source_ids)
         tokens = start_tokens(batch)
@@ -49,7 +49,7 @@ class NumpyGreedy:
                 memory = [value[running] for value in memory]
                 if not len(active):
                     break
-        return ids_before_end(emitted)
+        return emitted
 
 
 class BoundGreedy:
@@ -67,7 +67,8 @@ class BoundGreedy:
         self.next_states = contract.next_state_names(num_layers)
         self.device = device
 
-    def __call__(self, source_ids: np.ndarray, max_output_length: int) -> list[list[int]]:
+    def __call__(self, source_ids: np.ndarray, max_output_length: int) -> np.ndarray:
+        """Target ids `(batch, max_output_length)`, end-token padded after each sentence's end."""
         import onnxruntime
 
         batch = len(source_ids)
@@ -97,7 +98,7 @@ class BoundGreedy:
                 break
             values[contract.PREVIOUS_TOKEN] = outputs[contract.NEXT_TOKEN]
             values.update({name: outputs[next_name] for name, next_name in zip(self.states, self.next_states, strict=True)})
-        return ids_before_end(emitted)
+        return emitted
 
 
 def ids_before_end(emitted: np.ndarray) -> list[list[int]]:

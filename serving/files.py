@@ -145,19 +145,29 @@ def _raw_lines(paths: list[str]) -> Iterator[bytes]:
                 stream.close()
 
 
-def _source_of(raw: bytes, input_format: str, column: int, stats: TranslationStats) -> str:
+def _sources_of(raw_lines: list[bytes], input_format: str, column: int, stats: TranslationStats) -> list[str]:
+    """The source text of each raw line: one UTF-8 decode for the whole window, line by line only where it is invalid."""
     try:
-        text = raw.decode("utf-8")
+        texts = b"\n".join(raw_lines).decode("utf-8").split("\n")
     except UnicodeDecodeError:
-        text = raw.decode("utf-8", errors="replace")
-        stats.invalid_utf8_lines += 1
-    if input_format == "tsv":
+        texts = []
+        for raw in raw_lines:
+            try:
+                texts.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append(raw.decode("utf-8", errors="replace"))
+                stats.invalid_utf8_lines += 1
+    if input_format != "tsv":
+        return texts
+    sources = []
+    for text in texts:
         columns = text.split("\t")
         if column >= len(columns):
             stats.extra["missing_column_lines"] = stats.extra.get("missing_column_lines", 0) + 1
-            return ""
-        return columns[column]
-    return text
+            sources.append("")
+        else:
+            sources.append(columns[column])
+    return sources
 
 
 def _fingerprint(paths: list[str], translator: Translator, job: FileJob) -> str:
@@ -341,7 +351,7 @@ def _translate_stream(
 
     def flush() -> None:
         nonlocal lines_done
-        sources = [_source_of(raw, job.input_format, job.column, stats) for raw in chunk]
+        sources = _sources_of(chunk, job.input_format, job.column, stats)
         translations = translator.translate_texts(sources, job.batch_size, job.options, stats)
         stream.write("".join(f"{translation}\n" for translation in translations).encode("utf-8"))
         lines_done += len(chunk)

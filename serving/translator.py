@@ -11,6 +11,7 @@ from its metadata), so a host never re-implements the pipeline's cleaning.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ import numpy as np
 
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
-from s2s.onehot import ids_of_text
+from s2s.onehot import ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
-from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, sequence_score
+from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, ids_before_end, sequence_score
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import DecodingOptions
 from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
@@ -137,7 +138,7 @@ class Translator:
     def prepare_sources(self, sources: Sequence[str], stats: TranslationStats | None = None) -> list[str]:
         """Normalised sources cut to the model's max_source_length, counting characters, unknowns and truncations."""
         limit = self.info.max_source_length
-        texts = [self.info.normalizer(source) for source in sources]
+        texts = self.info.normalizer.normalize_lines(sources)
         if stats is not None:
             lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
             stats.lines += len(texts)
@@ -213,26 +214,32 @@ class Translator:
         limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
         max_batch_size, beam_size, length_penalty = batch_size, options.beam_size, options.length_penalty
         texts = self.prepare_sources(source, stats)
-        results = [""] * len(texts)
-        order = sorted((index for index, text in enumerate(texts) if text), key=lambda index: len(texts[index]))
+        results = np.full(len(texts), "", dtype=object)
+        # Sorted by length (stable, so equal lengths keep their order) for batches with little padding; empty sources stay "".
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        nonempty = np.flatnonzero(lengths)
+        order = nonempty[np.argsort(lengths[nonempty], kind="stable")]
         for start in range(0, len(order), max_batch_size):
             indices = order[start : start + max_batch_size]
-            batch = self.info.encode([texts[index] for index in indices])
-            for index, ids in zip(indices, self._decode(batch, limit, beam_size, length_penalty), strict=True):
-                results[index] = self.info.target_vocabulary.decode(ids)
-        return results
+            batch = self.info.encode(operator.itemgetter(*indices)(texts) if len(indices) > 1 else [texts[indices[0]]])
+            results[indices] = texts_of_ids(self._decode(batch, limit, beam_size, length_penalty), self.info.target_vocabulary)
+        return results.tolist()
 
-    def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> list[list[int]]:
+    def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> np.ndarray:
+        """Target ids `(batch, steps)`, end-token padded."""
         greedy = self._greedy(batch, limit)
         if beam_size == 1:
             return greedy
         beams = beam_search(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), limit, beam_size, length_penalty)
         # The greedy hypothesis stays a candidate, so beam search never returns a worse-scoring translation than greedy.
-        greedy_scores = sequence_score(self.encoder, self.decoder, batch, greedy, limit, length_penalty)
-        return [
-            ids if score >= greedy_score else greedy_ids
-            for (ids, score), greedy_ids, greedy_score in zip(beams, greedy, greedy_scores, strict=True)
-        ]
+        greedy_ids = ids_before_end(greedy)
+        greedy_scores = sequence_score(self.encoder, self.decoder, batch, greedy_ids, limit, length_penalty)
+        return ids_array(
+            [
+                ids if score >= greedy_score else greedy_row
+                for (ids, score), greedy_row, greedy_score in zip(beams, greedy_ids, greedy_scores, strict=True)
+            ]
+        )
 
     def score(
         self, source: Sequence[str], translations: Sequence[list[int]], *, max_output_length: int | None = None, length_penalty: float = 1.0
