@@ -20,22 +20,19 @@ ID_DTYPE = np.int32  # the ONNX contract's id type: Int32Array in JavaScript, no
 
 
 @lru_cache(maxsize=16)
-def _code_point_table(vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted code points of the vocabulary's characters, their ids), for `np.searchsorted` lookups."""
-    code_points = np.array([ord(char) for char in vocabulary.characters], dtype=np.uint32)
-    ids = np.arange(len(vocabulary) - len(vocabulary.characters), len(vocabulary), dtype=ID_DTYPE)
-    order = np.argsort(code_points, kind="stable")
-    return code_points[order], ids[order]
+def _id_of_code_point(vocabulary: Vocabulary) -> np.ndarray:
+    """A dense int32 table from code point to id, up to the vocabulary's highest code point; `<unk>` elsewhere."""
+    code_points = np.array([ord(char) for char in vocabulary.characters], dtype=np.int64)
+    table = np.full(int(code_points.max(initial=0)) + 2, UNKNOWN_ID, dtype=ID_DTYPE)  # the last entry stays <unk>
+    table[code_points] = np.arange(len(vocabulary) - len(vocabulary.characters), len(vocabulary), dtype=ID_DTYPE)
+    return table
 
 
 def ids_of_text(text: str, vocabulary: Vocabulary) -> np.ndarray:
     """The ids of every character of `text`, `<unk>` for characters the vocabulary lacks, as one int32 array."""
     codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    known, ids = _code_point_table(vocabulary)
-    if not len(known):
-        return np.full(len(codes), UNKNOWN_ID, dtype=ID_DTYPE)
-    position = np.minimum(np.searchsorted(known, codes), len(known) - 1)
-    return np.where(known[position] == codes, ids[position], UNKNOWN_ID).astype(ID_DTYPE, copy=False)
+    table = _id_of_code_point(vocabulary)
+    return table[np.minimum(codes, len(table) - 1)]
 
 
 def encode_ids(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
@@ -62,6 +59,21 @@ def encode_ids(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: in
 def start_tokens(batch: int) -> np.ndarray:
     """The decoder's first input, int32 ids `(batch,)`: the start token for every sentence, in every decoding loop."""
     return np.full(batch, START_ID, dtype=ID_DTYPE)
+
+
+def gather_rows(flat_ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, *, reverse: bool) -> np.ndarray:
+    """A `(rows, longest)` 0-padded id batch cut out of one flat id array, by each row's start and length.
+
+    How a host encodes a batch of sentences it has already turned into ids
+    window by window: one fancy-indexing gather, whatever the row order.
+    """
+    steps = int(lengths.max(initial=0)) or 1
+    columns = np.arange(steps)
+    inside = columns < lengths[:, None]
+    source = (starts[:, None] + (lengths[:, None] - 1 - columns if reverse else columns))[inside]
+    batch = np.full((len(lengths), steps), PAD_ID, dtype=ID_DTYPE)
+    batch[inside] = flat_ids[source]
+    return batch
 
 
 def one_hot(ids: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -103,6 +115,8 @@ def texts_of_ids(ids: np.ndarray, vocabulary: Vocabulary) -> list[str]:
         return [""] * batch
     is_end = ids == END_ID
     ends = np.where(is_end.any(axis=1), is_end.argmax(axis=1), steps)
+    steps = int(ends.max(initial=0))  # columns past every row's end hold nothing to decode
+    ids = ids[:, :steps]
     code_points = np.empty((batch, steps + 1), dtype=np.uint32)
     code_points[:, :steps] = _code_points_of_ids(vocabulary)[ids]
     code_points[:, steps] = _SEPARATOR

@@ -31,14 +31,16 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
+import numpy as np
+
 SCHEME_NAME = "s2s-text"
 SCHEME_VERSION = 1
 
 _APOSTROPHES = "\u2018\u2019\u201a\u201b\u2032\u02bc"
 _DOUBLE_QUOTES = "\u201c\u201d\u201e\u201f\u2033"
 _WHITESPACE_RUN = re.compile(r"\s+")
-_SPACE_RUN_IN_LINE = re.compile(r"[^\S\n]+")  # whitespace other than the line separator of a window
-_SPACE_AT_LINE_EDGE = re.compile(r" ?\n ?")
+_SPACE, _NEWLINE = ord(" "), ord("\n")
+_DELETED = 0xFFFFFFFF  # marks a removed (Cf) character in the code point map
 
 
 @cache
@@ -58,6 +60,32 @@ def _character_table(fold_quotes: bool) -> dict[int, str | None]:
     if fold_quotes:
         table.update({ord(char): "'" for char in _APOSTROPHES})
         table.update({ord(char): '"' for char in _DOUBLE_QUOTES})
+    return table
+
+
+@cache
+def _code_point_map(fold_quotes: bool) -> np.ndarray:
+    """Steps 2-4 and the whitespace half of step 5 as one uint32 lookup over all code points, for whole windows.
+
+    Every Zs and every other whitespace character but "\\n" becomes a space
+    (step 5 would collapse it to one anyway); Cf characters become `_DELETED`;
+    quotes fold when asked. The per-line `__call__` is the definition; a test
+    holds the two equal.
+    """
+    table = np.arange(sys.maxunicode + 1, dtype=np.uint32)
+    for code in range(sys.maxunicode + 1):
+        if chr(code).isspace() and code != _NEWLINE:
+            table[code] = _SPACE
+    for code, replacement in _character_table(fold_quotes).items():
+        table[code] = _DELETED if replacement is None else ord(replacement)
+    return table
+
+
+@cache
+def _ascii_map() -> np.ndarray:
+    """`_code_point_map` restricted to ASCII, as uint8: only whitespace other than "\\n" changes (to a space)."""
+    table = np.arange(128, dtype=np.uint8)
+    table[[code for code in range(128) if chr(code).isspace() and code != _NEWLINE]] = _SPACE
     return table
 
 
@@ -89,22 +117,37 @@ class TextNormalizer:
         return _WHITESPACE_RUN.sub(" ", text).strip()
 
     def normalize_lines(self, lines: Sequence[str]) -> list[str]:
-        """`[self(line) for line in lines]`, done as a few whole-window string operations instead of one call per line.
+        """`[self(line) for line in lines]`, computed for the whole window at once with numpy: no Python runs per line or character.
 
-        The lines are joined by "\n", which no step touches: NFC never
-        composes across it, it is neither Zs nor Cf, and whitespace runs are
-        collapsed around it, not through it. A line holding a "\n" itself is
-        normalised one by one, to keep the line count.
+        The lines are joined by "\\n", which no step touches: NFC never
+        composes across it, it is neither Zs nor Cf, and whitespace is
+        collapsed and stripped around it, not through it. Steps 2-5 then run on
+        the window's code points: one table lookup maps spaces, removes format
+        characters and folds quotes; two masks collapse space runs and strip
+        each line's ends. A line holding a "\\n" itself is normalised one by
+        one, to keep the line count.
         """
         if not lines:
             return []
         text = "\n".join(lines)
         if text.count("\n") != len(lines) - 1:
             return [self(line) for line in lines]
-        if not text.isascii():
-            text = unicodedata.normalize("NFC", text).translate(_character_table(self.fold_quotes))
-        text = _SPACE_AT_LINE_EDGE.sub("\n", _SPACE_RUN_IN_LINE.sub(" ", text)).strip(" ")
-        return text.split("\n")
+        ascii_only = text.isascii()
+        if ascii_only:  # already NFC, and one byte per character
+            codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+            codes = _ascii_map()[codes]
+        else:
+            codes = np.frombuffer(unicodedata.normalize("NFC", text).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            codes = _code_point_map(self.fold_quotes)[codes]
+            codes = codes[codes != _DELETED]
+        space = codes == _SPACE
+        codes = codes[~(space & np.concatenate(([False], space[:-1])))]  # a space right after a space goes: runs collapse
+        space, newline = codes == _SPACE, codes == _NEWLINE
+        at_line_start = np.concatenate(([True], newline[:-1]))
+        at_line_end = np.concatenate((newline[1:], [True]))
+        codes = codes[~(space & (at_line_start | at_line_end))]
+        decoded = codes.tobytes().decode("ascii") if ascii_only else codes.tobytes().decode("utf-32-le", "surrogatepass")
+        return decoded.split("\n")
 
     def to_dict(self) -> dict[str, Any]:
         """The scheme as written into spec.json and the ONNX metadata."""

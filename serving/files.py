@@ -127,15 +127,28 @@ def is_stream(path: str) -> bool:
     return path == STDIO or not os.path.isfile(path)
 
 
-def _raw_lines(paths: list[str]) -> Iterator[bytes]:
+READ_BLOCK = 1 << 20
+
+
+def _raw_lines(paths: list[str]) -> Iterator[list[bytes]]:
+    """The inputs' lines without their line ends, a block of about a MiB of lines at a time, in order.
+
+    Blocks are split with one `bytes.split` each, so no Python runs per line;
+    a file's last line counts even without a final newline.
+    """
     for path in paths:
         stream: IO[bytes] = sys.stdin.buffer if path == STDIO else open(path, "rb")  # noqa: SIM115 - closed below
         name = "standard input" if path == STDIO else path
         try:
             if stream.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC:
                 stream = gzip.GzipFile(fileobj=stream, mode="rb")
-            for line in stream:
-                yield line.rstrip(b"\n").rstrip(b"\r")
+            rest = b""
+            while block := stream.read1(READ_BLOCK):  # read1: a pipe's lines are translated as they come, not per MiB
+                lines = (rest + block).split(b"\n")
+                rest = lines.pop()
+                yield _without_carriage_returns(lines) if b"\r" in block else lines
+            if rest:
+                yield _without_carriage_returns([rest])
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # EOFError: the stream ended before gzip's end marker
             raise S2SError(f"input {name} is a corrupt or truncated gzip file ({error})") from None
         except OSError as error:
@@ -143,6 +156,27 @@ def _raw_lines(paths: list[str]) -> Iterator[bytes]:
         finally:
             if path != STDIO:
                 stream.close()
+
+
+def _without_carriage_returns(lines: list[bytes]) -> list[bytes]:
+    """Windows line ends (CRLF) lose their CR; only blocks that hold a CR pay for this."""
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
+def _windows(paths: list[str], window: int, skip: int) -> Iterator[list[bytes]]:
+    """Windows of `window` lines counted from the first input line, after the first `skip` lines (a whole number of windows)."""
+    pending: list[bytes] = []
+    to_skip = skip
+    for lines in _raw_lines(paths):
+        if to_skip:
+            dropped = min(to_skip, len(lines))
+            lines, to_skip = lines[dropped:], to_skip - dropped
+        pending += lines
+        while len(pending) >= window:
+            yield pending[:window]
+            del pending[:window]
+    if pending:
+        yield pending
 
 
 def _sources_of(raw_lines: list[bytes], input_format: str, column: int, stats: TranslationStats) -> list[str]:
@@ -346,28 +380,14 @@ def _translate_stream(
     # Logged once the arguments are known good and the output is ours, so that a refusal is the only line printed.
     log_config(logger, "translate", job, resolved={"device": translator.device, "precision": translator.precision, "model": str(translator.onnx_dir)})
     started = time.perf_counter()
-    lines_done = 0
-    chunk: list[bytes] = []
-
-    def flush() -> None:
-        nonlocal lines_done
+    lines_done = skip  # resuming: these lines were translated before the interruption
+    for chunk in _windows(paths, job.window, skip):
         sources = _sources_of(chunk, job.input_format, job.column, stats)
         translations = translator.translate_texts(sources, job.batch_size, job.options, stats)
-        stream.write("".join(f"{translation}\n" for translation in translations).encode("utf-8"))
+        stream.write(("\n".join(translations) + "\n").encode("utf-8"))
         lines_done += len(chunk)
-        chunk.clear()
         if checkpoint is not None:
             checkpoint(lines_done)
         if progress is not None:
             progress(lines_done, time.perf_counter() - started)
-
-    for raw in _raw_lines(paths):
-        if lines_done < skip:  # resuming: these lines were translated before the interruption
-            lines_done += 1
-            continue
-        chunk.append(raw)
-        if len(chunk) == job.window:
-            flush()
-    if chunk:
-        flush()
     stream.flush()

@@ -11,8 +11,7 @@ from its metadata), so a host never re-implements the pipeline's cleaning.
 from __future__ import annotations
 
 import logging
-import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from s2s import onnx_contract as contract
 from s2s.errors import S2SError
-from s2s.onehot import ids_array, ids_of_text, texts_of_ids
+from s2s.onehot import gather_rows, ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, ids_before_end, sequence_score
 from s2s.serving.model_info import ModelInfo
@@ -215,15 +214,23 @@ class Translator:
         max_batch_size, beam_size, length_penalty = batch_size, options.beam_size, options.length_penalty
         texts = self.prepare_sources(source, stats)
         results = np.full(len(texts), "", dtype=object)
-        # Sorted by length (stable, so equal lengths keep their order) for batches with little padding; empty sources stay "".
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        nonempty = np.flatnonzero(lengths)
-        order = nonempty[np.argsort(lengths[nonempty], kind="stable")]
-        for start in range(0, len(order), max_batch_size):
-            indices = order[start : start + max_batch_size]
-            batch = self.info.encode(operator.itemgetter(*indices)(texts) if len(indices) > 1 else [texts[indices[0]]])
+        for indices, batch in self.encoded_batches(texts, max_batch_size):
             results[indices] = texts_of_ids(self._decode(batch, limit, beam_size, length_penalty), self.info.target_vocabulary)
         return results.tolist()
+
+    def encoded_batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row indices, int32 encoder input) for prepared texts, by length so batches carry little padding; empty texts left out.
+
+        The window is turned into ids once, and each batch is one gather from them.
+        """
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        nonempty = np.flatnonzero(lengths)
+        order = nonempty[np.argsort(lengths[nonempty], kind="stable")]  # stable: equal lengths keep their order
+        flat_ids = ids_of_text("".join(texts), self.info.source_vocabulary)
+        starts = np.cumsum(lengths) - lengths
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            yield indices, gather_rows(flat_ids, starts[indices], lengths[indices], reverse=self.info.reverse_source)
 
     def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> np.ndarray:
         """Target ids `(batch, steps)`, end-token padded."""
