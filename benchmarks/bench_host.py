@@ -75,10 +75,10 @@ def ours(path: Path, output: Path, translator: Translator, decoded: list[np.ndar
             chunk = next(windows)
             seconds["read"] += clock() - started
             started = clock()
-            texts = translator.prepare_sources(_sources_of(chunk, "text", 0, stats), stats)
+            window = translator.prepare_window(_sources_of(chunk, "text", 0, stats), stats)
             seconds["normalise"] += clock() - started
             started = clock()
-            for _ in translator.encoded_batches(texts, BATCH):
+            for _ in translator.encoded_batches(window, BATCH):
                 pass
             seconds["encode"] += clock() - started
             started = clock()

@@ -32,7 +32,7 @@ def ids_of_text(text: str, vocabulary: Vocabulary) -> np.ndarray:
     """The ids of every character of `text`, `<unk>` for characters the vocabulary lacks, as one int32 array."""
     codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
     table = _id_of_code_point(vocabulary)
-    return table[np.minimum(codes, len(table) - 1)]
+    return table.take(np.minimum(codes, len(table) - 1))  # take: several times faster than [] indexing here
 
 
 def encode_ids(sources: Sequence[str], vocabulary: Vocabulary, *, max_length: int, reverse: bool) -> np.ndarray:
@@ -72,7 +72,7 @@ def gather_rows(flat_ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, *
     inside = columns < lengths[:, None]
     source = (starts[:, None] + (lengths[:, None] - 1 - columns if reverse else columns))[inside]
     batch = np.full((len(lengths), steps), PAD_ID, dtype=ID_DTYPE)
-    batch[inside] = flat_ids[source]
+    batch[inside] = flat_ids.take(source)
     return batch
 
 
@@ -118,7 +118,7 @@ def texts_of_ids(ids: np.ndarray, vocabulary: Vocabulary) -> list[str]:
     steps = int(ends.max(initial=0))  # columns past every row's end hold nothing to decode
     ids = ids[:, :steps]
     code_points = np.empty((batch, steps + 1), dtype=np.uint32)
-    code_points[:, :steps] = _code_points_of_ids(vocabulary)[ids]
+    code_points[:, :steps] = _code_points_of_ids(vocabulary).take(ids)
     code_points[:, steps] = _SEPARATOR
     keep = np.ones((batch, steps + 1), dtype=bool)
     keep[:, :steps] = (np.arange(steps) < ends[:, None]) & (code_points[:, :steps] != 0)

@@ -135,10 +135,10 @@ class TextNormalizer:
         ascii_only = text.isascii()
         if ascii_only:  # already NFC, and one byte per character
             codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-            codes = _ascii_map()[codes]
+            codes = _ascii_map().take(codes)
         else:
             codes = np.frombuffer(unicodedata.normalize("NFC", text).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            codes = _code_point_map(self.fold_quotes)[codes]
+            codes = _code_point_map(self.fold_quotes).take(codes)
             codes = codes[codes != _DELETED]
         space = codes == _SPACE
         codes = codes[~(space & np.concatenate(([False], space[:-1])))]  # a space right after a space goes: runs collapse

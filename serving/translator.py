@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ from s2s.vocab import UNKNOWN_ID
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedWindow:
+    """A window of normalised sources as ids: all of them in one flat array, with each sentence's start and (cut) length."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
 
 
 class Translator:
@@ -134,18 +144,26 @@ class Translator:
     def model_id(self) -> str:
         return self.info.model_id
 
-    def prepare_sources(self, sources: Sequence[str], stats: TranslationStats | None = None) -> list[str]:
-        """Normalised sources cut to the model's max_source_length, counting characters, unknowns and truncations."""
-        limit = self.info.max_source_length
+    def prepare_window(self, sources: Sequence[str], stats: TranslationStats | None = None) -> PreparedWindow:
+        """Normalises a window of sources and turns it into ids once, counting characters, unknowns and truncations.
+
+        Sentences longer than max_source_length are cut to it when batched (counted as truncated).
+        """
         texts = self.info.normalizer.normalize_lines(sources)
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        ids = ids_of_text("".join(texts), self.info.source_vocabulary)
         if stats is not None:
-            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
             stats.lines += len(texts)
             stats.empty_lines += int((lengths == 0).sum())
             stats.characters += int(lengths.sum())
-            stats.unknown_characters += int((ids_of_text("".join(texts), self.info.source_vocabulary) == UNKNOWN_ID).sum())
-            stats.truncated_lines += int((lengths > limit).sum())
-        return [text[:limit] for text in texts]
+            stats.unknown_characters += int((ids == UNKNOWN_ID).sum())
+            stats.truncated_lines += int((lengths > self.info.max_source_length).sum())
+        return PreparedWindow(ids, np.cumsum(lengths) - lengths, np.minimum(lengths, self.info.max_source_length))
+
+    def prepare_sources(self, sources: Sequence[str]) -> list[str]:
+        """Normalised sources cut to the model's max_source_length: the text the model sees."""
+        limit = self.info.max_source_length
+        return [text[:limit] for text in self.info.normalizer.normalize_lines(sources)]
 
     def translate_batch(
         self,
@@ -212,25 +230,23 @@ class Translator:
         """`translate_batch` with its values already resolved and checked: the loop every caller ends in."""
         limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
         max_batch_size, beam_size, length_penalty = batch_size, options.beam_size, options.length_penalty
-        texts = self.prepare_sources(source, stats)
-        results = np.full(len(texts), "", dtype=object)
-        for indices, batch in self.encoded_batches(texts, max_batch_size):
+        window = self.prepare_window(source, stats)
+        results = np.full(len(window.lengths), "", dtype=object)
+        for indices, batch in self.encoded_batches(window, max_batch_size):
             results[indices] = texts_of_ids(self._decode(batch, limit, beam_size, length_penalty), self.info.target_vocabulary)
         return results.tolist()
 
-    def encoded_batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(row indices, int32 encoder input) for prepared texts, by length so batches carry little padding; empty texts left out.
+    def encoded_batches(self, window: PreparedWindow, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row indices, int32 encoder input) of a prepared window, by length so batches carry little padding; empty rows left out.
 
-        The window is turned into ids once, and each batch is one gather from them.
+        Each batch is one gather from the window's ids.
         """
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        lengths = window.lengths
         nonempty = np.flatnonzero(lengths)
         order = nonempty[np.argsort(lengths[nonempty], kind="stable")]  # stable: equal lengths keep their order
-        flat_ids = ids_of_text("".join(texts), self.info.source_vocabulary)
-        starts = np.cumsum(lengths) - lengths
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            yield indices, gather_rows(flat_ids, starts[indices], lengths[indices], reverse=self.info.reverse_source)
+            yield indices, gather_rows(window.ids, window.starts[indices], lengths[indices], reverse=self.info.reverse_source)
 
     def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> np.ndarray:
         """Target ids `(batch, steps)`, end-token padded."""
