@@ -49,7 +49,7 @@ def main() -> None:
     print("| beam | seconds | sentences/s | cost against greedy | goal |")
     print("|---|---|---|---|---|")
     for beam, seconds in rows:
-        goal = "" if beam == 1 else f"at most {beam}x"
+        goal = "at most 5x" if beam == 5 else ""  # the target; other widths are shown for the trend
         print(f"| {beam} | {seconds:.2f} | {len(texts) / seconds:,.0f} | {seconds / greedy_seconds:.2f}x | {goal} |")
 
 

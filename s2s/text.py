@@ -43,42 +43,67 @@ _SPACE, _NEWLINE = ord(" "), ord("\n")
 _DELETED = 0xFFFFFFFF  # marks a removed (Cf) character in the code point map
 
 
-@cache
-def _character_table(fold_quotes: bool) -> dict[int, str | None]:
-    """`str.translate` table of steps 2-4: every Zs code point to a space, every Cf one removed, quotes folded.
+def _mapped(code: int, fold_quotes: bool) -> int:
+    """Steps 2-4 and the whitespace half of step 5 for one code point: what `_CodePointMap` stores for it."""
+    char = chr(code)
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return _DELETED
+    if category == "Zs" or (char.isspace() and code != _NEWLINE):
+        return _SPACE  # step 5 would collapse any whitespace to one space anyway
+    if fold_quotes and char in _APOSTROPHES:
+        return ord("'")
+    if fold_quotes and char in _DOUBLE_QUOTES:
+        return ord('"')
+    return code
 
-    Built once from the whole code space (a fraction of a second), so the
-    mapping runs in C for every character instead of in Python.
+
+class _CodePointMap:
+    """Every code point's replacement, as a uint32 table filled in lazily for the code points a window holds.
+
+    Spaces and other whitespace but "\\n" become a space, Cf characters
+    `_DELETED`, quotes fold when asked. Filling only what text uses keeps the
+    first call cheap; after a few windows each lookup is one numpy `take`.
+    The per-line `__call__` is the definition; a test holds the two equal.
     """
-    table: dict[int, str | None] = {}
-    for code in range(sys.maxunicode + 1):
-        category = unicodedata.category(chr(code))
-        if category == "Zs" and code != 0x20:
-            table[code] = " "
-        elif category == "Cf":
-            table[code] = None
-    if fold_quotes:
-        table.update({ord(char): "'" for char in _APOSTROPHES})
-        table.update({ord(char): '"' for char in _DOUBLE_QUOTES})
-    return table
+
+    _UNSET = 0xFFFFFFFE
+
+    def __init__(self, fold_quotes: bool):
+        self.fold_quotes = fold_quotes
+        self.table = np.full(sys.maxunicode + 1, self._UNSET, dtype=np.uint32)
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        mapped = self.table.take(codes)
+        unset = mapped == self._UNSET
+        if unset.any():
+            for code in np.unique(codes[unset]).tolist():
+                self.table[code] = _mapped(code, self.fold_quotes)
+            mapped = self.table.take(codes)
+        return mapped
+
+
+class _TranslationTable(dict):
+    """A `str.translate` table computing each code point's replacement on first sight (`_mapped`), then cached."""
+
+    def __init__(self, fold_quotes: bool):
+        super().__init__()
+        self.fold_quotes = fold_quotes
+
+    def __missing__(self, code: int) -> int | None:
+        mapped = _mapped(code, self.fold_quotes)
+        self[code] = None if mapped == _DELETED else mapped
+        return self[code]
 
 
 @cache
-def _code_point_map(fold_quotes: bool) -> np.ndarray:
-    """Steps 2-4 and the whitespace half of step 5 as one uint32 lookup over all code points, for whole windows.
+def _translation_table(fold_quotes: bool) -> _TranslationTable:
+    return _TranslationTable(fold_quotes)
 
-    Every Zs and every other whitespace character but "\\n" becomes a space
-    (step 5 would collapse it to one anyway); Cf characters become `_DELETED`;
-    quotes fold when asked. The per-line `__call__` is the definition; a test
-    holds the two equal.
-    """
-    table = np.arange(sys.maxunicode + 1, dtype=np.uint32)
-    for code in range(sys.maxunicode + 1):
-        if chr(code).isspace() and code != _NEWLINE:
-            table[code] = _SPACE
-    for code, replacement in _character_table(fold_quotes).items():
-        table[code] = _DELETED if replacement is None else ord(replacement)
-    return table
+
+@cache
+def _code_point_map(fold_quotes: bool) -> _CodePointMap:
+    return _CodePointMap(fold_quotes)
 
 
 @cache
@@ -112,8 +137,9 @@ class TextNormalizer:
             )
 
     def __call__(self, text: str) -> str:
-        if not text.isascii():  # ASCII is already NFC and holds no Zs, Cf or typographic quote characters
-            text = unicodedata.normalize("NFC", text).translate(_character_table(self.fold_quotes))
+        """One text, normalised: the scheme step by step, with steps 2-4 as one `str.translate`."""
+        if not text.isascii():  # ASCII is already NFC, with no Zs, Cf or typographic quote: only whitespace changes
+            text = unicodedata.normalize("NFC", text).translate(_translation_table(self.fold_quotes))
         return _WHITESPACE_RUN.sub(" ", text).strip()
 
     def normalize_lines(self, lines: Sequence[str]) -> list[str]:
@@ -138,7 +164,7 @@ class TextNormalizer:
             codes = _ascii_map().take(codes)
         else:
             codes = np.frombuffer(unicodedata.normalize("NFC", text).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            codes = _code_point_map(self.fold_quotes).take(codes)
+            codes = _code_point_map(self.fold_quotes)(codes)
             codes = codes[codes != _DELETED]
         space = codes == _SPACE
         codes = codes[~(space & np.concatenate(([False], space[:-1])))]  # a space right after a space goes: runs collapse

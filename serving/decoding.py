@@ -33,23 +33,36 @@ class NumpyGreedy:
 
     def __call__(self, source_ids: np.ndarray, max_output_length: int) -> np.ndarray:
         """Target ids `(batch, max_output_length)`, end-token padded after each sentence's end."""
+        return self.with_log_probabilities(source_ids, max_output_length)[0]
+
+    def with_log_probabilities(self, source_ids: np.ndarray, max_output_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ids, each sentence's summed log-probability (its end token's included) and its length in tokens (likewise).
+
+        What beam search needs to keep the greedy hypothesis as a candidate
+        without scoring it in a second pass.
+        """
         batch = len(source_ids)
         states, memory = self.encoder(source_ids)
         tokens = start_tokens(batch)
         emitted = np.full((batch, max_output_length), END_ID, dtype=ID_DTYPE)
+        log_probability = np.zeros(batch, dtype=np.float64)
+        lengths = np.full(batch, max_output_length, dtype=np.int64)
         active = np.arange(batch)
         for step in range(max_output_length):
             probabilities, states = self.decoder(tokens, states, memory)
             tokens = probabilities.argmax(axis=-1).astype(ID_DTYPE)
+            chosen = probabilities[np.arange(len(tokens)), tokens].astype(np.float64)
+            log_probability[active] += np.log(np.maximum(chosen, 1e-30))
             emitted[active, step] = tokens
             running = tokens != END_ID
             if not running.all():
+                lengths[active[~running]] = step + 1
                 active, tokens = active[running], tokens[running]
                 states = [state[running] for state in states]
                 memory = [value[running] for value in memory]
                 if not len(active):
                     break
-        return emitted
+        return emitted, log_probability, lengths
 
 
 class BoundGreedy:
@@ -137,39 +150,54 @@ def beam_search(
     tokens = start_tokens(batch * beam_size)
     best_ids: list[list[int]] = [[] for _ in range(batch)]
     best_scores = np.full(batch, -np.inf)
-    sentences = np.arange(batch)
+    live = np.arange(batch)  # the sentences still searched, by their index in the batch
+    floor = max_output_length**length_penalty  # the largest length divisor a running hypothesis can reach
     for step in range(max_output_length):
+        rows = len(live)
         probabilities, states = decoder(tokens, states, memory)
-        log_probabilities = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)).reshape(batch, beam_size, target_vocab)
+        log_probabilities = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)).reshape(rows, beam_size, target_vocab)
         totals = scores[:, :, None] + log_probabilities
         length = step + 1
         # Hypotheses that end here compete for their sentence's best.
         ending = totals[:, :, END_ID] / length**length_penalty
         beam = ending.argmax(axis=1)
-        candidate = ending[sentences, beam]
-        for sentence in np.flatnonzero(candidate > best_scores):
-            best_ids[sentence] = sequences[sentence, beam[sentence]].tolist()
-        best_scores = np.maximum(best_scores, candidate)
+        candidate = ending[np.arange(rows), beam]
+        for row in np.flatnonzero(candidate > best_scores[live]):
+            best_ids[live[row]] = sequences[row, beam[row]].tolist()
+        best_scores[live] = np.maximum(best_scores[live], candidate)
         totals[:, :, END_ID] = -np.inf
-        flat = totals.reshape(batch, -1)
-        chosen = np.argsort(-flat, axis=1, kind="stable")[:, :beam_size]
+        flat = totals.reshape(rows, -1)
+        # The K best continuations: a partial selection, then those K sorted (stable ties: the lower index first).
+        chosen = np.argpartition(-flat, beam_size - 1, axis=1)[:, :beam_size]
+        chosen = np.take_along_axis(chosen, np.lexsort((chosen, -np.take_along_axis(flat, chosen, axis=1)), axis=1), axis=1)
         scores = np.take_along_axis(flat, chosen, axis=1)
         parents, next_ids = chosen // target_vocab, chosen % target_vocab
         sequences = np.concatenate([np.take_along_axis(sequences, parents[:, :, None], axis=1), next_ids[:, :, None]], axis=2)
-        rows = (sentences[:, None] * beam_size + parents).reshape(-1)
-        states = [state[rows] for state in states]
+        rows_of_beams = (np.arange(rows)[:, None] * beam_size + parents).reshape(-1)
+        states = [state[rows_of_beams] for state in states]
         tokens = next_ids.reshape(-1).astype(ID_DTYPE)
-        # Stop once no running hypothesis can beat a sentence's best: its log-probability only falls, so its score can at
-        # most reach score_now / max_output_length ** length_penalty (scores are negative, penalty >= 0).
-        if np.all(best_scores >= scores.max(axis=1) / max_output_length**length_penalty):
+        # A sentence is done once no running hypothesis can beat its best: a log-probability only falls, so a score can at
+        # most reach score_now / max_output_length ** length_penalty (scores are negative, penalty >= 0). Decoding a done
+        # sentence further changes nothing, so done sentences leave the batch, once a quarter of it is done: copying the
+        # attention memory at every finish would cost more than the steps it saves.
+        searching = best_scores[live] < scores.max(axis=1) / floor
+        if not searching.any():
+            live = live[:0]
             break
-    # Running hypotheses at the limit are scored as if they ended there.
-    final = np.where(np.isfinite(scores), scores, -np.inf) / max_output_length**length_penalty
-    beam = final.argmax(axis=1)
-    candidate = final[sentences, beam]
-    for sentence in np.flatnonzero(candidate > best_scores):
-        best_ids[sentence] = sequences[sentence, beam[sentence]].tolist()
-    best_scores = np.maximum(best_scores, candidate)
+        if searching.sum() <= 0.75 * len(searching):
+            keep_beams = np.repeat(searching, beam_size)
+            live, scores, sequences = live[searching], scores[searching], sequences[searching]
+            states = [state[keep_beams] for state in states]
+            memory = [value[keep_beams] for value in memory]
+            tokens = tokens[keep_beams]
+    if len(live):
+        # Running hypotheses at the limit are scored as if they ended there.
+        final = np.where(np.isfinite(scores), scores, -np.inf) / floor
+        beam = final.argmax(axis=1)
+        candidate = final[np.arange(len(live)), beam]
+        for row in np.flatnonzero(candidate > best_scores[live]):
+            best_ids[live[row]] = sequences[row, beam[row]].tolist()
+        best_scores[live] = np.maximum(best_scores[live], candidate)
     return [(ids, float(score)) for ids, score in zip(best_ids, best_scores, strict=True)]
 
 

@@ -250,13 +250,14 @@ class Translator:
 
     def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> np.ndarray:
         """Target ids `(batch, steps)`, end-token padded."""
-        greedy = self._greedy(batch, limit)
         if beam_size == 1:
-            return greedy
+            return self._greedy(batch, limit)
         beams = beam_search(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), limit, beam_size, length_penalty)
-        # The greedy hypothesis stays a candidate, so beam search never returns a worse-scoring translation than greedy.
+        # The greedy hypothesis stays a candidate, so beam search never returns a worse-scoring translation than greedy;
+        # the numpy loop scores it as it decodes.
+        greedy, log_probability, lengths = NumpyGreedy(self.encoder, self.decoder).with_log_probabilities(batch, limit)
         greedy_ids = ids_before_end(greedy)
-        greedy_scores = sequence_score(self.encoder, self.decoder, batch, greedy_ids, limit, length_penalty)
+        greedy_scores = log_probability / lengths.astype(np.float64) ** length_penalty
         return ids_array(
             [
                 ids if score >= greedy_score else greedy_row

@@ -72,6 +72,46 @@ def test_beam_one_is_greedy_and_beam_k_scores_at_least_greedy(translator, valida
     assert all(b >= g - 1e-9 for b, g in zip(beam_scores, greedy_scores, strict=True))
 
 
+def _one_sentence_beam(translator: Translator, source_ids: np.ndarray, beam_size: int, max_length: int, penalty: float) -> tuple[list[int], float]:
+    """Textbook beam search for one sentence: every hypothesis extended by every token, no batching, no pruning."""
+    from s2s.vocab import END_ID, START_ID
+
+    vocab = len(translator.info.target_vocabulary)
+    states, memory = translator.encoder(source_ids)
+    hypotheses = [([], 0.0, states)]
+    best: tuple[list[int], float] = ([], -np.inf)
+    for step in range(max_length):
+        candidates = []
+        for sequence, score, hypothesis_states in hypotheses:
+            token = np.array([sequence[-1] if sequence else START_ID], dtype=np.int32)
+            probabilities, next_states = translator.decoder(token, hypothesis_states, memory)
+            log_probabilities = np.log(np.maximum(probabilities[0].astype(np.float64), 1e-30))
+            ended = (score + log_probabilities[END_ID]) / (step + 1) ** penalty
+            if ended > best[1]:
+                best = (sequence, ended)
+            candidates += [([*sequence, v], score + log_probabilities[v], next_states) for v in range(vocab) if v != END_ID]
+        hypotheses = sorted(candidates, key=lambda candidate: -candidate[1])[:beam_size]  # stable: ties keep their order
+    for sequence, score, _ in hypotheses:  # still running at the limit: scored as if they ended there
+        if score / max_length**penalty > best[1]:
+            best = (sequence, score / max_length**penalty)
+    return best
+
+
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_batched_pruned_beam_search_equals_the_textbook_one(translator, validation_sources, penalty: float) -> None:
+    """The batched search (top-k over beam x vocab, sentences leaving once decided) finds what plain beam search finds."""
+    from s2s.serving.decoding import beam_search
+
+    sources = [*validation_sources[:12], "zz", "0123456789"]
+    batch = translator.info.encode(translator.prepare_sources(sources))
+    limit = translator.info.max_target_length
+    vocab = len(translator.info.target_vocabulary)
+    batched = beam_search(translator.encoder, translator.decoder, batch, vocab, limit, 3, penalty)
+    for row, (ids, score) in enumerate(batched):
+        expected_ids, expected_score = _one_sentence_beam(translator, batch[row : row + 1], 3, limit, penalty)
+        assert ids == expected_ids and score == pytest.approx(expected_score, abs=1e-5), sources[row]
+
+
 def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path) -> None:
     source = tmp_path / "in.tsv"
     lines = [b"1\tabcdef", b"2\t", b"3\t0N9\xffx1y", b"4", b"5\tzzzAAA\tmore"] * 7
