@@ -38,6 +38,7 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ from s2s.serving.options import DecodingOptions
 from s2s.serving.stats import COUNTERS, TranslationStats
 
 if TYPE_CHECKING:
-    from s2s.serving.translator import Translator
+    from s2s.serving.translator import PreparedWindow, Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")
@@ -381,13 +382,37 @@ def _translate_stream(
     log_config(logger, "translate", job, resolved={"device": translator.device, "precision": translator.precision, "model": str(translator.onnx_dir)})
     started = time.perf_counter()
     lines_done = skip  # resuming: these lines were translated before the interruption
-    for chunk in _windows(paths, job.window, skip):
-        sources = _sources_of(chunk, job.input_format, job.column, stats)
-        translations = translator.translate_texts(sources, job.batch_size, job.options, stats)
+    windows = _windows(paths, job.window, skip)
+
+    def prepare_next() -> tuple[int, PreparedWindow, TranslationStats] | None:
+        chunk = next(windows, None)
+        if chunk is None:
+            return None
+        counts = TranslationStats()  # this window's counts, added to the run's only once it is written
+        return len(chunk), translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts), counts
+
+    def write(translations: list[str], lines: int, counts: TranslationStats) -> None:
+        nonlocal lines_done
         stream.write(("\n".join(translations) + "\n").encode("utf-8"))
-        lines_done += len(chunk)
+        stats.add(counts)
+        lines_done += lines
         if checkpoint is not None:
             checkpoint(lines_done)
         if progress is not None:
             progress(lines_done, time.perf_counter() - started)
+
+    # Overlap: while this thread decodes window k, one host thread writes window k-1 and then prepares window k+1, in that
+    # order, so output order, checkpoints and bytes are those of a sequential run. onnxruntime releases the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-host") as host:
+        upcoming = host.submit(prepare_next)
+        written: Future | None = None
+        while (prepared := upcoming.result()) is not None:
+            lines, window, counts = prepared
+            upcoming = host.submit(prepare_next)
+            translations = translator.translate_window(window, job.batch_size, job.options)
+            if written is not None:
+                written.result()  # raises a write error here, not later
+            written = host.submit(write, translations, lines, counts)
+        if written is not None:
+            written.result()
     stream.flush()

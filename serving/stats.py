@@ -27,6 +27,13 @@ class TranslationStats:
         """The counts, by name, as saved in a resume checkpoint."""
         return {name: getattr(self, name) for name in COUNTERS}
 
+    def add(self, other: TranslationStats) -> None:
+        """Adds another's counts (one window's, say) to these."""
+        for name in COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, value in other.extra.items():
+            self.extra[key] = self.extra.get(key, 0) + value
+
     def to_dict(self) -> dict[str, Any]:
         values: dict[str, Any] = {**self.counters(), "device": self.device, "model_id": self.model_id}
         values["seconds"] = round(self.seconds, 3)

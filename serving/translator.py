@@ -228,12 +228,15 @@ class Translator:
 
     def translate_texts(self, source: Sequence[str], batch_size: int, options: DecodingOptions, stats: TranslationStats | None) -> list[str]:
         """`translate_batch` with its values already resolved and checked: the loop every caller ends in."""
+        return self.translate_window(self.prepare_window(source, stats), batch_size, options)
+
+    def translate_window(self, window: PreparedWindow, batch_size: int, options: DecodingOptions) -> list[str]:
+        """The translations of a prepared window, in its order: the model's part of the work, which a host thread may overlap."""
         limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
-        max_batch_size, beam_size, length_penalty = batch_size, options.beam_size, options.length_penalty
-        window = self.prepare_window(source, stats)
         results = np.full(len(window.lengths), "", dtype=object)
-        for indices, batch in self.encoded_batches(window, max_batch_size):
-            results[indices] = texts_of_ids(self._decode(batch, limit, beam_size, length_penalty), self.info.target_vocabulary)
+        for indices, batch in self.encoded_batches(window, batch_size):
+            ids = self._decode(batch, limit, options.beam_size, options.length_penalty)
+            results[indices] = texts_of_ids(ids, self.info.target_vocabulary)
         return results.tolist()
 
     def encoded_batches(self, window: PreparedWindow, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
