@@ -47,21 +47,27 @@ class NumpyGreedy:
         emitted = np.full((batch, max_output_length), END_ID, dtype=ID_DTYPE)
         log_probability = np.zeros(batch, dtype=np.float64)
         lengths = np.full(batch, max_output_length, dtype=np.int64)
-        active = np.arange(batch)
+        active = np.arange(batch)  # the batch row of each row of the arrays decoded
+        running = np.ones(batch, dtype=bool)  # rows of those arrays whose sentence has not ended
         for step in range(max_output_length):
             probabilities, states = self.decoder(tokens, states, memory)
             tokens = probabilities.argmax(axis=-1).astype(ID_DTYPE)
             chosen = probabilities[np.arange(len(tokens)), tokens].astype(np.float64)
-            log_probability[active] += np.log(np.maximum(chosen, 1e-30))
-            emitted[active, step] = tokens
-            running = tokens != END_ID
-            if not running.all():
-                lengths[active[~running]] = step + 1
+            rows = active[running]
+            log_probability[rows] += np.log(np.maximum(chosen[running], 1e-30))
+            emitted[rows, step] = tokens[running]
+            ended = running & (tokens == END_ID)
+            lengths[active[ended]] = step + 1
+            running &= ~ended
+            if not running.any():
+                break
+            # Ended sentences leave the arrays a quarter at a time: copying the attention memory at every end costs more
+            # than decoding a few finished rows along.
+            if running.sum() <= 0.75 * len(running):
                 active, tokens = active[running], tokens[running]
                 states = [state[running] for state in states]
                 memory = [value[running] for value in memory]
-                if not len(active):
-                    break
+                running = np.ones(len(active), dtype=bool)
         return emitted, log_probability, lengths
 
 
@@ -134,10 +140,13 @@ def beam_search(
 
     A hypothesis's score is its log-probability (the end token's included when
     it ended) divided by its length (tokens, end token included) to the power
-    `length_penalty`. Hypotheses still running at `max_output_length` are
+    `length_penalty`. Every step is one decoder call for all sentences' beams
+    and a top-k over (batch, beam x vocab).
+
+    A sentence's search ends, as in OpenNMT and CTranslate2, once its best
+    ended hypothesis scores at least what its best running one would score
+    if it ended now. Hypotheses still running at `max_output_length` are
     scored as if they ended there. With beam_size 1 this is greedy decoding.
-    Every step is one decoder call for all sentences' beams and a top-k over
-    (batch, beam x vocab).
     """
     batch = len(source_ids)
     states, memory = encoder(source_ids)
@@ -150,21 +159,25 @@ def beam_search(
     tokens = start_tokens(batch * beam_size)
     best_ids: list[list[int]] = [[] for _ in range(batch)]
     best_scores = np.full(batch, -np.inf)
-    live = np.arange(batch)  # the sentences still searched, by their index in the batch
-    floor = max_output_length**length_penalty  # the largest length divisor a running hypothesis can reach
+    sentence = np.arange(batch)  # the batch index of each sentence in the arrays decoded
+    searching = np.ones(batch, dtype=bool)  # which of those sentences are still searched
+
+    def offer(rows: np.ndarray, beam: np.ndarray, candidate: np.ndarray) -> None:
+        """Makes (row, beam) the best of its sentence where its candidate score beats the best so far."""
+        for row in rows[candidate[rows] > best_scores[sentence[rows]]]:
+            best_ids[sentence[row]] = sequences[row, beam[row]].tolist()
+            best_scores[sentence[row]] = candidate[row]
+
     for step in range(max_output_length):
-        rows = len(live)
+        rows = len(sentence)
         probabilities, states = decoder(tokens, states, memory)
         log_probabilities = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)).reshape(rows, beam_size, target_vocab)
         totals = scores[:, :, None] + log_probabilities
-        length = step + 1
+        divisor = (step + 1) ** length_penalty
         # Hypotheses that end here compete for their sentence's best.
-        ending = totals[:, :, END_ID] / length**length_penalty
+        ending = totals[:, :, END_ID] / divisor
         beam = ending.argmax(axis=1)
-        candidate = ending[np.arange(rows), beam]
-        for row in np.flatnonzero(candidate > best_scores[live]):
-            best_ids[live[row]] = sequences[row, beam[row]].tolist()
-        best_scores[live] = np.maximum(best_scores[live], candidate)
+        offer(np.flatnonzero(searching), beam, ending[np.arange(rows), beam])
         totals[:, :, END_ID] = -np.inf
         flat = totals.reshape(rows, -1)
         # The K best continuations: a partial selection, then those K sorted (stable ties: the lower index first).
@@ -176,28 +189,22 @@ def beam_search(
         rows_of_beams = (np.arange(rows)[:, None] * beam_size + parents).reshape(-1)
         states = [state[rows_of_beams] for state in states]
         tokens = next_ids.reshape(-1).astype(ID_DTYPE)
-        # A sentence is done once no running hypothesis can beat its best: a log-probability only falls, so a score can at
-        # most reach score_now / max_output_length ** length_penalty (scores are negative, penalty >= 0). Decoding a done
-        # sentence further changes nothing, so done sentences leave the batch, once a quarter of it is done: copying the
-        # attention memory at every finish would cost more than the steps it saves.
-        searching = best_scores[live] < scores.max(axis=1) / floor
+        searching &= best_scores[sentence] < scores.max(axis=1) / divisor
         if not searching.any():
-            live = live[:0]
             break
-        if searching.sum() <= 0.75 * len(searching):
+        # Finished sentences leave the arrays a quarter at a time: copying the attention memory at every finish would
+        # cost more than decoding a few finished rows along (their results no longer change).
+        if searching.sum() <= 0.75 * rows:
             keep_beams = np.repeat(searching, beam_size)
-            live, scores, sequences = live[searching], scores[searching], sequences[searching]
+            sentence, scores, sequences = sentence[searching], scores[searching], sequences[searching]
             states = [state[keep_beams] for state in states]
             memory = [value[keep_beams] for value in memory]
             tokens = tokens[keep_beams]
-    if len(live):
-        # Running hypotheses at the limit are scored as if they ended there.
-        final = np.where(np.isfinite(scores), scores, -np.inf) / floor
+            searching = np.ones(len(sentence), dtype=bool)
+    else:  # the length limit ended the search: running hypotheses are scored as if they ended there
+        final = scores / max_output_length**length_penalty
         beam = final.argmax(axis=1)
-        candidate = final[np.arange(len(live)), beam]
-        for row in np.flatnonzero(candidate > best_scores[live]):
-            best_ids[live[row]] = sequences[row, beam[row]].tolist()
-        best_scores[live] = np.maximum(best_scores[live], candidate)
+        offer(np.flatnonzero(searching), beam, final[np.arange(len(sentence)), beam])
     return [(ids, float(score)) for ids, score in zip(best_ids, best_scores, strict=True)]
 
 

@@ -73,7 +73,7 @@ def test_beam_one_is_greedy_and_beam_k_scores_at_least_greedy(translator, valida
 
 
 def _one_sentence_beam(translator: Translator, source_ids: np.ndarray, beam_size: int, max_length: int, penalty: float) -> tuple[list[int], float]:
-    """Textbook beam search for one sentence: every hypothesis extended by every token, no batching, no pruning."""
+    """Textbook beam search for one sentence: every hypothesis extended by every token, no batching, OpenNMT's stopping rule."""
     from s2s.vocab import END_ID, START_ID
 
     vocab = len(translator.info.target_vocabulary)
@@ -91,6 +91,8 @@ def _one_sentence_beam(translator: Translator, source_ids: np.ndarray, beam_size
                 best = (sequence, ended)
             candidates += [([*sequence, v], score + log_probabilities[v], next_states) for v in range(vocab) if v != END_ID]
         hypotheses = sorted(candidates, key=lambda candidate: -candidate[1])[:beam_size]  # stable: ties keep their order
+        if best[1] >= hypotheses[0][1] / (step + 1) ** penalty:  # the best ended one beats the best running one ending now
+            return best
     for sequence, score, _ in hypotheses:  # still running at the limit: scored as if they ended there
         if score / max_length**penalty > best[1]:
             best = (sequence, score / max_length**penalty)
