@@ -9,6 +9,7 @@ imports (Beam, TensorFlow) happen inside the subcommand that needs them, so
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import logging
 import os
 import sys
@@ -26,7 +27,23 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 logger = logging.getLogger("s2s")
 # The trained English-to-French model committed with s2s (see its MODEL_CARD.md): what `s2s translate` uses by default.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "fra-eng"
+# Package data (s2s.models), so it is there after a wheel install as in a checkout.
+DEFAULT_MODEL_DIR = Path(str(importlib.resources.files("s2s.models") / "fra-eng"))
+
+
+# The extra that brings each heavy module, for a one-line error on a host installed for another role.
+_EXTRA_OF_MODULE = {
+    "apache_beam": "pipeline",
+    "tensorflow": "pipeline",
+    "google": "pipeline",
+    "keras": "train",
+    "tf2onnx": "train",
+    "onnx": "train",
+    "onnxconverter_common": "train",
+    "sacrebleu": "train",
+    "matplotlib": "train",
+    "onnxruntime": "cpu",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2s: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        extra = _EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
+        if extra is None or os.environ.get("S2S_DEBUG"):
+            raise
+        print(
+            f"s2s: error: this subcommand needs {error.name}, which this install lacks: pip install 's2s-translate[{extra}]' "
+            f"(a translation host needs only s2s-translate[cpu] or [gpu])",
+            file=sys.stderr,
+        )
+        return 1
     except Exception as error:  # never a traceback for the user; S2S_DEBUG=1 shows it
         if os.environ.get("S2S_DEBUG"):
             raise

@@ -185,6 +185,8 @@ class Translator:
             length_penalty: beam scores are log-probability / length ** length_penalty.
             stats: counters to update (lines, characters, unknown characters, truncations).
         """
+        if isinstance(source, str):  # a str is a sequence of one-character sentences: never what was meant
+            raise TypeError("translate_batch takes a list of sentences; for one sentence, pass [sentence]")
         options = DecodingOptions(max_output_length, beam_size, length_penalty)
         options.check(len(self.info.target_vocabulary))
         return self.translate_texts(source, self.resolve_batch_size(max_batch_size), options, stats)

@@ -256,3 +256,8 @@ def test_auto_device_on_the_cpu_build_translates_without_a_warning(toy_onnx, tmp
     assert result.returncode == 0
     assert result.stdout == "cba\n"
     assert "WARNING" not in result.stderr
+
+
+def test_a_plain_string_is_refused_with_the_fix(translator) -> None:
+    with pytest.raises(TypeError, match=r"pass \[sentence\]"):
+        translator.translate_batch("abcdef")
