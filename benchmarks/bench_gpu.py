@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 256, 4096, 16384, 65536])
     parser.add_argument("--min-sentences", type=int, default=4096, help="each measurement translates at least this many")
     parser.add_argument("--cpu-max-batch", type=int, default=4096, help="skip larger batches on the CPU (they take minutes)")
+    parser.add_argument("--corpus-lines", type=int, default=1_000_000, help="lines of the end-to-end translate_file row; 0 skips it")
     args = parser.parse_args()
     with open(args.sentences, encoding="utf-8") as stream:
         base = [line.rstrip("\n") for line in stream if line.strip()]
@@ -58,6 +59,28 @@ def main() -> None:
             expected = reference.setdefault(batch, strings)
             same = sum(a == b for a, b in zip(strings, expected, strict=True))
             print(f"{label:<30} {batch:>6} {count:>9} {seconds:>8.2f} {count / seconds:>10.0f} {same:>6}/{count}")
+    if args.corpus_lines:
+        end_to_end(args, base)
+
+
+def end_to_end(args: argparse.Namespace, base: list[str]) -> None:
+    """`translate_file` over a corpus file, the default device and batch size: what `s2s translate` does, phase by phase."""
+    import resource
+    import tempfile
+
+    translator = Translator(args.onnx, device="auto")
+    with tempfile.TemporaryDirectory() as scratch:
+        corpus = os.path.join(scratch, "corpus.txt")
+        with open(corpus, "w", encoding="utf-8") as stream:
+            stream.writelines(base[index % len(base)] + "\n" for index in range(args.corpus_lines))
+        stats = translator.translate_file(corpus, os.path.join(scratch, "out.txt"))
+    summary = stats.to_dict()
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary["seconds_by_phase"].items())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"\nend to end: translate_file over {summary['lines']:,} lines on {summary['device']}: {summary['seconds']:.1f} s, "
+        f"{summary['sentences_per_second']:,.0f} sentences/s ({phases}; the host phases overlap decoding); peak RSS {peak:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

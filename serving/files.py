@@ -384,16 +384,23 @@ def _translate_stream(
     lines_done = skip  # resuming: these lines were translated before the interruption
     windows = _windows(paths, job.window, skip)
 
+    phases = dict.fromkeys(("read_and_prepare", "decode", "write"), 0.0)  # seconds in each, for the summary and benchmarks
+
     def prepare_next() -> tuple[int, PreparedWindow, TranslationStats] | None:
+        phase_started = time.perf_counter()
         chunk = next(windows, None)
         if chunk is None:
             return None
         counts = TranslationStats()  # this window's counts, added to the run's only once it is written
-        return len(chunk), translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts), counts
+        prepared = len(chunk), translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts), counts
+        phases["read_and_prepare"] += time.perf_counter() - phase_started
+        return prepared
 
     def write(translations: list[str], lines: int, counts: TranslationStats) -> None:
         nonlocal lines_done
+        phase_started = time.perf_counter()
         stream.write(("\n".join(translations) + "\n").encode("utf-8"))
+        phases["write"] += time.perf_counter() - phase_started
         stats.add(counts)
         lines_done += lines
         if checkpoint is not None:
@@ -409,10 +416,14 @@ def _translate_stream(
         while (prepared := upcoming.result()) is not None:
             lines, window, counts = prepared
             upcoming = host.submit(prepare_next)
+            phase_started = time.perf_counter()
             translations = translator.translate_window(window, job.batch_size, job.options)
+            phases["decode"] += time.perf_counter() - phase_started
             if written is not None:
                 written.result()  # raises a write error here, not later
             written = host.submit(write, translations, lines, counts)
         if written is not None:
             written.result()
     stream.flush()
+    # The host thread's phases overlap the decoding: their sum can exceed the run's seconds.
+    stats.extra["seconds_by_phase"] = {name: round(seconds, 3) for name, seconds in phases.items()}

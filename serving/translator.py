@@ -133,9 +133,9 @@ class Translator:
 
         has_cuda = CUDA_PROVIDER in onnxruntime.get_available_providers()
         if device == "cuda" and not has_cuda:
-            raise S2SError("--device cuda, but this onnxruntime has no CUDA provider: install s2s[gpu] (onnxruntime-gpu) on a GPU host")
+            raise S2SError("--device cuda, but this onnxruntime has no CUDA provider: install s2s-translate[gpu] (onnxruntime-gpu) on a GPU host")
         if device == "auto" and not has_cuda:
-            # The CPU build of onnxruntime is a host's deliberate choice (s2s[cpu]): worth a log line, not a warning on every run.
+            # The CPU build of onnxruntime is a host's deliberate choice (the cpu extra): worth a log line, not a warning on every run.
             logger.debug("no CUDA provider in this onnxruntime; translating on the CPU")
             return "cpu"
         return "cpu" if device == "cpu" else "cuda"

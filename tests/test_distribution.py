@@ -1,6 +1,7 @@
 """The wheel a translation host installs: its own name, one import package, the shipped model inside, no training stack."""
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -15,8 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 def translation_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding the built wheel with the cpu extra only: what `pip install 's2s-translate[cpu]'` gives."""
     root = tmp_path_factory.mktemp("host")
+    # Built from a copy, so the build leaves nothing (build/, *.egg-info) in the checkout.
+    ignored = shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "node_modules", "*.egg-info", "__pycache__", ".*_cache")
+    source = shutil.copytree(REPO, root / "source", ignore=ignored)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check", "-w", str(root / "dist"), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check", "-w", str(root / "dist"), str(source)],
         capture_output=True,
         text=True,
     )

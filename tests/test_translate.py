@@ -249,7 +249,7 @@ def test_float16_files_translate_like_float32(toy_onnx, translator, validation_s
 
 
 def test_auto_device_on_the_cpu_build_translates_without_a_warning(toy_onnx, tmp_path: Path) -> None:
-    """The CPU build of onnxruntime is a host's choice (s2s[cpu]): no warning on every run of a scheduled job."""
+    """The CPU build of onnxruntime is a host's choice (the cpu extra): no warning on every run of a scheduled job."""
     source = tmp_path / "in.txt"
     source.write_text("abcdef\n")
     result = s2s("translate", "--model", str(toy_onnx[0]), "--input", str(source), "--output", "-")
