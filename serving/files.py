@@ -102,6 +102,21 @@ def input_files(pattern: str) -> list[str]:
     return paths
 
 
+def input_size(pattern: str) -> int | None:
+    """The inputs' total size in bytes when every one is a regular, uncompressed file (what a progress bar can count), else None."""
+    try:
+        paths = input_files(pattern)
+    except S2SError:
+        return None  # the run itself reports it
+    if any(is_stream(path) for path in paths):
+        return None
+    for path in paths:
+        with open(path, "rb") as stream:
+            if stream.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
+                return None  # progress counts decompressed bytes; the file's size would not match
+    return sum(os.path.getsize(path) for path in paths)
+
+
 def check_compressed_inputs(paths: list[str]) -> None:
     """Reads each regular gzip input to its end marker before any work, so a cut file fails first, not after hours.
 
@@ -164,13 +179,18 @@ def _without_carriage_returns(lines: list[bytes]) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _windows(paths: list[str], window: int, skip: int) -> Iterator[list[bytes]]:
-    """Windows of `window` lines counted from the first input line, after the first `skip` lines (a whole number of windows)."""
+def _windows(paths: list[str], window: int, skip: int, skipped: dict[str, int] | None = None) -> Iterator[list[bytes]]:
+    """Windows of `window` lines counted from the first input line, after the first `skip` lines (a whole number of windows).
+
+    `skipped["bytes"]`, when given, counts the input bytes of the skipped lines (line ends included).
+    """
     pending: list[bytes] = []
     to_skip = skip
     for lines in _raw_lines(paths):
         if to_skip:
             dropped = min(to_skip, len(lines))
+            if skipped is not None:
+                skipped["bytes"] = skipped.get("bytes", 0) + sum(map(len, lines[:dropped])) + dropped
             lines, to_skip = lines[dropped:], to_skip - dropped
         pending += lines
         while len(pending) >= window:
@@ -382,31 +402,34 @@ def _translate_stream(
     log_config(logger, "translate", job, resolved={"device": translator.device, "precision": translator.precision, "model": str(translator.onnx_dir)})
     started = time.perf_counter()
     lines_done = skip  # resuming: these lines were translated before the interruption
-    windows = _windows(paths, job.window, skip)
+    input_bytes: dict[str, int] = {}  # "bytes": the input bytes done, the skipped lines of a resumed run included
+    windows = _windows(paths, job.window, skip, input_bytes)
 
     phases = dict.fromkeys(("read_and_prepare", "decode", "write"), 0.0)  # seconds in each, for the summary and benchmarks
 
-    def prepare_next() -> tuple[int, PreparedWindow, TranslationStats] | None:
+    def prepare_next() -> tuple[int, PreparedWindow, TranslationStats, int] | None:
         phase_started = time.perf_counter()
         chunk = next(windows, None)
         if chunk is None:
             return None
         counts = TranslationStats()  # this window's counts, added to the run's only once it is written
-        prepared = len(chunk), translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts), counts
+        window = translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts)
+        prepared = len(chunk), window, counts, sum(map(len, chunk)) + len(chunk)  # line ends included, as in the file
         phases["read_and_prepare"] += time.perf_counter() - phase_started
         return prepared
 
-    def write(translations: list[str], lines: int, counts: TranslationStats) -> None:
+    def write(translations: list[str], lines: int, counts: TranslationStats, size: int) -> None:
         nonlocal lines_done
         phase_started = time.perf_counter()
         stream.write(("\n".join(translations) + "\n").encode("utf-8"))
         phases["write"] += time.perf_counter() - phase_started
         stats.add(counts)
         lines_done += lines
+        input_bytes["bytes"] = input_bytes.get("bytes", 0) + size
         if checkpoint is not None:
             checkpoint(lines_done)
         if progress is not None:
-            progress(lines_done, time.perf_counter() - started)
+            progress(lines_done, time.perf_counter() - started, input_bytes["bytes"])
 
     # Overlap: while this thread decodes window k, one host thread writes window k-1 and then prepares window k+1, in that
     # order, so output order, checkpoints and bytes are those of a sequential run. onnxruntime releases the GIL.
@@ -414,14 +437,14 @@ def _translate_stream(
         upcoming = host.submit(prepare_next)
         written: Future | None = None
         while (prepared := upcoming.result()) is not None:
-            lines, window, counts = prepared
+            lines, window, counts, size = prepared
             upcoming = host.submit(prepare_next)
             phase_started = time.perf_counter()
             translations = translator.translate_window(window, job.batch_size, job.options)
             phases["decode"] += time.perf_counter() - phase_started
             if written is not None:
                 written.result()  # raises a write error here, not later
-            written = host.submit(write, translations, lines, counts)
+            written = host.submit(write, translations, lines, counts, size)
         if written is not None:
             written.result()
     stream.flush()

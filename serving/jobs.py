@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from s2s.serving.config import TranslateConfig
+from s2s.serving.files import input_size
 from s2s.serving.progress import Progress
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
@@ -35,7 +36,7 @@ def translate_corpus(
     """
     translator = Translator.from_config(model_dir, config)
     batch_size = translator.resolve_batch_size(config.batch_size)
-    progress = Progress()
+    progress = Progress(total_bytes=input_size(source_path))
     try:
         decoding = config.decoding()
         return translator.translate_file(

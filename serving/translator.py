@@ -217,7 +217,7 @@ class Translator:
             input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
             window: lines read and sorted together; 0 means 16 batches.
             summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
-            progress: a callable(lines_done, seconds) called after each window, e.g. `Progress()`.
+            progress: a callable(lines_done, seconds, input_bytes_done) called after each window, e.g. `Progress()`.
 
         Raises:
             S2SError: a missing or unreadable input, an output that is a directory or an input, a value out of range.
