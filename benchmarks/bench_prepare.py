@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--input", default=str(REPO / "data/fra-eng/fra.txt.gz"))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Beam runs with these direct_num_workers")
     args = parser.parse_args()
-    config = PrepareConfig()
+    config = PrepareConfig(rare_characters="reject")  # the plain loop below rejects rare characters, as this did before "unk"
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         loop_dir = Path(scratch) / "loop"

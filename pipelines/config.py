@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from s2s.config import setting
 from s2s.errors import S2SError
 
+RARE_POLICIES = ("unk", "reject")
+
 
 @dataclass(frozen=True)
 class PrepareConfig:
@@ -21,7 +23,10 @@ class PrepareConfig:
 
     max_source_length: int = setting(80, "characters of a cleaned source; longer pairs are rejected")
     max_target_length: int = setting(100, "characters of a cleaned target; longer pairs are rejected")
-    min_char_count: int = setting(10, "pairs holding a character seen fewer times on its side are rejected; 1 keeps all")
+    min_char_count: int = setting(10, "a character seen fewer times on its side is rare (see rare_characters); 1 makes none rare")
+    rare_characters: str = setting(
+        "unk", "unk: rare characters stay out of the vocabulary and read as <unk>, the pair is kept; reject: the pair is rejected", RARE_POLICIES
+    )
     validation_fraction: float = setting(0.05, "share of distinct sources held out for validation")
     test_fraction: float = setting(0.05, "share of distinct sources held out for testing")
     fold_quotes: bool = setting(True, "typographic apostrophes and quotes become ASCII")
@@ -38,5 +43,7 @@ class PrepareConfig:
                 raise S2SError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise S2SError("validation_fraction + test_fraction must stay below 1 to leave a training split")
+        if self.rare_characters not in RARE_POLICIES:
+            raise S2SError(f"rare_characters must be one of {', '.join(RARE_POLICIES)}, got {self.rare_characters!r}")
         if self.num_shards < 0:
             raise S2SError("num_shards must be 0 (runner decides) or more")

@@ -113,9 +113,18 @@ def build_pipeline(
     lines = pipeline | "ReadNumberedLines" >> transforms.ReadNumberedLines(input_files)
     cleaned = lines | "CleanPairs" >> transforms.CleanPairs(normalizer, limits)
     unique = cleaned[transforms.PAIRS] | "DropDuplicates" >> transforms.DropDuplicates()
-    common = unique[transforms.PAIRS] | "FilterRareCharacters" >> transforms.FilterRareCharacters(config.min_char_count)
-    kept = common[transforms.PAIRS]
+    counts = unique[transforms.PAIRS] | "CountCharacters" >> beam.CombineGlobally(transforms.CharacterCountsFn())
+    rare_rejected: list[beam.PCollection] = []
+    if config.rare_characters == "reject":
+        common = unique[transforms.PAIRS] | "FilterRareCharacters" >> transforms.FilterRareCharacters(config.min_char_count, counts)
+        kept, rare_rejected = common[transforms.PAIRS], [common[transforms.REJECTED]]
+    else:
+        kept = unique[transforms.PAIRS]
     facts = kept | "MeasureDataset" >> beam.CombineGlobally(transforms.DatasetFactsFn())
+    if config.rare_characters == "unk":
+        facts = facts | "RareCharactersToUnknown" >> beam.Map(
+            transforms.without_rare_characters, counts=beam.pvalue.AsSingleton(counts), min_count=config.min_char_count
+        )
     split_pairs = kept | "AssignSplits" >> transforms.AssignSplits(config.validation_fraction, config.test_fraction)
     records = split_pairs | "EncodeRecords" >> transforms.EncodeRecords(facts)
     by_split = records | "PartitionBySplit" >> beam.Partition(lambda element, _: SPLITS.index(element[0]), len(SPLITS))
@@ -132,7 +141,7 @@ def build_pipeline(
             )
         )
 
-    rejected = (cleaned[transforms.REJECTED], unique[transforms.REJECTED], common[transforms.REJECTED]) | "AllRejects" >> beam.Flatten()
+    rejected = (cleaned[transforms.REJECTED], unique[transforms.REJECTED], *rare_rejected) | "AllRejects" >> beam.Flatten()
     _ = (
         rejected
         | "RejectToJson" >> beam.Map(lambda rejection: json.dumps(rejection.to_dict(), ensure_ascii=False))
@@ -243,6 +252,8 @@ def _manifest(
         "max_target_length": spec.max_target_length,
         "source_vocabulary_size": len(spec.source_vocabulary),
         "target_vocabulary_size": len(spec.target_vocabulary),
+        # occurrences of characters rarer than min_char_count, left out of the vocabulary and encoded as <unk>
+        "unknown_characters": summary["facts"].get("unknown_characters", {"source": 0, "target": 0}),
         "config": dataclasses.asdict(config),
         "pipeline_options": options.get_all_options(drop_default=True),
         "outputs": {

@@ -151,20 +151,33 @@ def _reject_rare(pair: Pair, counts: tuple[dict[str, int], dict[str, int]], min_
 class FilterRareCharacters(beam.PTransform):
     """Rejects pairs holding a character seen fewer than `min_count` times on its side.
 
-    Counts are taken over the pairs reaching this step (after length limits
-    and deduplication), before any rare-character rejection. A min_count of 1
-    or less keeps everything.
+    `counts` is the (source, target) character counts of the pairs reaching
+    this step, as `CharacterCountsFn` gives them (taken before any
+    rare-character rejection). A min_count of 1 or less keeps everything.
     """
 
-    def __init__(self, min_count: int):
+    def __init__(self, min_count: int, counts: beam.PCollection):
         super().__init__()
-        self.min_count = min_count
+        self.min_count, self.counts = min_count, counts
 
     def expand(self, pairs: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        counts = pairs | "CountCharacters" >> beam.CombineGlobally(CharacterCountsFn())
         return pairs | "RejectRare" >> beam.FlatMap(
-            _reject_rare, counts=beam.pvalue.AsSingleton(counts), min_count=self.min_count
+            _reject_rare, counts=beam.pvalue.AsSingleton(self.counts), min_count=self.min_count
         ).with_outputs(REJECTED, main=PAIRS)
+
+
+def without_rare_characters(facts: dict[str, Any], counts: tuple[dict[str, int], dict[str, int]], min_count: int) -> dict[str, Any]:
+    """The dataset facts with characters seen fewer than `min_count` times left out of the vocabularies.
+
+    Those characters then encode as `<unk>`, in training as at translation
+    time, and `unknown_characters` counts their occurrences on each side.
+    """
+    facts = dict(facts)
+    for side, key, side_counts in (("source", "source_vocabulary", counts[0]), ("target", "target_vocabulary", counts[1])):
+        characters = [char for char in Vocabulary.from_list(facts[key]).characters if side_counts.get(char, 0) >= min_count]
+        facts[key] = Vocabulary.from_characters(characters).to_list()
+        facts.setdefault("unknown_characters", {})[side] = sum(count for count in side_counts.values() if count < min_count)
+    return facts
 
 
 class DatasetFactsFn(beam.CombineFn):

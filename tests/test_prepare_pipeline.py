@@ -13,7 +13,7 @@ from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.prepare import prepare
 from s2s.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, SOURCE_TEXT, TARGET_TEXT, read_examples
 from s2s.spec import SPLITS, DatasetSpec
-from s2s.vocab import END_ID, START_ID
+from s2s.vocab import END_ID, START_ID, UNKNOWN_ID
 from tests.toy import IN_PROCESS
 
 WORDS = ["go", "run", "stop", "wait", "look", "hide"]
@@ -49,7 +49,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Path
     file_two = root / "two.txt.gz"
     file_two.write_bytes(gzip.compress(b"\n".join(line for line, _ in FILE_TWO)))
     output = root / "data"
-    config = PrepareConfig(min_char_count=2, validation_fraction=0.2, test_fraction=0.2)
+    config = PrepareConfig(min_char_count=2, rare_characters="reject", validation_fraction=0.2, test_fraction=0.2)
     manifest = prepare([str(root / "*.txt"), str(file_two)], str(output), config, IN_PROCESS)
     return output, manifest, file_one, file_two
 
@@ -145,3 +145,21 @@ def test_all_translations_of_a_source_share_a_split(tmp_path: Path) -> None:
     assert len(split_of_source) == 150
     assert all(len(splits) == 1 for splits in split_of_source.values())
     assert all(manifest["split_sizes"][split] % 3 == 0 and manifest["split_sizes"][split] > 0 for split in SPLITS)
+
+
+def test_rare_characters_become_unknown_by_default_and_the_pair_is_kept(tmp_path: Path) -> None:
+    """The default of NMT tools: a character seen too rarely leaves the vocabulary and reads as <unk>; the pair stays."""
+    corpus = tmp_path / "pairs.tsv"
+    corpus.write_text("go\tva\nog\tav\ngog\tava\nZoo\tZoo!\n", encoding="utf-8")
+    output = tmp_path / "data"
+    manifest = prepare([str(corpus)], str(output), PrepareConfig(min_char_count=2, validation_fraction=0.0, test_fraction=0.0), IN_PROCESS)
+    assert manifest["pairs_kept"] == 4 and manifest["rejected"][cleaning.RARE_CHARACTER] == 0
+    spec = DatasetSpec.load(output)
+    assert "Z" not in spec.source_vocabulary.characters and "o" in spec.source_vocabulary.characters
+    assert "Z" not in spec.target_vocabulary.characters and "!" not in spec.target_vocabulary.characters
+    assert manifest["unknown_characters"] == {"source": 1, "target": 2}  # "Z"; "Z" and "!"
+    decoded = {
+        example[SOURCE_TEXT].decode(): example[ENCODER_INPUT].argmax(axis=-1)[:3].tolist()
+        for example in read_examples(output, "train", spec).as_numpy_iterator()
+    }
+    assert decoded["Zoo"][0] == UNKNOWN_ID

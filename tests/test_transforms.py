@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import Pair
-from s2s.pipelines.transforms import PAIRS, REJECTED, DropDuplicates, FilterRareCharacters, numbered_lines
+from s2s.pipelines.transforms import PAIRS, REJECTED, CharacterCountsFn, DropDuplicates, FilterRareCharacters, numbered_lines
 
 
 def test_numbered_lines_counts_every_line_and_drops_the_bom() -> None:
@@ -39,7 +39,9 @@ def test_drop_duplicates_keeps_the_earliest_by_file_then_line() -> None:
 def test_filter_rare_characters_counts_each_side_separately() -> None:
     pairs = [Pair("ab", "xy", "f", 1), Pair("ab", "xy", "f", 2), Pair("ay", "xa", "f", 3)]  # "y" twice on target, once on source
     with TestPipeline(runner="FnApiRunner") as pipeline:
-        result = pipeline | beam.Create(pairs) | FilterRareCharacters(min_count=2)
+        created = pipeline | beam.Create(pairs)
+        counts = created | beam.CombineGlobally(CharacterCountsFn())
+        result = created | FilterRareCharacters(min_count=2, counts=counts)
         assert_that(result[PAIRS] | beam.Map(lambda pair: pair.line_number), equal_to([1, 2]), label="Kept")
         assert_that(
             result[REJECTED] | beam.Map(lambda rejection: rejection.detail.split(" seen")[0]),
