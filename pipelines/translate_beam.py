@@ -54,6 +54,7 @@ class TranslatorModelHandler(ModelHandler):
             max_output_length=decoding.max_output_length,
             beam_size=decoding.beam_size,
             length_penalty=decoding.length_penalty,
+            long_lines=decoding.long_lines,
         )
 
     def batch_elements_kwargs(self) -> dict[str, int]:

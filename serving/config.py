@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from s2s.config import setting
 from s2s.errors import S2SError
+from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 from s2s.serving.options import DecodingOptions
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -42,6 +43,9 @@ class TranslateConfig:
     beam_size: int = setting(1, "1 for greedy decoding, K for beam search over K hypotheses")
     max_output_length: int = setting(0, "most characters per translation; 0 uses the model's")
     length_penalty: float = setting(1.0, "beam score = log-probability / length ** A")
+    long_lines: str = setting(
+        SPLIT, "a source longer than the model's limit: split at sentence ends and join the translations, truncate, or error", LONG_LINE_POLICIES
+    )
 
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range (the model-dependent checks come with the model)."""
@@ -57,7 +61,9 @@ class TranslateConfig:
             raise S2SError(f"beam_size must be at least 1, got {self.beam_size}")
         if not self.length_penalty >= 0:
             raise S2SError(f"length_penalty must be 0 or more, got {self.length_penalty}")
+        if self.long_lines not in LONG_LINE_POLICIES:
+            raise S2SError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
 
     def decoding(self) -> DecodingOptions:
         """The frozen decoding options these settings ask for."""
-        return DecodingOptions(self.max_output_length or None, self.beam_size, self.length_penalty)
+        return DecodingOptions(self.max_output_length or None, self.beam_size, self.length_penalty, self.long_lines)

@@ -335,6 +335,11 @@ def write_translations(
         with _owned(output):
             _translate_to_file(translator, paths, output, stats, job, progress)
     stats.seconds = time.perf_counter() - started
+    if stats.long_lines:  # once per run, with the count: long input is easy to miss in a summary file
+        what = {"split": "split at sentence ends and their translations joined", "truncate": "cut to it"}[job.options.long_lines]
+        logger.warning(
+            "%d lines were longer than the model's %d characters: %s", stats.long_lines, translator.info.max_source_length, what
+        )
     if (output_path != STDIO and not special) or summary_path:
         with atomic_open(summary_path or f"{output_path}.summary.json") as stream:
             json.dump(stats.to_dict(), stream, indent=2)
@@ -413,7 +418,7 @@ def _translate_stream(
         if chunk is None:
             return None
         counts = TranslationStats()  # this window's counts, added to the run's only once it is written
-        window = translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts)
+        window = translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts, job.options.long_lines)
         prepared = len(chunk), window, counts, sum(map(len, chunk)) + len(chunk)  # line ends included, as in the file
         phases["read_and_prepare"] += time.perf_counter() - phase_started
         return prepared

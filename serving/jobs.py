@@ -46,6 +46,7 @@ def translate_corpus(
             max_output_length=decoding.max_output_length,
             beam_size=decoding.beam_size,
             length_penalty=decoding.length_penalty,
+            long_lines=decoding.long_lines,
             input_format=input_format,
             column=column,
             summary_path=summary_path,

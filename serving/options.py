@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from s2s.errors import S2SError
+from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,14 @@ class DecodingOptions:
         max_output_length: most characters per translation; None means the model's max_target_length.
         beam_size: 1 for greedy decoding, K for beam search over K hypotheses, at most the target vocabulary's size.
         length_penalty: beam scores are log-probability / length ** length_penalty; 0 or more.
+        long_lines: a source over the model's max_source_length is split (at sentence ends, then spaces; the
+            translations are joined), truncated, or an error; see `s2s.serving.long_lines`.
     """
 
     max_output_length: int | None = None
     beam_size: int = 1
     length_penalty: float = 1.0
+    long_lines: str = SPLIT
 
     def check(self, target_vocab_size: int) -> None:
         """Raises S2SError naming the first value out of range for a model with this target vocabulary."""
@@ -38,6 +42,8 @@ class DecodingOptions:
                 f"beam_size must be between 1 and the target vocabulary's {target_vocab_size} tokens "
                 f"(a wider beam holds nothing more), got {self.beam_size}"
             )
+        if self.long_lines not in LONG_LINE_POLICIES:
+            raise S2SError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
         if not self.length_penalty >= 0:  # also refuses NaN
             raise S2SError(f"length_penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
 

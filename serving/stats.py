@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-COUNTERS = ("lines", "empty_lines", "characters", "unknown_characters", "truncated_lines", "invalid_utf8_lines")
+COUNTERS = ("lines", "empty_lines", "characters", "unknown_characters", "long_lines", "truncated_lines", "invalid_utf8_lines")
 
 
 @dataclass
@@ -16,6 +16,7 @@ class TranslationStats:
     empty_lines: int = 0
     characters: int = 0
     unknown_characters: int = 0
+    long_lines: int = 0  # over the model's max_source_length: split, truncated (also counted below) or refused
     truncated_lines: int = 0
     invalid_utf8_lines: int = 0
     seconds: float = 0.0

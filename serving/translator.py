@@ -23,6 +23,7 @@ from s2s.errors import S2SError
 from s2s.onehot import gather_rows, ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, ids_before_end, sequence_score
+from s2s.serving.long_lines import ERROR, SPLIT, TRUNCATE, split_long_line
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import DecodingOptions
 from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
@@ -41,6 +42,7 @@ class PreparedWindow:
     ids: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
+    pieces_per_line: np.ndarray | None = None  # when long lines were split: how many consecutive rows make each line
 
 
 class Translator:
@@ -144,21 +146,47 @@ class Translator:
     def model_id(self) -> str:
         return self.info.model_id
 
-    def prepare_window(self, sources: Sequence[str], stats: TranslationStats | None = None) -> PreparedWindow:
-        """Normalises a window of sources and turns it into ids once, counting characters, unknowns and truncations.
+    def prepare_window(self, sources: Sequence[str], stats: TranslationStats | None = None, long_lines: str = SPLIT) -> PreparedWindow:
+        """Normalises a window of sources and turns it into ids once, counting characters, unknowns and long lines.
 
-        Sentences longer than max_source_length are cut to it when batched (counted as truncated).
+        A source longer than max_source_length is split into pieces (translated apart, joined after), cut to
+        the limit, or refused, as `long_lines` says.
+
+        Raises:
+            S2SError: a long source with `long_lines="error"`.
         """
+        limit = self.info.max_source_length
         texts = self.info.normalizer.normalize_lines(sources)
         lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        ids = ids_of_text("".join(texts), self.info.source_vocabulary)
+        long = np.flatnonzero(lengths > limit)
         if stats is not None:
             stats.lines += len(texts)
             stats.empty_lines += int((lengths == 0).sum())
             stats.characters += int(lengths.sum())
+            stats.long_lines += len(long)
+            stats.truncated_lines += len(long) if long_lines == TRUNCATE else 0
+        if len(long) and long_lines == ERROR:
+            raise S2SError(
+                f"a source of {lengths[long[0]]} characters is longer than the model's {limit} ({texts[long[0]][:40]!r}...): "
+                "use --long-lines split or truncate"
+            )
+        pieces_per_line = None
+        if len(long) and long_lines == SPLIT:
+            pieces_per_line = np.ones(len(texts), dtype=np.int64)
+            pieces: list[str] = []
+            previous = 0
+            for index in long.tolist():  # Python only for the long lines: short ones are copied a slice at a time
+                pieces += texts[previous:index]
+                parts = split_long_line(texts[index], limit)
+                pieces += parts
+                pieces_per_line[index] = len(parts)
+                previous = index + 1
+            texts = pieces + texts[previous:]
+            lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        ids = ids_of_text("".join(texts), self.info.source_vocabulary)
+        if stats is not None:
             stats.unknown_characters += int((ids == UNKNOWN_ID).sum())
-            stats.truncated_lines += int((lengths > self.info.max_source_length).sum())
-        return PreparedWindow(ids, np.cumsum(lengths) - lengths, np.minimum(lengths, self.info.max_source_length))
+        return PreparedWindow(ids, np.cumsum(lengths) - lengths, np.minimum(lengths, limit), pieces_per_line)
 
     def prepare_sources(self, sources: Sequence[str]) -> list[str]:
         """Normalised sources cut to the model's max_source_length: the text the model sees."""
@@ -173,6 +201,7 @@ class Translator:
         max_output_length: int | None = None,
         beam_size: int = 1,
         length_penalty: float = 1.0,
+        long_lines: str = SPLIT,
         stats: TranslationStats | None = None,
     ) -> list[str]:
         """Translations of `source`, in order; an empty (or all-whitespace) source gives an empty translation.
@@ -183,11 +212,13 @@ class Translator:
             max_output_length: most characters per translation; default the model's max_target_length.
             beam_size: 1 for greedy decoding, K for beam search over K hypotheses.
             length_penalty: beam scores are log-probability / length ** length_penalty.
+            long_lines: a source over the model's max_source_length is "split" at sentence ends (the translations
+                joined), "truncate"d, or an "error".
             stats: counters to update (lines, characters, unknown characters, truncations).
         """
         if isinstance(source, str):  # a str is a sequence of one-character sentences: never what was meant
             raise TypeError("translate_batch takes a list of sentences; for one sentence, pass [sentence]")
-        options = DecodingOptions(max_output_length, beam_size, length_penalty)
+        options = DecodingOptions(max_output_length, beam_size, length_penalty, long_lines)
         options.check(len(self.info.target_vocabulary))
         return self.translate_texts(source, self.resolve_batch_size(max_batch_size), options, stats)
 
@@ -200,6 +231,7 @@ class Translator:
         max_output_length: int | None = None,
         beam_size: int = 1,
         length_penalty: float = 1.0,
+        long_lines: str = SPLIT,
         input_format: str = "text",
         column: int = 0,
         window: int = 0,
@@ -213,7 +245,7 @@ class Translator:
         same arguments resumes. See `s2s.serving.files` for the details.
 
         Args:
-            max_batch_size, max_output_length, beam_size, length_penalty: as for `translate_batch`.
+            max_batch_size, max_output_length, beam_size, length_penalty, long_lines: as for `translate_batch`.
             input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
             window: lines read and sorted together; 0 means 16 batches.
             summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
@@ -225,12 +257,13 @@ class Translator:
         from s2s.serving.files import FileJob, write_translations
 
         batch_size = self.resolve_batch_size(max_batch_size)
-        job = FileJob(batch_size, window or 16 * batch_size, DecodingOptions(max_output_length, beam_size, length_penalty), input_format, column)
+        options = DecodingOptions(max_output_length, beam_size, length_penalty, long_lines)
+        job = FileJob(batch_size, window or 16 * batch_size, options, input_format, column)
         return write_translations(self, source_path, output_path, job, summary_path=summary_path, progress=progress)
 
     def translate_texts(self, source: Sequence[str], batch_size: int, options: DecodingOptions, stats: TranslationStats | None) -> list[str]:
         """`translate_batch` with its values already resolved and checked: the loop every caller ends in."""
-        return self.translate_window(self.prepare_window(source, stats), batch_size, options)
+        return self.translate_window(self.prepare_window(source, stats, options.long_lines), batch_size, options)
 
     def translate_window(self, window: PreparedWindow, batch_size: int, options: DecodingOptions) -> list[str]:
         """The translations of a prepared window, in its order: the model's part of the work, which a host thread may overlap."""
@@ -239,7 +272,13 @@ class Translator:
         for indices, batch in self.encoded_batches(window, batch_size):
             ids = self._decode(batch, limit, options.beam_size, options.length_penalty)
             results[indices] = texts_of_ids(ids, self.info.target_vocabulary)
-        return results.tolist()
+        if window.pieces_per_line is None:
+            return results.tolist()
+        first = np.cumsum(window.pieces_per_line) - window.pieces_per_line
+        lines = results[first]
+        for line in np.flatnonzero(window.pieces_per_line > 1).tolist():  # a split line: its pieces' translations, joined
+            lines[line] = " ".join(piece for piece in results[first[line] : first[line] + window.pieces_per_line[line]] if piece)
+        return lines.tolist()
 
     def encoded_batches(self, window: PreparedWindow, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(row indices, int32 encoder input) of a prepared window, by length so batches carry little padding; empty rows left out.

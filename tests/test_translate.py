@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from s2s.errors import S2SError
 from s2s.records import load_references
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy
 from s2s.serving.sessions import open_session
@@ -261,3 +262,47 @@ def test_auto_device_on_the_cpu_build_translates_without_a_warning(toy_onnx, tmp
 def test_a_plain_string_is_refused_with_the_fix(translator) -> None:
     with pytest.raises(TypeError, match=r"pass \[sentence\]"):
         translator.translate_batch("abcdef")
+
+
+def test_long_lines_are_split_at_spaces_by_default_or_cut_or_refused(translator, validation_sources) -> None:
+    first, second, third = validation_sources[:3]  # the toy model's limit is one 6-character source
+    expected = [source[2::-1] for source in (first, second, third)]
+    stats = TranslationStats()
+    split = translator.translate_batch([f"{first} {second}", third, f"{first} {second} {third}"], stats=stats)
+    assert split == [f"{expected[0]} {expected[1]}", expected[2], f"{expected[0]} {expected[1]} {expected[2]}"]
+    assert (stats.long_lines, stats.truncated_lines) == (2, 0)
+    stats = TranslationStats()
+    assert translator.translate_batch([f"{first}{second}"], long_lines="truncate", stats=stats) == [expected[0]]
+    assert (stats.long_lines, stats.truncated_lines) == (1, 1)
+    with pytest.raises(S2SError, match="longer than the model's 6"):
+        translator.translate_batch([third, f"{first} {second}"], long_lines="error")
+
+
+def test_a_run_with_long_lines_warns_once_with_the_count(toy_onnx, validation_sources, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"{a} {b}\n" for a, b in zip(validation_sources[:40], validation_sources[40:80], strict=True)))
+    command = [sys.executable, "-m", "s2s.app.cli", "translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(tmp_path / "out.txt")]
+    result = subprocess.run([*command, "--device", "cpu", "--batch-size", "8"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "40 lines were longer than the model's 6 characters" in warnings[0], result.stderr
+    refused = subprocess.run([*command, "--long-lines", "error"], capture_output=True, text=True, cwd=REPO)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("s2s: error:")]
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert len(errors) == 1 and "--long-lines split or truncate" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "pieces"),
+    [
+        ("Hello there. How are you today? I am fine", 20, ["Hello there.", "How are you today?", "I am fine"]),
+        ("one two three four", 9, ["one two", "three", "four"]),  # no sentence end: the last space that fits
+        ("abcdefghijk", 4, ["abcd", "efgh", "ijk"]),  # no space either: at the limit
+        ("Oui. Non.", 9, ["Oui. Non."]),  # short enough: whole
+    ],
+)
+def test_long_lines_split_at_sentence_ends_then_spaces(text: str, limit: int, pieces: list[str]) -> None:
+    from s2s.serving.long_lines import split_long_line
+
+    assert split_long_line(text, limit) == pieces
+    assert all(len(piece) <= limit for piece in split_long_line(text, limit))
