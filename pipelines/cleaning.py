@@ -69,11 +69,15 @@ class LengthLimits(NamedTuple):
     max_target_length: int
 
 
-def parse_line(path: str, line_number: int, raw: bytes, normalizer: TextNormalizer, limits: LengthLimits) -> Pair | Rejection:
+def parse_line(
+    path: str, line_number: int, raw: bytes, normalizer: TextNormalizer, limits: LengthLimits, *, reverse: bool = False
+) -> Pair | Rejection:
     """Decodes, splits, cleans and length-checks one line (without its newline).
 
     A trailing CR (CRLF files) is dropped first. Checks run in a fixed order,
-    so a line with several faults always gets the same reason.
+    so a line with several faults always gets the same reason. With
+    `reverse`, the second column is the source and the first the target, so
+    one corpus of `english<TAB>other` lines trains both directions.
     """
     if raw.endswith(b"\r"):
         raw = raw[:-1]
@@ -89,7 +93,7 @@ def parse_line(path: str, line_number: int, raw: bytes, normalizer: TextNormaliz
     columns = text.split("\t")
     if len(columns) not in (2, 3):
         return _reject(path, line_number, WRONG_COLUMN_COUNT, f"{len(columns)} columns", text)
-    source, target = normalizer(columns[0]), normalizer(columns[1])
+    source, target = normalizer(columns[1 if reverse else 0]), normalizer(columns[0 if reverse else 1])
     if not source or not target:
         return _reject(path, line_number, EMPTY_SIDE, "source" if not source else "target", text)
     if len(source) > limits.max_source_length:

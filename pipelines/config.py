@@ -8,6 +8,7 @@ from s2s.config import setting
 from s2s.errors import S2SError
 
 RARE_POLICIES = ("unk", "reject")
+DIRECTIONS = ("forward", "reverse")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class PrepareConfig:
     rare_characters: str = setting(
         "unk", "unk: rare characters stay out of the vocabulary and read as <unk>, the pair is kept; reject: the pair is rejected", RARE_POLICIES
     )
+    direction: str = setting(
+        "forward", "forward: the first column is the source; reverse: the second is, so one corpus trains both ways", DIRECTIONS
+    )
     validation_fraction: float = setting(0.05, "share of distinct sources held out for validation")
     test_fraction: float = setting(0.05, "share of distinct sources held out for testing")
     fold_quotes: bool = setting(True, "typographic apostrophes and quotes become ASCII")
@@ -45,5 +49,7 @@ class PrepareConfig:
             raise S2SError("validation_fraction + test_fraction must stay below 1 to leave a training split")
         if self.rare_characters not in RARE_POLICIES:
             raise S2SError(f"rare_characters must be one of {', '.join(RARE_POLICIES)}, got {self.rare_characters!r}")
+        if self.direction not in DIRECTIONS:
+            raise S2SError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         if self.num_shards < 0:
             raise S2SError("num_shards must be 0 (runner decides) or more")

@@ -111,7 +111,7 @@ def build_pipeline(
     """Adds every step of `s2s prepare` to `pipeline`, writing under `staging`."""
     limits = LengthLimits(config.max_source_length, config.max_target_length)
     lines = pipeline | "ReadNumberedLines" >> transforms.ReadNumberedLines(input_files)
-    cleaned = lines | "CleanPairs" >> transforms.CleanPairs(normalizer, limits)
+    cleaned = lines | "CleanPairs" >> transforms.CleanPairs(normalizer, limits, reverse=config.direction == "reverse")
     unique = cleaned[transforms.PAIRS] | "DropDuplicates" >> transforms.DropDuplicates()
     counts = unique[transforms.PAIRS] | "CountCharacters" >> beam.CombineGlobally(transforms.CharacterCountsFn())
     rare_rejected: list[beam.PCollection] = []

@@ -79,25 +79,27 @@ class ReadNumberedLines(beam.PTransform):
 
 
 class _CleanPairsFn(beam.DoFn):
-    def __init__(self, normalizer: TextNormalizer, limits: LengthLimits):
+    def __init__(self, normalizer: TextNormalizer, limits: LengthLimits, reverse: bool):
         self.normalizer = normalizer
         self.limits = limits
+        self.reverse = reverse
 
     def process(self, line: tuple[str, int, bytes]) -> Iterator[Any]:
-        result = cleaning.parse_line(*line, self.normalizer, self.limits)
+        result = cleaning.parse_line(*line, self.normalizer, self.limits, reverse=self.reverse)
         yield beam.pvalue.TaggedOutput(REJECTED, result) if isinstance(result, Rejection) else result
 
 
 class CleanPairs(beam.PTransform):
     """Raw lines -> cleaned `Pair`s, plus `Rejection`s under the `rejected` tag."""
 
-    def __init__(self, normalizer: TextNormalizer, limits: LengthLimits):
+    def __init__(self, normalizer: TextNormalizer, limits: LengthLimits, *, reverse: bool = False):
         super().__init__()
         self.normalizer = normalizer
         self.limits = limits
+        self.reverse = reverse
 
     def expand(self, lines: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return lines | "Clean" >> beam.ParDo(_CleanPairsFn(self.normalizer, self.limits)).with_outputs(REJECTED, main=PAIRS)
+        return lines | "Clean" >> beam.ParDo(_CleanPairsFn(self.normalizer, self.limits, self.reverse)).with_outputs(REJECTED, main=PAIRS)
 
 
 def _keep_first(grouped: tuple[tuple[str, str], Iterable[Pair]]) -> Iterator[Any]:

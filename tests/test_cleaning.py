@@ -64,3 +64,10 @@ def test_every_reason_is_explained() -> None:
         value for name, value in vars(cleaning).items() if name.isupper() and isinstance(value, str) and name not in ("RAW_TEXT_LIMIT",)
     }
     assert reasons == set(cleaning.REJECTION_REASONS)
+
+
+def test_reverse_direction_takes_the_second_column_as_the_source() -> None:
+    pair = parse_line("f.txt", 1, b"Go.\tVa !\tCC-BY", TextNormalizer(), LengthLimits(3, 80), reverse=True)
+    assert isinstance(pair, Rejection) and pair.reason == "source_too_long"  # "Va !" is now the source, over 3 characters
+    pair = parse_line("f.txt", 1, b"Go.\tVa !", TextNormalizer(), LengthLimits(80, 80), reverse=True)
+    assert (pair.source, pair.target) == ("Va !", "Go.")

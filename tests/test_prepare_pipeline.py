@@ -163,3 +163,14 @@ def test_rare_characters_become_unknown_by_default_and_the_pair_is_kept(tmp_path
         for example in read_examples(output, "train", spec).as_numpy_iterator()
     }
     assert decoded["Zoo"][0] == UNKNOWN_ID
+
+
+def test_direction_reverse_trains_the_other_way_from_the_same_corpus(tmp_path: Path) -> None:
+    corpus = tmp_path / "pairs.tsv"
+    corpus.write_text("go\tva\nrun\tcours\n", encoding="utf-8")
+    config = PrepareConfig(min_char_count=1, direction="reverse", validation_fraction=0.0, test_fraction=0.0)
+    prepare([str(corpus)], str(tmp_path / "data"), config, IN_PROCESS)
+    spec = DatasetSpec.load(tmp_path / "data")
+    pairs = {(example[SOURCE_TEXT].decode(), example[TARGET_TEXT].decode()) for example in read_examples(tmp_path / "data", "train", spec).as_numpy_iterator()}
+    assert pairs == {("va", "go"), ("cours", "run")}
+    assert set(spec.source_vocabulary.characters) == set("vacours")
