@@ -17,7 +17,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from s2s.errors import S2SError, pipeline_failure
+from s2s.errors import S2SError, first_line, pipeline_failure
 
 # The runner used when none is given. Beam's DirectRunner first tries to
 # download the Prism runner binary, which fails offline and costs a timeout
@@ -36,6 +36,7 @@ def beam_options(pipeline_args: list[str]) -> PipelineOptions:
     Raises:
         S2SError: an argument is not a Beam option either.
     """
+    _import_runner(pipeline_args)
     unknown = _unknown_beam_arguments(pipeline_args)
     if unknown:
         raise S2SError(f"unrecognised option {unknown[0]} (neither an s2s nor a Beam pipeline option; see --help)")
@@ -179,6 +180,34 @@ def local_runner(options: PipelineOptions) -> object | None:
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     return fn_runner.FnApiRunner(provision_info=provision)
+
+
+def _import_runner(pipeline_args: list[str]) -> None:
+    """Imports the module of the runner `--runner` names, so the options it declares (`--dask_client_address`...) are known.
+
+    Beam declares a runner's options in the runner's own module, which nothing
+    imports before the pipeline starts; without this they would be refused.
+
+    Raises:
+        S2SError: the runner's module cannot be imported (its engine is not installed).
+    """
+    import argparse
+    import importlib
+
+    from apache_beam.runners.runner import _RUNNER_MAP
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--runner")
+    name = parser.parse_known_args(pipeline_args)[0].runner
+    if not name:
+        return
+    path = _RUNNER_MAP.get(name.lower(), _RUNNER_MAP.get(name.lower() + "runner", name))
+    if "." not in path:
+        return  # Beam reports an unknown runner name itself, in one line
+    try:
+        importlib.import_module(path.rsplit(".", 1)[0])
+    except ImportError as error:
+        raise S2SError(f"--runner {name} cannot be loaded here: {first_line(error)} (install the engine it runs on)") from None
 
 
 def _unknown_beam_arguments(pipeline_args: list[str]) -> list[str]:

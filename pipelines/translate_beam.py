@@ -22,6 +22,7 @@ import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
 from s2s.config import log_config
+from s2s.errors import S2SError
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
 from s2s.pipelines.transforms import ReadNumberedLines
@@ -104,3 +105,34 @@ def translate_beam(
             | "ToTsv" >> beam.Map(_row)
             | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".tsv")
         )
+    check_row_count(files, output_prefix)
+
+
+def check_row_count(files: list[str], output_prefix: str) -> int:
+    """Counts the rows of the written shards against the input lines; returns the count.
+
+    Checked after the run, whatever the runner: a runner that loses rows (Beam's Dask runner has written empty
+    text files) must not end with exit status 0.
+
+    Raises:
+        S2SError: fewer or more rows than input lines.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    from s2s.pipelines.transforms import numbered_lines
+
+    lines_read = 0
+    for path in files:
+        with FileSystems.open(path) as stream:  # decompresses .gz by its extension, as the pipeline did
+            lines_read += sum(1 for _ in numbered_lines(stream))
+    rows = 0
+    for metadata in FileSystems.match([f"{output_prefix}-*-of-*.tsv"])[0].metadata_list:
+        with FileSystems.open(metadata.path) as stream:
+            rows += sum(1 for _ in numbered_lines(stream))
+    if rows != lines_read:
+        raise S2SError(
+            f"translate-beam wrote {rows} rows for {lines_read} input lines under {output_prefix}: the runner lost or repeated "
+            "rows; the output is incomplete"
+        )
+    logger.info("wrote %d rows, one per input line", rows)
+    return rows

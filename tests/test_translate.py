@@ -306,3 +306,16 @@ def test_long_lines_split_at_sentence_ends_then_spaces(text: str, limit: int, pi
 
     assert split_long_line(text, limit) == pieces
     assert all(len(piece) <= limit for piece in split_long_line(text, limit))
+
+
+def test_translate_beam_fails_when_the_runner_lost_rows(tmp_path: Path) -> None:
+    from s2s.pipelines.translate_beam import check_row_count
+
+    source = tmp_path / "in.txt"
+    source.write_text("a\n\nb\n")
+    (tmp_path / "out-00000-of-00002.tsv").write_text(f"{source}\t1\tx\n{source}\t2\t\n")
+    (tmp_path / "out-00001-of-00002.tsv").write_text(f"{source}\t3\ty\n")
+    assert check_row_count([str(source)], str(tmp_path / "out")) == 3
+    (tmp_path / "out-00001-of-00002.tsv").write_text("")  # what Beam's Dask runner has been seen to write
+    with pytest.raises(S2SError, match="wrote 2 rows for 3 input lines"):
+        check_row_count([str(source)], str(tmp_path / "out"))
