@@ -10,8 +10,9 @@ from its metadata), so a host never re-implements the pipeline's cleaning.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,45 @@ class Translator:
         limit = self.info.max_target_length if max_output_length is None else max_output_length
         texts = self.prepare_sources(source)
         return sequence_score(self.encoder, self.decoder, self.info.encode(texts), list(translations), limit, length_penalty)
+
+    def score_batch(self, source: Sequence[str], target: Sequence[str], *, length_penalty: float = 1.0) -> list[float]:
+        """How likely the model finds each target as the translation of its source, as CTranslate2's `score_batch`.
+
+        The score is the beam-search score: the log-probability of the
+        normalised target's characters and the end token, divided by that
+        length to the power `length_penalty`. Higher is better; 0 is certain.
+
+        Raises:
+            TypeError: a plain string instead of a list of sentences.
+            ValueError: the two lists differ in length.
+        """
+        if isinstance(source, str) or isinstance(target, str):
+            raise TypeError("score_batch takes lists of sentences; for one pair, pass [source], [target]")
+        if len(source) != len(target):
+            raise ValueError(f"score_batch needs one target per source, got {len(source)} sources and {len(target)} targets")
+        vocabulary = self.info.target_vocabulary
+        targets = self.info.normalizer.normalize_lines(list(target))
+        ids = [ids_of_text(text, vocabulary).tolist() for text in targets]
+        longest = max((len(row) for row in ids), default=0)
+        return self.score(source, ids, max_output_length=max(longest + 1, self.info.max_target_length), length_penalty=length_penalty)
+
+    def translate_iterable(self, source: Iterable[str], *, max_batch_size: int = 0, window: int = 0, **decoding: Any) -> Iterator[str]:
+        """Translations of a stream of sentences, lazily and in order: as CTranslate2's `translate_iterable`.
+
+        Reads `window` sentences (default 16 batches) at a time, so memory
+        holds one window whatever the stream's length.
+
+        Args:
+            decoding: max_output_length, beam_size, length_penalty, long_lines, as for `translate_batch`.
+        """
+        if isinstance(source, str):
+            raise TypeError("translate_iterable takes an iterable of sentences; for one sentence, pass [sentence]")
+        batch_size = self.resolve_batch_size(max_batch_size)
+        options = DecodingOptions(**decoding)
+        options.check(len(self.info.target_vocabulary))
+        lines = iter(source)
+        while chunk := list(itertools.islice(lines, window or 16 * batch_size)):
+            yield from self.translate_texts(chunk, batch_size, options, None)
 
 
 def _session_options(intra_op_threads: int) -> Any:

@@ -319,3 +319,29 @@ def test_translate_beam_fails_when_the_runner_lost_rows(tmp_path: Path) -> None:
     (tmp_path / "out-00001-of-00002.tsv").write_text("")  # what Beam's Dask runner has been seen to write
     with pytest.raises(S2SError, match="wrote 2 rows for 3 input lines"):
         check_row_count([str(source)], str(tmp_path / "out"))
+
+
+def test_translate_iterable_is_lazy_and_in_order(translator, validation_sources) -> None:
+    consumed = []
+
+    def stream():
+        for source in validation_sources[:50]:
+            consumed.append(source)
+            yield source
+
+    translations = translator.translate_iterable(stream(), max_batch_size=4, window=8)
+    first = next(translations)
+    assert first == validation_sources[0][2::-1] and len(consumed) == 8  # one window read, not the whole stream
+    assert [first, *translations] == [source[2::-1] for source in validation_sources[:50]]
+    with pytest.raises(TypeError):
+        next(translator.translate_iterable("abcdef"))
+
+
+def test_score_batch_prefers_the_right_translation(translator, validation_sources) -> None:
+    sources = [source for source in validation_sources[:40] if source[:3] != source[2::-1]][:20]  # wrong differs from right
+    right = translator.score_batch(sources, [source[2::-1] for source in sources])
+    wrong = translator.score_batch(sources, [source[:3] for source in sources])
+    assert all(r > w for r, w in zip(right, wrong, strict=True))
+    assert all(-1.0 < score <= 0.0 for score in right)  # the toy model is sure of its answers
+    with pytest.raises(ValueError, match="one target per source"):
+        translator.score_batch(sources, sources[:3])
