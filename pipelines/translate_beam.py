@@ -89,10 +89,11 @@ def translate_beam(
 
     config = config or TranslateConfig()
     options = beam_options(list(pipeline_args or []))
-    translator = Translator.from_dir(model, device="cpu")  # fail fast, in one line, on a missing or damaged model
+    translator = Translator.from_dir(model, device="cpu" if config.device == "cpu" else "auto")  # fail fast on a bad model
     config.decoding().check(len(translator.info.target_vocabulary))
     # Resolved here, once, for the device the workers will use: Beam batches by it before any worker opens the model.
-    config = dataclasses.replace(config, batch_size=resolve_batch_size(config.batch_size, "cpu" if config.device == "cpu" else "cuda"))
+    device = translator.device if config.device == "auto" else config.device  # auto: as this machine's onnxruntime finds it
+    config = dataclasses.replace(config, batch_size=resolve_batch_size(config.batch_size, device))
     log_config(logger, "translate-beam", config)
     files = [entry["path"] for entry in resolve_inputs(inputs)]
     handler = KeyedModelHandler(TranslatorModelHandler(model, config))
