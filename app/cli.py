@@ -159,8 +159,7 @@ def _add_prepare(commands: Any) -> None:
         help="text files or globs of source<TAB>target[<TAB>attribution] lines, plain or .gz; repeatable",
     )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output directory (local or gs://, s3://, ...)")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [prepare] table; flags override it")
-    add_config_flags(parser, PrepareConfig)
+    _add_config(parser, PrepareConfig, "prepare")
     parser.set_defaults(handler=_run_prepare, accepts_pipeline_options=True)
 
 
@@ -168,7 +167,7 @@ def _run_prepare(args: argparse.Namespace, pipeline_args: list[str]) -> int:
     from s2s.pipelines.config import PrepareConfig
     from s2s.pipelines.prepare import prepare
 
-    config = load_config(PrepareConfig, "prepare", args.config, config_overrides(args, PrepareConfig))
+    config = _config(args, PrepareConfig, "prepare")
     manifest = prepare(args.input, args.output, config, pipeline_args)
     _print_prepare_summary(manifest, args.output)
     return 0
@@ -203,9 +202,8 @@ def _add_train(commands: Any) -> None:
     )
     parser.add_argument("--data", required=True, metavar="DIR", help="output directory of s2s prepare")
     parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="where the model and its files go")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [train] table; flags override it")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in MODEL_DIR from its last checkpoint")
-    add_config_flags(parser, TrainConfig)
+    _add_config(parser, TrainConfig, "train")
     parser.set_defaults(handler=_run_train)
 
 
@@ -213,7 +211,7 @@ def _run_train(args: argparse.Namespace, _: list[str]) -> int:
     from s2s.training.config import TrainConfig
     from s2s.training.train import train
 
-    config = load_config(TrainConfig, "train", args.config, config_overrides(args, TrainConfig))
+    config = _config(args, TrainConfig, "train")
     summary = train(args.data, args.output, config, resume=args.resume)
     print(f"trained {summary['epochs']} epochs in {summary['seconds']:.0f} s ({summary['stop_reason']})")
     print(
@@ -235,8 +233,7 @@ def _add_evaluate(commands: Any) -> None:
     )
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="output directory of s2s train")
     parser.add_argument("--data", required=True, metavar="DIR", help="output directory of s2s prepare")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with an [evaluate] table; flags override it")
-    add_config_flags(parser, EvaluateConfig)
+    _add_config(parser, EvaluateConfig, "evaluate")
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -245,7 +242,7 @@ def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
     from s2s.training.evaluate import evaluate
     from s2s.training.model_dir import report_name
 
-    config = load_config(EvaluateConfig, "evaluate", args.config, config_overrides(args, EvaluateConfig))
+    config = _config(args, EvaluateConfig, "evaluate")
     report = evaluate(args.model, args.data, config)
     overall = report["overall"]
     print(f"{report['split']}: {report['sources']} sources in {report['seconds']} s ({report['sentences_per_second']} sentences/s)")
@@ -270,8 +267,7 @@ def _add_export(commands: Any) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL_DIR", help="output directory of s2s train")
     parser.add_argument("--output", "-o", required=True, metavar="ONNX_DIR", help="where the ONNX files go")
     parser.add_argument("--data", metavar="DIR", help="prepared data for verification (default: the data the model was trained on)")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with an [export] table; flags override it")
-    add_config_flags(parser, ExportConfig)
+    _add_config(parser, ExportConfig, "export")
     parser.set_defaults(handler=_run_export)
 
 
@@ -279,7 +275,7 @@ def _run_export(args: argparse.Namespace, _: list[str]) -> int:
     from s2s.export.config import ExportConfig
     from s2s.export.export import export_model
 
-    config = load_config(ExportConfig, "export", args.config, config_overrides(args, ExportConfig))
+    config = _config(args, ExportConfig, "export")
     report = export_model(args.model, args.output, config, data_dir=args.data)
     parity = report["parity_max_abs_difference"]
     print(f"exported model {report['model_id'][:16]} to {args.output} in {report['seconds']} s (opset {report['opset']})")
@@ -310,8 +306,7 @@ def _add_translate(commands: Any) -> None:
     )
     parser.add_argument("--input", "-i", required=True, metavar="PATH", help="a file, a glob (files in sorted order) or - for stdin")
     parser.add_argument("--output", "-o", required=True, metavar="PATH", help="a file, or - for stdout")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [translate] table; flags override it")
-    add_config_flags(parser, TranslateConfig)
+    _add_config(parser, TranslateConfig, "translate")
     parser.add_argument(
         "--format",
         choices=("text", "tsv"),
@@ -321,6 +316,17 @@ def _add_translate(commands: Any) -> None:
     parser.add_argument("--column", type=int, default=0, metavar="N", help="with --format tsv, the source column, from 0 (default 0)")
     parser.add_argument("--summary", metavar="PATH", help="run summary JSON (default OUTPUT.summary.json)")
     parser.set_defaults(handler=_run_translate)
+
+
+def _add_config(parser: argparse.ArgumentParser, cls: type, table: str) -> None:
+    """`--config FILE` and a flag per field of the stage's config class: every subcommand's settings, one way."""
+    parser.add_argument("--config", metavar="FILE", help=f"TOML file with a [{table}] table; flags override it")
+    add_config_flags(parser, cls)
+
+
+def _config(args: argparse.Namespace, cls: type, table: str, other_keys: tuple[str, ...] = ()) -> Any:
+    """The stage's config: its defaults, then the file's table, then the flags given."""
+    return load_config(cls, table, args.config, config_overrides(args, cls), other_keys=other_keys)
 
 
 def default_model() -> str:
@@ -336,7 +342,7 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
     from s2s.serving.files import is_special_output
     from s2s.serving.jobs import translate_corpus
 
-    config = load_config(TranslateConfig, "translate", args.config, config_overrides(args, TranslateConfig), other_keys=("input",))
+    config = _config(args, TranslateConfig, "translate", other_keys=("input",))
     stats = translate_corpus(
         args.model or default_model(), args.input, args.output, config, input_format=args.format, column=args.column, summary_path=args.summary
     )
@@ -366,8 +372,7 @@ def _add_translate_beam(commands: Any) -> None:
         "--input", "-i", nargs="+", action="extend", required=True, metavar="PATH", help="text files or globs, plain or .gz"
     )
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX", help="output path prefix (local or gs://, s3://, ...)")
-    parser.add_argument("--config", metavar="FILE", help="TOML file with a [translate] table; flags override it")
-    add_config_flags(parser, TranslateConfig)
+    _add_config(parser, TranslateConfig, "translate")
     parser.set_defaults(handler=_run_translate_beam, accepts_pipeline_options=True)
 
 
@@ -375,7 +380,7 @@ def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> i
     from s2s.pipelines.translate_beam import translate_beam
     from s2s.serving.config import TranslateConfig
 
-    config = load_config(TranslateConfig, "translate", args.config, config_overrides(args, TranslateConfig), other_keys=("input",))
+    config = _config(args, TranslateConfig, "translate", other_keys=("input",))
     translate_beam(args.model, args.input, args.output, config, pipeline_args=pipeline_args)
     print(f"wrote {args.output}-*.tsv")
     return 0
