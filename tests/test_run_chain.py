@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,13 +47,24 @@ ALL_RAN = {stage: "ran" for stage in ("prepare", "train", "evaluate", "export", 
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A config beside its corpus, run once: the directory holding both."""
+def pristine_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A config beside its corpus, run once: (the directory holding both, a copy of it as the run left it)."""
     root = tmp_path_factory.mktemp("chain")
     write_corpus("reverse-4", 1500, root / "corpus" / "part-1.tsv", seed=1)
     (root / "run.toml").write_text(CONFIG)
     manifest = run(root)
     assert manifest["this_run"] == ALL_RAN
+    snapshot = tmp_path_factory.mktemp("chain-snapshot") / "copy"
+    shutil.copytree(root, snapshot, symlinks=True)
+    return root, snapshot
+
+
+@pytest.fixture
+def chain(pristine_chain: tuple[Path, Path]) -> Path:
+    """The chain directory as the first run left it, at the same path: each test starts from there, in any order."""
+    root, snapshot = pristine_chain
+    shutil.rmtree(root)
+    shutil.copytree(snapshot, root, symlinks=True)
     return root
 
 
@@ -118,10 +130,9 @@ def test_a_changed_corpus_reruns_every_stage(chain: Path) -> None:
 
 
 def test_a_damaged_output_is_noticed_and_rebuilt(chain: Path) -> None:
-    run(chain, "train.epochs=3")  # whatever earlier tests left, every stage is now up to date with these settings
     card = chain / "run" / "onnx" / "MODEL_CARD.md"
     card.write_text("edited by hand\n")
-    manifest = run(chain, "train.epochs=3")
+    manifest = run(chain)
     assert manifest["this_run"] == {"prepare": "skipped", "train": "skipped", "evaluate": "skipped", "export": "ran", "translate": "ran"}
     assert card.read_text().startswith("# s2s model card")
 
@@ -131,7 +142,7 @@ def test_a_failing_stage_leaves_the_last_good_outputs_and_exits_with_one_line(ch
     # every pair is longer than 1 character, so cleaning keeps nothing and the prepare stage fails after its pipeline ran
     failing = ("--set", "prepare.max_source_length=1")
     result = subprocess.run(
-        [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), *("--set", "train.epochs=3"), *failing, *IN_PROCESS],
+        [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), *failing, *IN_PROCESS],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -147,7 +158,7 @@ def test_a_failing_stage_leaves_the_last_good_outputs_and_exits_with_one_line(ch
     assert {folder: tree_checksums(chain / "run" / folder) for folder in before} == before
     manifest = json.loads((chain / "run" / RUN_MANIFEST).read_text())
     assert manifest["status"] == "failed" and manifest["last_failure"]["stage"] == "prepare"
-    manifest = run(chain, "train.epochs=3")  # the good outputs still serve: nothing needs to run
+    manifest = run(chain)  # the good outputs still serve: nothing needs to run
     assert set(manifest["this_run"].values()) == {"skipped"}
 
 
