@@ -59,10 +59,7 @@ class TranslateConfig:
             raise S2SError(f"max_output_length must be 0 (the model's) or more, got {self.max_output_length}")
         if self.beam_size < 1:
             raise S2SError(f"beam_size must be at least 1, got {self.beam_size}")
-        if not self.length_penalty >= 0:
-            raise S2SError(f"length_penalty must be 0 or more, got {self.length_penalty}")
-        if self.long_lines not in LONG_LINE_POLICIES:
-            raise S2SError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
+        self.decoding().check_model_free()
 
     def decoding(self) -> DecodingOptions:
         """The frozen decoding options these settings ask for."""

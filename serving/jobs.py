@@ -35,14 +35,13 @@ def translate_corpus(
         S2SError: a bad setting, a missing or damaged model, or any problem `Translator.translate_file` reports.
     """
     translator = Translator.from_config(model_dir, config)
-    batch_size = translator.resolve_batch_size(config.batch_size)
     progress = Progress(total_bytes=input_size(source_path))
     try:
         decoding = config.decoding()
         return translator.translate_file(
             source_path,
             output_path,
-            max_batch_size=batch_size,
+            max_batch_size=config.batch_size,  # 0 (automatic) is resolved by translate_file, as for every caller
             max_output_length=decoding.max_output_length,
             beam_size=decoding.beam_size,
             length_penalty=decoding.length_penalty,

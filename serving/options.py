@@ -42,6 +42,10 @@ class DecodingOptions:
                 f"beam_size must be between 1 and the target vocabulary's {target_vocab_size} tokens "
                 f"(a wider beam holds nothing more), got {self.beam_size}"
             )
+        self.check_model_free()
+
+    def check_model_free(self) -> None:
+        """The checks that need no model: what `TranslateConfig.validate` can run before one is loaded."""
         if self.long_lines not in LONG_LINE_POLICIES:
             raise S2SError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
         if not self.length_penalty >= 0:  # also refuses NaN
