@@ -330,9 +330,9 @@ def _config(args: argparse.Namespace, cls: type, table: str, other_keys: tuple[s
 
 
 def default_model() -> str:
-    """The model `s2s translate` uses without --model: $S2S_MODEL, else the shipped fra-eng model."""
+    """The model `s2s translate` and `translate-beam` use without --model: $S2S_MODEL, else the shipped fra-eng model."""
     path = os.environ.get("S2S_MODEL") or str(DEFAULT_MODEL_DIR)
-    if not os.path.isdir(path):
+    if "://" not in path and not os.path.isdir(path):  # a remote folder (translate-beam) is checked when it is read
         raise S2SError(f"no --model given and no default model at {path}: pass --model ONNX_DIR (the output of s2s export)")
     return path
 
@@ -344,7 +344,13 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
 
     config = _config(args, TranslateConfig, "translate", other_keys=("input",))
     stats = translate_corpus(
-        args.model or default_model(), args.input, args.output, config, input_format=args.format, column=args.column, summary_path=args.summary
+        args.model or default_model(),
+        args.input,
+        args.output,
+        config,
+        input_format=args.format,
+        column=args.column,
+        summary_path=args.summary,
     )
     summary = stats.to_dict()
     print(
@@ -361,28 +367,38 @@ def _add_translate_beam(commands: Any) -> None:
 
     parser = commands.add_parser(
         "translate-beam",
-        help="bulk translation as an Apache Beam pipeline (RunInference), for Dataflow, Flink or Spark",
-        description="Translate text files with an exported model in an Apache Beam pipeline: RunInference with a model handler that "
-        "wraps the s2s Translator. Writes sharded PREFIX-SSSSS-of-NNNNN.tsv files of path<TAB>line_number<TAB>translation, one row "
-        "per input line. Any other --option is a Beam pipeline option (e.g. --runner=DataflowRunner ...); without --runner it "
-        "runs locally with one worker process per core.",
+        help="bulk translation as an Apache Beam pipeline, for Dataflow, Flink, Spark or Dask",
+        description="Translate text files with an exported model in an Apache Beam pipeline: each worker translates whole shards "
+        "with the s2s Translator and writes PREFIX-SSSSS-of-NNNNN.tsv files of path<TAB>line_number<TAB>translation, one row per "
+        "input line, sorted within each shard. The rows written are counted against the lines read. Any other --option is a Beam "
+        "pipeline option (e.g. --runner=DataflowRunner ...); without --runner it runs locally with one worker process per core.",
     )
-    parser.add_argument("--model", required=True, metavar="ONNX_DIR", help="output directory of s2s export")
+    parser.add_argument(
+        "--model",
+        metavar="ONNX_DIR",
+        help="output directory of s2s export, local or gs://, s3://... (copied once per worker; "
+        "default: $S2S_MODEL, else the shipped English-to-French model)",
+    )
     parser.add_argument(
         "--input", "-i", nargs="+", action="extend", required=True, metavar="PATH", help="text files or globs, plain or .gz"
     )
     parser.add_argument("--output", "-o", required=True, metavar="PREFIX", help="output path prefix (local or gs://, s3://, ...)")
+    parser.add_argument(
+        "--num-shards", type=int, default=0, metavar="N", help="output files, each one unit of work; 0 = one per 4 MiB of input (default 0)"
+    )
     _add_config(parser, TranslateConfig, "translate")
     parser.set_defaults(handler=_run_translate_beam, accepts_pipeline_options=True)
 
 
 def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> int:
-    from s2s.pipelines.translate_beam import translate_beam
+    from s2s.pipelines.translate_beam import SHARD_SUFFIX, translate_beam
     from s2s.serving.config import TranslateConfig
 
     config = _config(args, TranslateConfig, "translate", other_keys=("input",))
-    translate_beam(args.model, args.input, args.output, config, pipeline_args=pipeline_args)
-    print(f"wrote {args.output}-*.tsv")
+    rows = translate_beam(
+        args.model or default_model(), args.input, args.output, config, num_shards=args.num_shards, pipeline_args=pipeline_args
+    )
+    print(f"wrote {rows} rows, one per input line, to {args.output}-*{SHARD_SUFFIX}")
     return 0
 
 

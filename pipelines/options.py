@@ -69,8 +69,9 @@ def run_pipeline(options: PipelineOptions, what: str) -> Iterator[Any]:
     level = beam_logger.level
     if not debug:
         beam_logger.setLevel(logging.CRITICAL)
+    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     try:
-        with _loopback_only(), _quiet_workers(not debug), beam.Pipeline(runner=local_runner(options), options=options) as pipeline:
+        with _loopback_only(), _quiet_workers(not debug), pipeline:
             yield pipeline
     except S2SError:
         raise
@@ -79,7 +80,15 @@ def run_pipeline(options: PipelineOptions, what: str) -> Iterator[Any]:
             raise
         raise pipeline_failure(error, what) from None
     finally:
+        _close_client(pipeline)
         beam_logger.setLevel(level)
+
+
+def _close_client(pipeline: Any) -> None:
+    """Closes the client Beam's Dask runner opened and left open, which otherwise retries its scheduler after the run."""
+    client = getattr(getattr(pipeline, "result", None), "client", None)
+    if client is not None:
+        client.close()
 
 
 class _LoopbackServer:

@@ -67,6 +67,7 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     started = time.time()
     config.validate()
     options = beam_options(list(pipeline_args or []))
+    _refuse_dask(options)
     input_files = resolve_inputs(inputs)
     if FileSystems.get_scheme(output_dir) is None:
         _check_dataset_folder(Path(output_dir))
@@ -89,7 +90,8 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
         paths = [entry["path"] for entry in input_files]
         with run_pipeline(options, f"the prepare pipeline over {', '.join(paths)}") as pipeline:
             build_pipeline(pipeline, paths, staging, config, normalizer)
-        summary = json.loads(_read_text(FileSystems.join(staging, _SUMMARY_NAME)))
+        summary = _read_summary(staging)
+        _check_rows_written(staging, summary)
         spec = DatasetSpec(
             source_vocabulary=Vocabulary.from_list(summary["facts"]["source_vocabulary"]),
             target_vocabulary=Vocabulary.from_list(summary["facts"]["target_vocabulary"]),
@@ -103,6 +105,21 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     finally:
         _delete_tree(staging)
     return manifest
+
+
+def _refuse_dask(options: Any) -> None:
+    """Refuses Beam's Dask runner up front: it mis-routes this pipeline's tagged outputs and runs only its last sink.
+
+    Without this the run fails deep inside a worker with an AttributeError on
+    a row that reached the wrong step (see README, "Dask", and
+    repro/dask_runner_bugs.py); `s2s translate-beam` does run there.
+    """
+    runner = str(options.get_all_options().get("runner") or "")
+    if runner.rsplit(".", 1)[-1].lower() in ("daskrunner", "dask"):
+        raise S2SError(
+            "s2s prepare cannot run on Beam's Dask runner, which sends tagged outputs to every consumer and runs only the last "
+            "sink: use the local runner, Dataflow, Flink or Spark (s2s translate-beam does run on Dask)"
+        )
 
 
 def build_pipeline(
@@ -166,6 +183,35 @@ def build_pipeline(
         )
         | "WriteSummary" >> beam.io.WriteToText(FileSystems.join(staging, _SUMMARY_NAME), shard_name_template="", num_shards=1)
     )
+
+
+def _read_summary(staging: str) -> dict[str, Any]:
+    """The pipeline's own tallies; their absence means the runner skipped the step that writes them."""
+    path = FileSystems.join(staging, _SUMMARY_NAME)
+    if not FileSystems.exists(path):
+        raise S2SError("the runner finished without writing the prepare summary: it skipped steps of the pipeline; nothing was published")
+    return json.loads(_read_text(path))
+
+
+def _check_rows_written(staging: str, summary: dict[str, Any]) -> None:
+    """Counts the records and rejects in the written shards against the pipeline's tallies.
+
+    Raises:
+        S2SError: a split or the rejects file holds other than what the pipeline counted; nothing is published.
+    """
+    from s2s.pipelines.row_counts import count_lines, count_tfrecords
+
+    for split in SPLITS:
+        written = count_tfrecords(FileSystems.join(staging, f"{split}-*-of-*{RECORD_SUFFIX}"))
+        expected = summary["split_sizes"].get(split, 0)
+        if written != expected:
+            raise S2SError(f"prepare wrote {written} {split} records for {expected} {split} pairs: the runner lost or repeated rows")
+    rejects = count_lines(FileSystems.join(staging, f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}"))
+    if rejects != sum(summary["rejected"].values()):
+        raise S2SError(
+            f"prepare wrote {rejects} rejects for {sum(summary['rejected'].values())} rejected lines: the runner lost or repeated rows"
+        )
+    logger.info("wrote %s records and %d rejects, as counted", "/".join(str(summary["split_sizes"].get(s, 0)) for s in SPLITS), rejects)
 
 
 def _summary(_: None, lines_read: int, rejected: dict[str, int], split_sizes: dict[str, int], facts: dict[str, Any]) -> str:

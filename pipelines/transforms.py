@@ -60,22 +60,23 @@ class ReadNumberedLines(beam.PTransform):
     """File patterns -> (path, line number, raw bytes), one element per line read.
 
     Files are read whole by one worker each, so line numbers are exact; a
-    reshuffle then spreads the lines over all workers.
+    reshuffle then spreads the lines over all workers, unless `spread` is
+    False because the next step groups them anyway.
     """
 
-    def __init__(self, patterns: list[str]):
+    def __init__(self, patterns: list[str], *, spread: bool = True):
         super().__init__()
-        self.patterns = patterns
+        self.patterns, self.spread = patterns, spread
 
     def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
-        return (
+        lines = (
             pipeline
             | "Patterns" >> beam.Create(self.patterns)
             | "Match" >> fileio.MatchAll()
             | "Open" >> fileio.ReadMatches()
             | "SplitLines" >> beam.ParDo(_ReadNumberedLinesFn())
-            | "Spread" >> beam.Reshuffle()
         )
+        return lines | "Spread" >> beam.Reshuffle() if self.spread else lines
 
 
 class _CleanPairsFn(beam.DoFn):

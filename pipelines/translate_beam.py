@@ -1,75 +1,130 @@
-"""`s2s translate-beam`: bulk translation as an Apache Beam pipeline, with RunInference.
+"""`s2s translate-beam`: bulk translation as an Apache Beam pipeline.
 
-The same Translator as `s2s translate`, wrapped in a RunInference model
-handler: each worker loads the ONNX model once and translates batches of
-lines. The runner comes from the pipeline options, so the job spreads over a
-Dataflow, Flink or Spark cluster as it does over local processes.
+    ReadNumberedLines -> KeyByShard -> GroupByKey -> TranslateShard
 
-Output: sharded TSV files `PREFIX-SSSSS-of-NNNNN.tsv` of
-`path<TAB>line_number<TAB>translation`, one row per input line (empty lines
-included). A distributed job writes rows in no particular order; sort by path
-and line number to line them up with the input.
+Lines are spread over a fixed number of shards by a hash of (path, line
+number). Each shard is one unit of work: a worker translates its lines in
+order with the same `Translator` as `s2s translate` (loaded once per worker
+process) and writes `PREFIX-SSSSS-of-NNNNN.tsv` whole, through a temporary
+file and a rename. A retried or repeated shard therefore rewrites the same
+file with the same rows instead of adding to it. That is what lets the job run
+unchanged on runners that evaluate a step more than once, such as Beam's Dask
+runner, where `WriteToText` and `BatchElements` (under RunInference) lose rows;
+see `repro/`.
+
+The runner comes from the pipeline options, so the job spreads over a
+Dataflow, Flink, Spark or Dask cluster as it does over local processes. The
+model may sit on any filesystem Beam reaches (gs://, s3://...): each worker
+copies it once and checks its model id against the launcher's.
+
+Output: rows of `path<TAB>line_number<TAB>translation`, one per input line
+(empty lines included), sorted by path and line number within each shard.
+After the run, the rows written are counted against the lines read; a
+difference fails the job.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+import math
+import threading
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from s2s.config import log_config
 from s2s.errors import S2SError
+from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
-from s2s.pipelines.transforms import ReadNumberedLines
+from s2s.pipelines.transforms import ReadNumberedLines, numbered_lines
 from s2s.serving.config import TranslateConfig, resolve_batch_size
 
+SHARD_SUFFIX = ".tsv"
+BYTES_PER_SHARD = 4 << 20  # with automatic sharding: about 100,000 short lines, a minute or two of one CPU worker
+MAX_AUTOMATIC_SHARDS = 10_000
+
 logger = logging.getLogger(__name__)
+_translators: dict[tuple[str, TranslateConfig], Any] = {}
+_translators_lock = threading.Lock()
 
 
-class TranslatorModelHandler(ModelHandler):
-    """RunInference handler: loads `s2s.serving.Translator` once per worker and translates batches of source strings.
+def shard_path(output_prefix: str, shard: int, num_shards: int) -> str:
+    """The file of one shard, named as Beam's text sinks name theirs."""
+    return f"{output_prefix}-{shard:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
 
-    Args:
-        config: the translate settings; its batch size must already be resolved (not 0), as Beam batches by it.
-    """
 
-    def __init__(self, onnx_dir: str, config: TranslateConfig):
-        super().__init__()
-        self.onnx_dir, self.config = onnx_dir, config
+def automatic_shards(input_bytes: int) -> int:
+    """One shard per 4 MiB of input (compressed size for .gz), at least 1: small enough to spread, large enough to batch."""
+    return max(1, min(MAX_AUTOMATIC_SHARDS, math.ceil(input_bytes / BYTES_PER_SHARD)))
 
-    def load_model(self) -> Any:
-        from s2s.serving.translator import Translator
 
-        return Translator.from_config(self.onnx_dir, self.config)
+def shard_of(path: str, line_number: int, num_shards: int) -> int:
+    """A stable shard for a line: the same on every worker and every run, so a repeated shard holds the same lines."""
+    return zlib.crc32(f"{path}\t{line_number}".encode()) % num_shards
 
-    def run_inference(self, batch: Sequence[str], model: Any, inference_args: dict[str, Any] | None = None) -> Iterable[str]:
-        decoding = self.config.decoding()
-        return model.translate_batch(
-            list(batch),
-            max_batch_size=self.config.batch_size,
-            max_output_length=decoding.max_output_length,
-            beam_size=decoding.beam_size,
-            length_penalty=decoding.length_penalty,
-            long_lines=decoding.long_lines,
+
+def _translator(model: str, model_id: str, config: TranslateConfig) -> Any:
+    """The worker process's Translator for this model, loaded (and fetched, when remote) once."""
+    from s2s.serving.translator import Translator
+
+    with _translators_lock:
+        key = (model, config)
+        if key not in _translators:
+            translator = Translator.from_config(local_model_dir(model), config)
+            check_model_id(model, translator.model_id, model_id)
+            _translators[key] = translator
+        return _translators[key]
+
+
+class _TranslateShardFn(beam.DoFn):
+    """(shard, [((path, line number), raw line)]) -> the shard's file written whole; yields (shard, rows written)."""
+
+    def __init__(self, model: str, model_id: str, config: TranslateConfig, output_prefix: str, num_shards: int):
+        self.model, self.model_id, self.config = model, model_id, config
+        self.output_prefix, self.num_shards = output_prefix, num_shards
+        self.rows_written = Metrics.counter("s2s", "rows_written")
+
+    def process(self, element: tuple[int, Iterable[tuple[tuple[str, int], bytes]]]) -> Iterator[tuple[int, int]]:
+        shard, lines = element
+        lines = sorted(lines)
+        translator = _translator(self.model, self.model_id, self.config)
+        sources = (raw.rstrip(b"\r").decode("utf-8", errors="replace") for _, raw in lines)
+        translations = translator.translate_iterable(
+            sources, max_batch_size=self.config.batch_size, **dataclasses.asdict(self.config.decoding())
         )
+        rows = (
+            f"{path}\t{line_number}\t{translation}\n" for ((path, line_number), _), translation in zip(lines, translations, strict=True)
+        )
+        written = write_shard(shard_path(self.output_prefix, shard, self.num_shards), rows)
+        self.rows_written.inc(written)
+        yield shard, written
 
-    def batch_elements_kwargs(self) -> dict[str, int]:
-        return {"min_batch_size": 1, "max_batch_size": self.config.batch_size}
+
+def write_shard(path: str, rows: Iterable[str]) -> int:
+    """Writes the rows to `path` through a temporary file and a rename, on any filesystem; returns the row count."""
+    temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    count = 0
+    with FileSystems.create(temp, mime_type="text/tab-separated-values", compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+        for row in rows:
+            stream.write(row.encode("utf-8"))
+            count += 1
+    if FileSystems.exists(path):  # a repeated shard: the same rows again
+        FileSystems.delete([path])
+    FileSystems.rename([temp], [path])
+    return count
 
 
-def _keyed_text(line: tuple[str, int, bytes]) -> tuple[tuple[str, int], str]:
+def _keyed_by_shard(line: tuple[str, int, bytes], num_shards: int) -> tuple[int, tuple[tuple[str, int], bytes]]:
     path, line_number, raw = line
-    return (path, line_number), raw.rstrip(b"\r").decode("utf-8", errors="replace")
-
-
-def _row(element: tuple[tuple[str, int], str]) -> str:
-    (path, line_number), translation = element
-    return f"{path}\t{line_number}\t{translation}"
+    return shard_of(path, line_number, num_shards), ((path, line_number), raw)
 
 
 def translate_beam(
@@ -78,62 +133,70 @@ def translate_beam(
     output_prefix: str,
     config: TranslateConfig | None = None,
     *,
+    num_shards: int = 0,
     pipeline_args: list[str] | None = None,
-) -> None:
-    """Runs the translation pipeline; returns when it has finished.
+) -> int:
+    """Runs the translation pipeline; returns the number of rows written, once they are counted against the lines read.
+
+    Args:
+        model: the output folder of `s2s export`, local or on any filesystem Beam reaches (gs://...).
+        num_shards: output files; 0 picks one per 4 MiB of input.
 
     Raises:
-        S2SError: an input is missing or empty, an option is unknown or a decoding value is out of range.
+        S2SError: an input is missing or empty, an option is unknown, a decoding value is out of range, or the
+            rows written do not match the lines read.
     """
     from s2s.serving.translator import Translator
 
     config = config or TranslateConfig()
+    if num_shards < 0:
+        raise S2SError(f"num_shards must be 0 (automatic) or more, got {num_shards}")
     options = beam_options(list(pipeline_args or []))
-    translator = Translator.from_dir(model, device="cpu" if config.device == "cpu" else "auto")  # fail fast on a bad model
+    # Opened here too, to fail fast on a bad model and to learn the model id every worker's copy must carry.
+    translator = Translator.from_dir(local_model_dir(model), device="cpu" if config.device == "cpu" else "auto")
     config.decoding().check(len(translator.info.target_vocabulary))
-    # Resolved here, once, for the device the workers will use: Beam batches by it before any worker opens the model.
     device = translator.device if config.device == "auto" else config.device  # auto: as this machine's onnxruntime finds it
     config = dataclasses.replace(config, batch_size=resolve_batch_size(config.batch_size, device))
     log_config(logger, "translate-beam", config)
-    files = [entry["path"] for entry in resolve_inputs(inputs)]
-    handler = KeyedModelHandler(TranslatorModelHandler(model, config))
+    input_files = resolve_inputs(inputs)
+    files = [entry["path"] for entry in input_files]
+    num_shards = num_shards or automatic_shards(sum(entry["bytes"] for entry in input_files))
+    logger.info("translating %s into %d shard(s) %s", ", ".join(files), num_shards, shard_path(output_prefix, 0, num_shards))
+    translate_shard = _TranslateShardFn(model, translator.model_id, config, output_prefix, num_shards)
     with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
         _ = (
             pipeline
-            | "ReadNumberedLines" >> ReadNumberedLines(files)
-            | "KeyByLine" >> beam.Map(_keyed_text)
-            | "Translate" >> RunInference(handler)
-            | "ToTsv" >> beam.Map(_row)
-            | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".tsv")
+            | "ReadNumberedLines" >> ReadNumberedLines(files, spread=False)
+            | "KeyByShard" >> beam.Map(_keyed_by_shard, num_shards=num_shards)
+            | "GroupByShard" >> beam.GroupByKey()
+            | "TranslateShard" >> beam.ParDo(translate_shard)
         )
-    check_row_count(files, output_prefix)
+    for shard in range(num_shards):  # a shard no line hashed to still gets its (empty) file: the set is complete
+        if not FileSystems.exists(shard_path(output_prefix, shard, num_shards)):
+            write_shard(shard_path(output_prefix, shard, num_shards), [])
+    return check_row_count(files, output_prefix, num_shards)
 
 
-def check_row_count(files: list[str], output_prefix: str) -> int:
+def check_row_count(files: list[str], output_prefix: str, num_shards: int) -> int:
     """Counts the rows of the written shards against the input lines; returns the count.
 
-    Checked after the run, whatever the runner: a runner that loses rows (Beam's Dask runner has written empty
-    text files) must not end with exit status 0.
+    Checked after the run, whatever the runner: a runner that loses or repeats rows must not end with exit status 0.
 
     Raises:
         S2SError: fewer or more rows than input lines.
     """
-    from apache_beam.io.filesystems import FileSystems
-
-    from s2s.pipelines.transforms import numbered_lines
-
     lines_read = 0
     for path in files:
         with FileSystems.open(path) as stream:  # decompresses .gz by its extension, as the pipeline did
             lines_read += sum(1 for _ in numbered_lines(stream))
     rows = 0
-    for metadata in FileSystems.match([f"{output_prefix}-*-of-*.tsv"])[0].metadata_list:
-        with FileSystems.open(metadata.path) as stream:
+    for shard in range(num_shards):
+        with FileSystems.open(shard_path(output_prefix, shard, num_shards), compression_type=CompressionTypes.UNCOMPRESSED) as stream:
             rows += sum(1 for _ in numbered_lines(stream))
     if rows != lines_read:
         raise S2SError(
             f"translate-beam wrote {rows} rows for {lines_read} input lines under {output_prefix}: the runner lost or repeated "
             "rows; the output is incomplete"
         )
-    logger.info("wrote %d rows, one per input line", rows)
+    logger.info("wrote %d rows in %d shard(s), one per input line", rows, num_shards)
     return rows

@@ -171,6 +171,33 @@ def test_direction_reverse_trains_the_other_way_from_the_same_corpus(tmp_path: P
     config = PrepareConfig(min_char_count=1, direction="reverse", validation_fraction=0.0, test_fraction=0.0)
     prepare([str(corpus)], str(tmp_path / "data"), config, IN_PROCESS)
     spec = DatasetSpec.load(tmp_path / "data")
-    pairs = {(example[SOURCE_TEXT].decode(), example[TARGET_TEXT].decode()) for example in read_examples(tmp_path / "data", "train", spec).as_numpy_iterator()}
+    pairs = {
+        (example[SOURCE_TEXT].decode(), example[TARGET_TEXT].decode())
+        for example in read_examples(tmp_path / "data", "train", spec).as_numpy_iterator()
+    }
     assert pairs == {("va", "go"), ("cours", "run")}
     assert set(spec.source_vocabulary.characters) == set("vacours")
+
+
+def test_written_files_are_counted_against_the_tallies(prepared: tuple, tmp_path: Path) -> None:
+    from s2s.errors import S2SError
+    from s2s.pipelines.row_counts import count_lines, count_tfrecords
+
+    output, manifest, _, _ = prepared
+    for split in SPLITS:
+        assert count_tfrecords(str(output / f"{split}-*-of-*.tfrecord.gz")) == manifest["split_sizes"][split]
+    assert count_lines(str(output / "rejects-*-of-*.jsonl")) == sum(manifest["rejected"].values())
+    whole = gzip.decompress(next(output.glob("train-*.tfrecord.gz")).read_bytes())
+    (tmp_path / "cut.tfrecord.gz").write_bytes(gzip.compress(whole[:-3]))
+    with pytest.raises(S2SError, match="cut short"):
+        count_tfrecords(str(tmp_path / "cut.tfrecord.gz"))
+
+
+def test_prepare_refuses_beams_dask_runner_in_one_line(tmp_path: Path) -> None:
+    from s2s.errors import S2SError
+
+    (tmp_path / "pairs.tsv").write_text("\n".join(GOOD) + "\n")
+    dask = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", "--dask_client_address=tcp://127.0.0.1:1"]
+    with pytest.raises(S2SError, match="cannot run on Beam's Dask runner"):
+        prepare([str(tmp_path / "pairs.tsv")], str(tmp_path / "data"), PrepareConfig(), dask)
+    assert not (tmp_path / "data" / "manifest.json").exists()
