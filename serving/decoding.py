@@ -9,7 +9,8 @@ back, and the encoder's memory (attention) passed unchanged to every step.
   memory and the next token stay where the execution provider keeps them
   (GPU memory with CUDA); only a copy of the int32 ids comes back each step.
 - `beam_search`: K hypotheses per sentence, scored by log-probability
-  divided by length ** `length_penalty`, the whole batch in each step.
+  divided by length ** `length_penalty`, the whole batch in each step; it
+  returns the N best ended ones (n-best), best first.
 - `sequence_score`: the same score for given id sequences (forced decoding).
 """
 
@@ -135,19 +136,23 @@ def beam_search(
     max_output_length: int,
     beam_size: int,
     length_penalty: float = 1.0,
-) -> list[tuple[list[int], float]]:
-    """Best hypothesis and its score for each sentence.
+    num_hypotheses: int = 1,
+) -> list[list[tuple[list[int], float]]]:
+    """The `num_hypotheses` best hypotheses of each sentence, best first, each with its score.
 
     A hypothesis's score is its log-probability (the end token's included when
     it ended) divided by its length (tokens, end token included) to the power
     `length_penalty`. Every step is one decoder call for all sentences' beams
     and a top-k over (batch, beam x vocab).
 
-    A sentence's search ends, as in OpenNMT and CTranslate2, once its best
-    ended hypothesis scores at least what its best running one would score
-    if it ended now. Hypotheses still running at `max_output_length` are
-    scored as if they ended there. With beam_size 1 this is greedy decoding.
+    A sentence's search ends, as in OpenNMT and CTranslate2, once it holds
+    `num_hypotheses` ended hypotheses and the worst of them scores at least
+    what its best running one would score if it ended now. Hypotheses still
+    running at `max_output_length` are scored as if they ended there. With
+    beam_size 1 this is greedy decoding.
     """
+    if not 1 <= num_hypotheses <= beam_size:
+        raise ValueError(f"num_hypotheses must be between 1 and beam_size ({beam_size}), got {num_hypotheses}")
     batch = len(source_ids)
     states, memory = encoder(source_ids)
     states = [np.repeat(state, beam_size, axis=0) for state in states]
@@ -157,16 +162,24 @@ def beam_search(
     scores[:, 0] = 0.0
     sequences = np.zeros((batch, beam_size, 0), dtype=ID_DTYPE)
     tokens = start_tokens(batch * beam_size)
-    best_ids: list[list[int]] = [[] for _ in range(batch)]
-    best_scores = np.full(batch, -np.inf)
+    ended: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # each sentence's best ended ones, best first
+    bar = np.full(batch, -np.inf)  # what an ended hypothesis must beat: the worst kept once num_hypotheses are kept
     sentence = np.arange(batch)  # the batch index of each sentence in the arrays decoded
     searching = np.ones(batch, dtype=bool)  # which of those sentences are still searched
 
-    def offer(rows: np.ndarray, beam: np.ndarray, candidate: np.ndarray) -> None:
-        """Makes (row, beam) the best of its sentence where its candidate score beats the best so far."""
-        for row in rows[candidate[rows] > best_scores[sentence[rows]]]:
-            best_ids[sentence[row]] = sequences[row, beam[row]].tolist()
-            best_scores[sentence[row]] = candidate[row]
+    def offer(rows: np.ndarray, candidates: np.ndarray) -> None:
+        """Keeps each (row, beam) hypothesis whose score, `candidates[row, beam]`, beats its sentence's bar."""
+        rows_of, beams_of = np.nonzero(candidates[rows] > bar[sentence[rows], None])
+        for row, beam in zip(rows[rows_of].tolist(), beams_of.tolist(), strict=True):
+            number, score = sentence[row], float(candidates[row, beam])
+            if score <= bar[number]:  # an earlier beam of this row raised the bar
+                continue
+            kept = ended[number]
+            kept.append((score, sequences[row, beam].tolist()))
+            kept.sort(key=lambda hypothesis: -hypothesis[0])  # stable: an equal score found earlier stays first
+            del kept[num_hypotheses:]
+            if len(kept) == num_hypotheses:
+                bar[number] = kept[-1][0]
 
     for step in range(max_output_length):
         rows = len(sentence)
@@ -174,10 +187,7 @@ def beam_search(
         log_probabilities = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)).reshape(rows, beam_size, target_vocab)
         totals = scores[:, :, None] + log_probabilities
         divisor = (step + 1) ** length_penalty
-        # Hypotheses that end here compete for their sentence's best.
-        ending = totals[:, :, END_ID] / divisor
-        beam = ending.argmax(axis=1)
-        offer(np.flatnonzero(searching), beam, ending[np.arange(rows), beam])
+        offer(np.flatnonzero(searching), totals[:, :, END_ID] / divisor)  # hypotheses that end here
         totals[:, :, END_ID] = -np.inf
         flat = totals.reshape(rows, -1)
         # The K best continuations: a partial selection, then those K sorted (stable ties: the lower index first).
@@ -189,7 +199,7 @@ def beam_search(
         rows_of_beams = (np.arange(rows)[:, None] * beam_size + parents).reshape(-1)
         states = [state[rows_of_beams] for state in states]
         tokens = next_ids.reshape(-1).astype(ID_DTYPE)
-        searching &= best_scores[sentence] < scores.max(axis=1) / divisor
+        searching &= bar[sentence] < scores.max(axis=1) / divisor
         if not searching.any():
             break
         # Finished sentences leave the arrays a quarter at a time: copying the attention memory at every finish would
@@ -202,10 +212,8 @@ def beam_search(
             tokens = tokens[keep_beams]
             searching = np.ones(len(sentence), dtype=bool)
     else:  # the length limit ended the search: running hypotheses are scored as if they ended there
-        final = scores / max_output_length**length_penalty
-        beam = final.argmax(axis=1)
-        offer(np.flatnonzero(searching), beam, final[np.arange(len(sentence)), beam])
-    return [(ids, float(score)) for ids, score in zip(best_ids, best_scores, strict=True)]
+        offer(np.flatnonzero(searching), scores / max_output_length**length_penalty)
+    return [[(ids, score) for score, ids in kept] for kept in ended]
 
 
 def sequence_score(

@@ -50,9 +50,10 @@ from s2s.errors import S2SError
 from s2s.files import atomic_open
 from s2s.serving.options import DecodingOptions
 from s2s.serving.stats import COUNTERS, TranslationStats
+from s2s.serving.translator import SourceWindow
 
 if TYPE_CHECKING:
-    from s2s.serving.translator import PreparedWindow, Translator
+    from s2s.serving.translator import Translator
 
 STDIO = "-"
 FORMATS = ("text", "tsv")
@@ -412,23 +413,20 @@ def _translate_stream(
 
     phases = dict.fromkeys(("read_and_prepare", "decode", "write"), 0.0)  # seconds in each, for the summary and benchmarks
 
-    def prepare_next() -> tuple[int, PreparedWindow, TranslationStats, int] | None:
-        phase_started = time.perf_counter()
-        chunk = next(windows, None)
-        if chunk is None:
-            return None
-        counts = TranslationStats()  # this window's counts, added to the run's only once it is written
-        window = translator.prepare_window(_sources_of(chunk, job.input_format, job.column, counts), counts, job.options.long_lines)
-        prepared = len(chunk), window, counts, sum(map(len, chunk)) + len(chunk)  # line ends included, as in the file
-        phases["read_and_prepare"] += time.perf_counter() - phase_started
-        return prepared
+    def source_windows() -> Iterator[SourceWindow]:
+        """The input's windows as sources; runs on the translator's prefetch thread, so reading overlaps decoding."""
+        for chunk in windows:
+            counts = TranslationStats()  # this window's counts, added to the run's only once it is written
+            size = sum(map(len, chunk)) + len(chunk)  # line ends included, as in the file
+            yield SourceWindow(_sources_of(chunk, job.input_format, job.column, counts), counts, (len(chunk), size))
 
-    def write(translations: list[str], lines: int, counts: TranslationStats, size: int) -> None:
+    def write(translations: list[str], window: SourceWindow) -> None:
         nonlocal lines_done
+        lines, size = window.tag
         phase_started = time.perf_counter()
         stream.write(("\n".join(translations) + "\n").encode("utf-8"))
         phases["write"] += time.perf_counter() - phase_started
-        stats.add(counts)
+        stats.add(window.counts)
         lines_done += lines
         input_bytes["bytes"] = input_bytes.get("bytes", 0) + size
         if checkpoint is not None:
@@ -436,22 +434,17 @@ def _translate_stream(
         if progress is not None:
             progress(lines_done, time.perf_counter() - started, input_bytes["bytes"])
 
-    # Overlap: while this thread decodes window k, one host thread writes window k-1 and then prepares window k+1, in that
-    # order, so output order, checkpoints and bytes are those of a sequential run. onnxruntime releases the GIL.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-host") as host:
-        upcoming = host.submit(prepare_next)
+    # Built on the translator's streaming loop, as translate_iterable is; a writer thread writes window k-1 (and its
+    # checkpoint) while window k decodes, one window at a time and in order, so output, checkpoints and bytes are those
+    # of a sequential run.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-writer") as writer:
         written: Future | None = None
-        while (prepared := upcoming.result()) is not None:
-            lines, window, counts, size = prepared
-            upcoming = host.submit(prepare_next)
-            phase_started = time.perf_counter()
-            translations = translator.translate_window(window, job.batch_size, job.options)
-            phases["decode"] += time.perf_counter() - phase_started
+        for window, translations in translator.translate_windows(source_windows(), job.batch_size, job.options, phases):
             if written is not None:
                 written.result()  # raises a write error here, not later
-            written = host.submit(write, translations, lines, counts, size)
+            written = writer.submit(write, translations, window)
         if written is not None:
             written.result()
     stream.flush()
-    # The host thread's phases overlap the decoding: their sum can exceed the run's seconds.
+    # The prefetch and writer threads overlap the decoding: the phases can sum to more than the run's seconds.
     stats.extra["seconds_by_phase"] = {name: round(seconds, 3) for name, seconds in phases.items()}

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, ids_befo
 from s2s.serving.long_lines import ERROR, SPLIT, TRUNCATE, split_long_line
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import DecodingOptions
+from s2s.serving.results import TranslationResult, joined
 from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
 from s2s.serving.stats import TranslationStats
 from s2s.vocab import UNKNOWN_ID
@@ -44,6 +47,19 @@ class PreparedWindow:
     starts: np.ndarray
     lengths: np.ndarray
     pieces_per_line: np.ndarray | None = None  # when long lines were split: how many consecutive rows make each line
+
+
+@dataclass
+class SourceWindow:
+    """A window of sources on its way through `Translator.translate_windows`, with its own counts and the caller's bookkeeping.
+
+    `counts` receives the window's counters as it is prepared (a file job adds
+    them to its run only once the window is written); `tag` comes back as given.
+    """
+
+    sources: Sequence[str]
+    counts: TranslationStats = field(default_factory=TranslationStats)
+    tag: Any = None
 
 
 class Translator:
@@ -136,7 +152,9 @@ class Translator:
 
         has_cuda = CUDA_PROVIDER in onnxruntime.get_available_providers()
         if device == "cuda" and not has_cuda:
-            raise S2SError("--device cuda, but this onnxruntime has no CUDA provider: install s2s-translate[gpu] (onnxruntime-gpu) on a GPU host")
+            raise S2SError(
+                "--device cuda, but this onnxruntime has no CUDA provider: install s2s-translate[gpu] (onnxruntime-gpu) on a GPU host"
+            )
         if device == "auto" and not has_cuda:
             # The CPU build of onnxruntime is a host's deliberate choice (the cpu extra): worth a log line, not a warning on every run.
             logger.debug("no CUDA provider in this onnxruntime; translating on the CPU")
@@ -204,8 +222,14 @@ class Translator:
         length_penalty: float = 1.0,
         long_lines: str = SPLIT,
         stats: TranslationStats | None = None,
-    ) -> list[str]:
+        num_hypotheses: int = 1,
+        return_scores: bool = False,
+    ) -> list[str] | list[TranslationResult]:
         """Translations of `source`, in order; an empty (or all-whitespace) source gives an empty translation.
+
+        Strings by default. With `num_hypotheses` > 1 or `return_scores`, a
+        `TranslationResult` per source instead, as in CTranslate2: the n-best
+        hypotheses from beam search, best first, with their scores.
 
         Args:
             max_batch_size: sentences decoded together, 0 for the device's default; sources are sorted by length first
@@ -216,12 +240,23 @@ class Translator:
             long_lines: a source over the model's max_source_length is "split" at sentence ends (the translations
                 joined), "truncate"d, or an "error".
             stats: counters to update (lines, characters, unknown characters, truncations).
+            num_hypotheses: translations per source, at most `beam_size`; a split long line's k-th hypothesis joins
+                its pieces' k-th ones and is scored by their mean.
+            return_scores: return `TranslationResult`s even for one hypothesis, for their scores.
+
+        Raises:
+            S2SError: a value out of range, num_hypotheses above beam_size among them.
         """
         if isinstance(source, str):  # a str is a sequence of one-character sentences: never what was meant
             raise TypeError("translate_batch takes a list of sentences; for one sentence, pass [sentence]")
         options = DecodingOptions(max_output_length, beam_size, length_penalty, long_lines)
         options.check(len(self.info.target_vocabulary))
-        return self.translate_texts(source, self.resolve_batch_size(max_batch_size), options, stats)
+        batch_size = self.resolve_batch_size(max_batch_size)
+        if num_hypotheses == 1 and not return_scores:
+            return self.translate_texts(source, batch_size, options, stats)
+        if not 1 <= num_hypotheses <= beam_size:
+            raise S2SError(f"num_hypotheses must be between 1 and beam_size ({beam_size}), got {num_hypotheses}: raise beam_size")
+        return self.translate_window_results(self.prepare_window(source, stats, long_lines), batch_size, options, num_hypotheses)
 
     def translate_file(
         self,
@@ -262,7 +297,9 @@ class Translator:
         job = FileJob(batch_size, window or 16 * batch_size, options, input_format, column)
         return write_translations(self, source_path, output_path, job, summary_path=summary_path, progress=progress)
 
-    def translate_texts(self, source: Sequence[str], batch_size: int, options: DecodingOptions, stats: TranslationStats | None) -> list[str]:
+    def translate_texts(
+        self, source: Sequence[str], batch_size: int, options: DecodingOptions, stats: TranslationStats | None
+    ) -> list[str]:
         """`translate_batch` with its values already resolved and checked: the loop every caller ends in."""
         return self.translate_window(self.prepare_window(source, stats, options.long_lines), batch_size, options)
 
@@ -281,6 +318,23 @@ class Translator:
             lines[line] = " ".join(piece for piece in results[first[line] : first[line] + window.pieces_per_line[line]] if piece)
         return lines.tolist()
 
+    def translate_window_results(
+        self, window: PreparedWindow, batch_size: int, options: DecodingOptions, num_hypotheses: int
+    ) -> list[TranslationResult]:
+        """`translate_window` with each source's n-best hypotheses and their scores."""
+        limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
+        vocabulary = self.info.target_vocabulary
+        results = [TranslationResult([""], [0.0])] * len(window.lengths)
+        for indices, batch in self.encoded_batches(window, batch_size):
+            decoded = self._decode_hypotheses(batch, limit, options.beam_size, options.length_penalty, num_hypotheses)
+            for index, hypotheses in zip(indices.tolist(), decoded, strict=True):
+                texts = texts_of_ids(ids_array([ids for ids, _ in hypotheses]), vocabulary)
+                results[index] = TranslationResult(texts, [score for _, score in hypotheses])
+        if window.pieces_per_line is None:
+            return results
+        first = (np.cumsum(window.pieces_per_line) - window.pieces_per_line).tolist()
+        return [joined(results[start : start + pieces]) for start, pieces in zip(first, window.pieces_per_line.tolist(), strict=True)]
+
     def encoded_batches(self, window: PreparedWindow, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(row indices, int32 encoder input) of a prepared window, by length so batches carry little padding; empty rows left out.
 
@@ -297,18 +351,27 @@ class Translator:
         """Target ids `(batch, steps)`, end-token padded."""
         if beam_size == 1:
             return self._greedy(batch, limit)
-        beams = beam_search(self.encoder, self.decoder, batch, len(self.info.target_vocabulary), limit, beam_size, length_penalty)
-        # The greedy hypothesis stays a candidate, so beam search never returns a worse-scoring translation than greedy;
-        # the numpy loop scores it as it decodes.
+        return ids_array([hypotheses[0][0] for hypotheses in self._decode_hypotheses(batch, limit, beam_size, length_penalty, 1)])
+
+    def _decode_hypotheses(
+        self, batch: Any, limit: int, beam_size: int, length_penalty: float, num_hypotheses: int
+    ) -> list[list[tuple[list[int], float]]]:
+        """Each sentence's `num_hypotheses` best (ids before the end token, score), best first."""
+        # The greedy hypothesis is scored as the numpy loop decodes it, and stays a candidate of beam search, so beam search
+        # never returns a worse-scoring best translation than greedy.
         greedy, log_probability, lengths = NumpyGreedy(self.encoder, self.decoder).with_log_probabilities(batch, limit)
+        greedy_scores = (log_probability / lengths.astype(np.float64) ** length_penalty).tolist()
         greedy_ids = ids_before_end(greedy)
-        greedy_scores = log_probability / lengths.astype(np.float64) ** length_penalty
-        return ids_array(
-            [
-                ids if score >= greedy_score else greedy_row
-                for (ids, score), greedy_row, greedy_score in zip(beams, greedy_ids, greedy_scores, strict=True)
-            ]
-        )
+        if beam_size == 1:
+            return [[(ids, score)] for ids, score in zip(greedy_ids, greedy_scores, strict=True)]
+        vocab = len(self.info.target_vocabulary)
+        searched = beam_search(self.encoder, self.decoder, batch, vocab, limit, beam_size, length_penalty, num_hypotheses)
+        merged = []
+        for hypotheses, ids, score in zip(searched, greedy_ids, greedy_scores, strict=True):
+            if all(found != ids for found, _ in hypotheses):
+                hypotheses = sorted([*hypotheses, (ids, score)], key=lambda hypothesis: -hypothesis[1])[:num_hypotheses]
+            merged.append(hypotheses)
+        return merged
 
     def score(
         self, source: Sequence[str], translations: Sequence[list[int]], *, max_output_length: int | None = None, length_penalty: float = 1.0
@@ -342,8 +405,9 @@ class Translator:
     def translate_iterable(self, source: Iterable[str], *, max_batch_size: int = 0, window: int = 0, **decoding: Any) -> Iterator[str]:
         """Translations of a stream of sentences, lazily and in order: as CTranslate2's `translate_iterable`.
 
-        Reads `window` sentences (default 16 batches) at a time, so memory
-        holds one window whatever the stream's length.
+        Reads `window` sentences (default 16 batches) at a time, and the next
+        window while this one decodes (see `translate_windows`), so memory
+        holds two windows whatever the stream's length.
 
         Args:
             decoding: max_output_length, beam_size, length_penalty, long_lines, as for `translate_batch`.
@@ -354,9 +418,45 @@ class Translator:
         options = DecodingOptions(**decoding)
         options.check(len(self.info.target_vocabulary))
         lines = iter(source)
-        while chunk := list(itertools.islice(lines, window or 16 * batch_size)):
-            yield from self.translate_texts(chunk, batch_size, options, None)
+        size = window or 16 * batch_size
+        windows = (SourceWindow(chunk) for chunk in iter(lambda: list(itertools.islice(lines, size)), []))
+        for _, translations in self.translate_windows(windows, batch_size, options):
+            yield from translations
 
+    def translate_windows(
+        self, windows: Iterable[SourceWindow], batch_size: int, options: DecodingOptions, phases: dict[str, float] | None = None
+    ) -> Iterator[tuple[SourceWindow, list[str]]]:
+        """Each window with its translations, in order: the streaming loop under `translate_iterable` and `translate_file`.
+
+        Prefetch: while this thread decodes window k, one host thread takes
+        window k+1 from `windows` (reading a file, for a file job) and prepares
+        it (normalising, ids), since onnxruntime releases the GIL while it
+        runs. `phases` (optional) gathers the seconds spent reading and
+        preparing, and decoding; the two overlap.
+        """
+        timings = phases if phases is not None else {}
+        timings.setdefault("read_and_prepare", 0.0)
+        timings.setdefault("decode", 0.0)
+        pending = iter(windows)
+
+        def prepare_next() -> tuple[SourceWindow, PreparedWindow] | None:
+            started = time.perf_counter()
+            window = next(pending, None)
+            if window is None:
+                return None
+            prepared = window, self.prepare_window(window.sources, window.counts, options.long_lines)
+            timings["read_and_prepare"] += time.perf_counter() - started
+            return prepared
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-prefetch") as host:
+            upcoming = host.submit(prepare_next)
+            while (prepared := upcoming.result()) is not None:
+                window, ready = prepared
+                upcoming = host.submit(prepare_next)
+                started = time.perf_counter()
+                translations = self.translate_window(ready, batch_size, options)
+                timings["decode"] += time.perf_counter() - started
+                yield window, translations
 
 def _session_options(intra_op_threads: int) -> Any:
     import onnxruntime

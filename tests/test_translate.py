@@ -74,36 +74,44 @@ def test_beam_one_is_greedy_and_beam_k_scores_at_least_greedy(translator, valida
 
 
 def _one_sentence_beam(
-    translator: Translator, source_ids: np.ndarray, beam_size: int, max_length: int, penalty: float
-) -> tuple[list[int], float]:
-    """Textbook beam search for one sentence: every hypothesis extended by every token, no batching, OpenNMT's stopping rule."""
+    translator: Translator, source_ids: np.ndarray, beam_size: int, max_length: int, penalty: float, n_best: int = 1
+) -> list[tuple[list[int], float]]:
+    """Textbook beam search for one sentence: every hypothesis extended by every token, no batching, OpenNMT's stopping rule.
+
+    Returns the `n_best` best ended hypotheses, best first; the search stops once it holds that many and the worst of
+    them scores at least the best running one ending now.
+    """
     from s2s.vocab import END_ID, START_ID
 
     vocab = len(translator.info.target_vocabulary)
     states, memory = translator.encoder(source_ids)
     hypotheses = [([], 0.0, states)]
-    best: tuple[list[int], float] = ([], -np.inf)
+    ended: list[tuple[list[int], float]] = []
+
+    def keep(sequence: list[int], score: float) -> None:
+        if len(ended) < n_best or score > ended[-1][1]:
+            ended.append((sequence, score))
+            ended.sort(key=lambda hypothesis: -hypothesis[1])  # stable: an equal score found earlier stays first
+            del ended[n_best:]
+
     for step in range(max_length):
         candidates = []
         for sequence, score, hypothesis_states in hypotheses:
             token = np.array([sequence[-1] if sequence else START_ID], dtype=np.int32)
             probabilities, next_states = translator.decoder(token, hypothesis_states, memory)
             log_probabilities = np.log(np.maximum(probabilities[0].astype(np.float64), 1e-30))
-            ended = (score + log_probabilities[END_ID]) / (step + 1) ** penalty
-            if ended > best[1]:
-                best = (sequence, ended)
+            keep(sequence, (score + log_probabilities[END_ID]) / (step + 1) ** penalty)
             candidates += [([*sequence, v], score + log_probabilities[v], next_states) for v in range(vocab) if v != END_ID]
         hypotheses = sorted(candidates, key=lambda candidate: -candidate[1])[:beam_size]  # stable: ties keep their order
-        if best[1] >= hypotheses[0][1] / (step + 1) ** penalty:  # the best ended one beats the best running one ending now
-            return best
+        if len(ended) == n_best and ended[-1][1] >= hypotheses[0][1] / (step + 1) ** penalty:
+            return ended
     for sequence, score, _ in hypotheses:  # still running at the limit: scored as if they ended there
-        if score / max_length**penalty > best[1]:
-            best = (sequence, score / max_length**penalty)
-    return best
+        keep(sequence, score / max_length**penalty)
+    return ended
 
 
-@pytest.mark.parametrize("penalty", [0.0, 1.0])
-def test_batched_pruned_beam_search_equals_the_textbook_one(translator, validation_sources, penalty: float) -> None:
+@pytest.mark.parametrize(("penalty", "n_best"), [(0.0, 1), (1.0, 1), (1.0, 3)])
+def test_batched_pruned_beam_search_equals_the_textbook_one(translator, validation_sources, penalty: float, n_best: int) -> None:
     """The batched search (top-k over beam x vocab, sentences leaving once decided) finds what plain beam search finds."""
     from s2s.serving.decoding import beam_search
 
@@ -111,10 +119,34 @@ def test_batched_pruned_beam_search_equals_the_textbook_one(translator, validati
     batch = translator.info.encode(translator.prepare_sources(sources))
     limit = translator.info.max_target_length
     vocab = len(translator.info.target_vocabulary)
-    batched = beam_search(translator.encoder, translator.decoder, batch, vocab, limit, 3, penalty)
-    for row, (ids, score) in enumerate(batched):
-        expected_ids, expected_score = _one_sentence_beam(translator, batch[row : row + 1], 3, limit, penalty)
-        assert ids == expected_ids and score == pytest.approx(expected_score, abs=1e-5), sources[row]
+    batched = beam_search(translator.encoder, translator.decoder, batch, vocab, limit, 3, penalty, n_best)
+    for row, found in enumerate(batched):
+        expected = _one_sentence_beam(translator, batch[row : row + 1], 3, limit, penalty, n_best)
+        assert [ids for ids, _ in found] == [ids for ids, _ in expected], sources[row]
+        assert [score for _, score in found] == pytest.approx([score for _, score in expected], abs=1e-5)
+
+
+def test_n_best_results_carry_hypotheses_and_their_scores(translator, validation_sources) -> None:
+    from s2s.serving.results import TranslationResult
+
+    sources = [*validation_sources[:10], "", "zz"]
+    results = translator.translate_batch(sources, beam_size=4, num_hypotheses=3)
+    assert all(isinstance(result, TranslationResult) for result in results)
+    assert [result.hypotheses[0] for result in results] == translator.translate_batch(sources, beam_size=4)
+    assert results[10] == TranslationResult([""], [0.0])
+    for source, result in zip(sources, results, strict=True):
+        if not source:
+            continue
+        assert len(result.hypotheses) == 3 and len(set(result.hypotheses)) == 3
+        assert result.scores == sorted(result.scores, reverse=True)
+        ids = [translator.info.target_vocabulary.encode(text) for text in result.hypotheses]
+        assert translator.score([source] * 3, ids) == pytest.approx(result.scores, abs=1e-4)  # the model's score of each text
+    greedy = translator.translate_batch(sources, return_scores=True)
+    assert [result.hypotheses for result in greedy] == [[text] for text in translator.translate_batch(sources)]
+    ids = [translator.info.target_vocabulary.encode(greedy[0].hypotheses[0])]
+    assert greedy[0].scores == pytest.approx(translator.score(sources[:1], ids), abs=1e-4)
+    with pytest.raises(S2SError, match="num_hypotheses must be between 1 and beam_size"):
+        translator.translate_batch(sources, beam_size=2, num_hypotheses=3)
 
 
 def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path) -> None:
@@ -344,7 +376,7 @@ def test_translate_iterable_is_lazy_and_in_order(translator, validation_sources)
 
     translations = translator.translate_iterable(stream(), max_batch_size=4, window=8)
     first = next(translations)
-    assert first == validation_sources[0][2::-1] and len(consumed) == 8  # one window read, not the whole stream
+    assert first == validation_sources[0][2::-1] and len(consumed) in (8, 16)  # a window, and perhaps the next one prefetched
     assert [first, *translations] == [source[2::-1] for source in validation_sources[:50]]
     with pytest.raises(TypeError):
         next(translator.translate_iterable("abcdef"))
