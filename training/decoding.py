@@ -39,7 +39,9 @@ class KerasGreedyDecoder:
             self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         else:
             self._encode = tf.function(lambda x: encoder(x, training=False), reduce_retracing=True)
-            self._step = tf.function(lambda inputs: decoder(inputs, training=False), reduce_retracing=True)
+            # Traced once for any batch size: the loop below shrinks the batch as sentences end.
+            step_signature = [[tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in decoder.inputs]]
+            self._step = tf.function(lambda inputs: decoder(inputs, training=False), input_signature=step_signature)
             self.state_count = len(decoder.outputs) - 1  # probabilities, then h_0, c_0, ...
 
     @classmethod
@@ -74,21 +76,35 @@ class KerasGreedyDecoder:
         return results
 
     def _decode_steps(self, batch: np.ndarray, max_steps: int) -> np.ndarray:
+        """Greedy ids `(batch, max_steps)`, end-token padded.
+
+        Sentences that have ended leave the batch a quarter at a time, as in
+        the serving loop: one sentence that never emits the end token (an
+        undertrained model makes a few) would otherwise keep the whole batch
+        decoding to `max_steps`, which made evaluation right after a short
+        training several times slower than on a converged model.
+        """
         encoded = list(self._encode(batch))
         # The first 2 x num_layers outputs are the states; an attention encoder adds its outputs and mask, fed back every step.
         states, memory = encoded[: self.state_count], encoded[self.state_count :]
         target_size = len(self.spec.target_vocabulary)
-        token = one_hot(start_tokens(len(batch))[:, None], target_size)
+        token_ids = start_tokens(len(batch))
         emitted = np.full((len(batch), max_steps), END_ID, dtype=np.int64)
+        rows = np.arange(len(batch))  # the batch row of each sentence still decoded
         finished = np.zeros(len(batch), dtype=bool)
         for step in range(max_steps):
-            probabilities, *states = self._step([token, *states, *memory])
+            probabilities, *states = self._step([one_hot(token_ids[:, None], target_size), *states, *memory])
             next_ids = np.asarray(probabilities)[:, -1, :].argmax(axis=-1)
-            emitted[:, step] = np.where(finished, END_ID, next_ids)
+            emitted[rows, step] = np.where(finished, END_ID, next_ids)
             finished |= next_ids == END_ID
             if finished.all():
                 break
-            token = one_hot(next_ids[:, None], target_size)  # the rows the ONNX decoder's id lookup gathers
+            token_ids = next_ids  # the rows the ONNX decoder's id lookup gathers
+            if finished.sum() >= 0.25 * len(rows):
+                running = ~finished
+                rows, token_ids, finished = rows[running], token_ids[running], finished[running]
+                states = [np.asarray(state)[running] for state in states]
+                memory = [np.asarray(value)[running] for value in memory]
         return emitted
 
     def _decode_repeat_vector(self, batch: np.ndarray) -> np.ndarray:
