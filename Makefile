@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 # onnxruntime-node for the JavaScript host test; --ignore-scripts skips its GPU-binary download (the CPU build is in the package)
 JS_STAMP := tests/js/node_modules/.installed
 
-export TF_CPP_MIN_LOG_LEVEL := 2
 export ORT_DISABLE_TELEMETRY := 1
 
 .PHONY: install demo test lint bench clean

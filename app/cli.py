@@ -21,8 +21,9 @@ import s2s
 from s2s.config import add_config_flags, config_overrides, load_config
 from s2s.errors import S2SError, first_line
 from s2s.stage_log import StageFilter
+from s2s.tensorflow_import import quiet_native_logs
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines are noise in a job log
+quiet_native_logs()  # before any stage loads TensorFlow (prepare's record encoder does, outside import_tensorflow)
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 logger = logging.getLogger("s2s")

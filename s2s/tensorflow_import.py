@@ -5,6 +5,14 @@ on your machine" and "failed call to cuInit" straight to file descriptor 2 befor
 TF_CPP_MIN_LOG_LEVEL can stop it. In a scheduled job's log they read like
 errors. This module silences descriptor 2 for the import and device discovery alone; Python
 exceptions from the import still propagate with their messages.
+
+After the import, TensorFlow's C++ log is kept to fatal lines
+(TF_CPP_MIN_LOG_LEVEL=3, unless the environment sets it): on CPUs without
+AVX-512, oneDNN logs "E0000 ... oneDNN supports DT_BOOL only on platforms
+with AVX-512" when training starts, an ERROR line about a harmless fallback.
+Turning oneDNN off instead (TF_ENABLE_ONEDNN_OPTS=0) silences it too but
+halves training speed on the 2-core CI machine. Failures that matter reach
+Python as exceptions; S2S_DEBUG=1 brings back every C++ line.
 """
 
 from __future__ import annotations
@@ -14,11 +22,16 @@ import sys
 from types import ModuleType
 
 
+def quiet_native_logs() -> None:
+    """Keeps TensorFlow's C++ log to fatal lines unless S2S_DEBUG=1 or the environment says otherwise; call before TF loads."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("S2S_DEBUG") else "3")
+
+
 def import_tensorflow() -> ModuleType:
     """Returns the `tensorflow` module, importing it quietly the first time."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_native_logs()
     if os.environ.get("S2S_DEBUG"):
         import tensorflow
 

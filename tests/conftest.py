@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as s2s.tensorflow_import.quiet_native_logs sets it
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU, as CI does
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
