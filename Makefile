@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,cpu,dev]'
 	touch $(STAMP)
 
-# The whole chain on the bundled corpus with an 8-minute training budget (under 10 minutes on 2 cores once installed);
+# The whole chain on the bundled corpus with an 8-minute training budget (about 10 minutes on 2 cores once installed);
 # run it again and every unchanged stage is skipped. DEMO_MINUTES=115 gives the shipped model's budget.
 DEMO_MINUTES ?= 8
 demo: $(STAMP)
