@@ -34,7 +34,7 @@ class PrepareConfig:
     validation_fraction: float = setting(0.05, "share of distinct sources held out for validation")
     test_fraction: float = setting(0.05, "share of distinct sources held out for testing")
     fold_quotes: bool = setting(True, "typographic apostrophes and quotes become ASCII")
-    num_shards: int = setting(0, "TFRecord shards per split; 0 lets the runner decide")
+    num_shards: int = setting(0, "files per split, and for the rejects; 0 = automatic: 2, or one per 16 MiB of input")
 
     def validate(self) -> None:
         """Raises S2SError naming the first value out of range."""
@@ -52,4 +52,4 @@ class PrepareConfig:
         if self.direction not in DIRECTIONS:
             raise S2SError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
         if self.num_shards < 0:
-            raise S2SError("num_shards must be 0 (runner decides) or more")
+            raise S2SError("num_shards must be 0 (automatic) or more")

@@ -35,7 +35,7 @@ from s2s.compression import GZIP_SUFFIX, GzipIntegrity
 from s2s.config import log_config
 from s2s.errors import S2SError, first_line
 from s2s.files import atomic_open
-from s2s.pipelines import cleaning, transforms
+from s2s.pipelines import cleaning, dataset_files, transforms
 from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.options import beam_options, run_pipeline
@@ -44,9 +44,9 @@ from s2s.swap import replace_directory
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
-REJECTS_PREFIX = "rejects"
-REJECTS_SUFFIX = ".jsonl"
-_SUMMARY_NAME = "summary.json"
+REJECTS_PREFIX = dataset_files.REJECTS
+REJECTS_SUFFIX = dataset_files.REJECTS_SUFFIX
+_SUMMARY_NAME = dataset_files.SUMMARY_FILE
 _CHECKSUM_CHUNK = 1 << 22
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     started = time.time()
     config.validate()
     options = beam_options(list(pipeline_args or []))
-    _refuse_dask(options)
     input_files = resolve_inputs(inputs)
     if FileSystems.get_scheme(output_dir) is None:
         _check_dataset_folder(Path(output_dir))
@@ -86,10 +85,12 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     else:
         staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
+    num_shards = config.num_shards or dataset_files.automatic_shards(sum(entry["bytes"] for entry in input_files))
     try:
         paths = [entry["path"] for entry in input_files]
         with run_pipeline(options, f"the prepare pipeline over {', '.join(paths)}") as pipeline:
-            build_pipeline(pipeline, paths, staging, config, normalizer)
+            build_pipeline(pipeline, paths, staging, config, normalizer, num_shards)
+        dataset_files.complete_shards(staging, num_shards)
         summary = _read_summary(staging)
         _check_rows_written(staging, summary)
         spec = DatasetSpec(
@@ -107,82 +108,74 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     return manifest
 
 
-def _refuse_dask(options: Any) -> None:
-    """Refuses Beam's Dask runner up front: it mis-routes this pipeline's tagged outputs and runs only its last sink.
-
-    Without this the run fails deep inside a worker with an AttributeError on
-    a row that reached the wrong step (see README, "Dask", and
-    repro/dask_runner_bugs.py); `s2s translate-beam` does run there.
-    """
-    runner = str(options.get_all_options().get("runner") or "")
-    if runner.rsplit(".", 1)[-1].lower() in ("daskrunner", "dask"):
-        raise S2SError(
-            "s2s prepare cannot run on Beam's Dask runner, which sends tagged outputs to every consumer and runs only the last "
-            "sink: use the local runner, Dataflow, Flink or Spark (s2s translate-beam does run on Dask)"
-        )
-
-
 def build_pipeline(
-    pipeline: beam.Pipeline, input_files: list[str], staging: str, config: PrepareConfig, normalizer: TextNormalizer
+    pipeline: beam.Pipeline, input_files: list[str], staging: str, config: PrepareConfig, normalizer: TextNormalizer, num_shards: int
 ) -> None:
-    """Adds every step of `s2s prepare` to `pipeline`, writing under `staging`."""
+    """Adds every step of `s2s prepare` to `pipeline`, writing `num_shards` files per split, and the rejects, under `staging`.
+
+    Every branch ends in one step, `WriteDatasetFiles`, which writes records,
+    rejects and the summary alike. Global values (character counts, dataset
+    facts) reach the steps that need them through joins, not side inputs
+    (see `transforms.Broadcast`), and global combines have no default, so the
+    pipeline holds no side input at all: that is what lets it run on Beam's
+    Dask runner with the same output as on the others.
+    """
     limits = LengthLimits(config.max_source_length, config.max_target_length)
     lines = pipeline | "ReadNumberedLines" >> transforms.ReadNumberedLines(input_files)
     cleaned = lines | "CleanPairs" >> transforms.CleanPairs(normalizer, limits, reverse=config.direction == "reverse")
     unique = cleaned[transforms.PAIRS] | "DropDuplicates" >> transforms.DropDuplicates()
-    counts = unique[transforms.PAIRS] | "CountCharacters" >> beam.CombineGlobally(transforms.CharacterCountsFn())
+    counts = unique[transforms.PAIRS] | "CountCharacters" >> beam.CombineGlobally(transforms.CharacterCountsFn()).without_defaults()
     rare_rejected: list[beam.PCollection] = []
     if config.rare_characters == "reject":
-        common = unique[transforms.PAIRS] | "FilterRareCharacters" >> transforms.FilterRareCharacters(config.min_char_count, counts)
+        common = unique[transforms.PAIRS] | "FilterRareCharacters" >> transforms.FilterRareCharacters(
+            config.min_char_count, counts, num_shards
+        )
         kept, rare_rejected = common[transforms.PAIRS], [common[transforms.REJECTED]]
     else:
         kept = unique[transforms.PAIRS]
-    facts = kept | "MeasureDataset" >> beam.CombineGlobally(transforms.DatasetFactsFn())
+    facts = kept | "MeasureDataset" >> beam.CombineGlobally(transforms.DatasetFactsFn()).without_defaults()
     if config.rare_characters == "unk":
-        facts = facts | "RareCharactersToUnknown" >> beam.Map(
-            transforms.without_rare_characters, counts=beam.pvalue.AsSingleton(counts), min_count=config.min_char_count
+        facts = (
+            (
+                facts | "KeyFacts" >> beam.Map(lambda value: (None, transforms.Broadcast(transforms.FACTS, value))),
+                counts | "KeyCounts" >> beam.Map(lambda value: (None, transforms.Broadcast(transforms.COUNTS, value))),
+            )
+            | "FactsWithCounts" >> beam.Flatten()
+            | "GroupFactsWithCounts" >> beam.GroupByKey()
+            | "RareCharactersToUnknown" >> beam.Map(_facts_without_rare_characters, min_count=config.min_char_count)
         )
     split_pairs = kept | "AssignSplits" >> transforms.AssignSplits(config.validation_fraction, config.test_fraction)
-    records = split_pairs | "EncodeRecords" >> transforms.EncodeRecords(facts)
-    by_split = records | "PartitionBySplit" >> beam.Partition(lambda element, _: SPLITS.index(element[0]), len(SPLITS))
-    for split, split_records in zip(SPLITS, by_split, strict=True):
-        _ = (
-            split_records
-            | f"Serialized{split.title()}" >> beam.Values()
-            | f"Write{split.title()}"
-            >> beam.io.WriteToTFRecord(
-                FileSystems.join(staging, split),
-                file_name_suffix=RECORD_SUFFIX,
-                num_shards=config.num_shards,
-                compression_type=CompressionTypes.GZIP,
-            )
-        )
-
     rejected = (cleaned[transforms.REJECTED], unique[transforms.REJECTED], *rare_rejected) | "AllRejects" >> beam.Flatten()
-    _ = (
+
+    summary = dataset_files.SUMMARY, 0
+    tallies = (
+        lines
+        | "CountLines" >> beam.CombineGlobally(beam.combiners.CountCombineFn()).without_defaults()
+        | "LinesRead" >> beam.Map(lambda count: (summary, ("lines_read", count))),
         rejected
-        | "RejectToJson" >> beam.Map(lambda rejection: json.dumps(rejection.to_dict(), ensure_ascii=False))
-        | "WriteRejects" >> beam.io.WriteToText(FileSystems.join(staging, REJECTS_PREFIX), file_name_suffix=REJECTS_SUFFIX)
+        | "ReasonOf" >> beam.Map(lambda rejection: rejection.reason)
+        | "CountReasons" >> beam.combiners.Count.PerElement()
+        | "Rejected" >> beam.Map(lambda reason_count: (summary, ("rejected", reason_count))),
+        split_pairs
+        | "SplitOf" >> beam.Keys()
+        | "CountSplits" >> beam.combiners.Count.PerElement()
+        | "SplitSizes" >> beam.Map(lambda split_count: (summary, ("split_sizes", split_count))),
+    )
+    _ = (
+        (
+            split_pairs | "KeyRecordsByFile" >> beam.Map(dataset_files.keyed_pair, num_shards=num_shards),
+            rejected | "KeyRejectsByFile" >> beam.Map(dataset_files.keyed_rejection, num_shards=num_shards),
+            transforms.broadcast(facts, dataset_files.file_keys(num_shards), transforms.FACTS),
+            *tallies,
+        )
+        | "AllFiles" >> beam.Flatten()
+        | "WriteDatasetFiles" >> dataset_files.WriteDatasetFiles(staging, num_shards)
     )
 
-    lines_read = lines | "CountLines" >> beam.combiners.Count.Globally()
-    reject_counts = (
-        rejected | "ReasonOf" >> beam.Map(lambda rejection: rejection.reason) | "CountReasons" >> beam.combiners.Count.PerElement()
-    )
-    split_counts = split_pairs | "SplitOf" >> beam.Keys() | "CountSplits" >> beam.combiners.Count.PerElement()
-    _ = (
-        pipeline
-        | "SummaryTrigger" >> beam.Create([None])
-        | "Summarise"
-        >> beam.Map(
-            _summary,
-            lines_read=beam.pvalue.AsSingleton(lines_read),
-            rejected=beam.pvalue.AsDict(reject_counts),
-            split_sizes=beam.pvalue.AsDict(split_counts),
-            facts=beam.pvalue.AsSingleton(facts),
-        )
-        | "WriteSummary" >> beam.io.WriteToText(FileSystems.join(staging, _SUMMARY_NAME), shard_name_template="", num_shards=1)
-    )
+
+def _facts_without_rare_characters(group: tuple[None, list[Any]], min_count: int) -> dict[str, Any]:
+    shared, _ = transforms.without_broadcasts(group[1])
+    return transforms.without_rare_characters(shared[transforms.FACTS], shared[transforms.COUNTS], min_count)
 
 
 def _read_summary(staging: str) -> dict[str, Any]:
@@ -212,10 +205,6 @@ def _check_rows_written(staging: str, summary: dict[str, Any]) -> None:
             f"prepare wrote {rejects} rejects for {sum(summary['rejected'].values())} rejected lines: the runner lost or repeated rows"
         )
     logger.info("wrote %s records and %d rejects, as counted", "/".join(str(summary["split_sizes"].get(s, 0)) for s in SPLITS), rejects)
-
-
-def _summary(_: None, lines_read: int, rejected: dict[str, int], split_sizes: dict[str, int], facts: dict[str, Any]) -> str:
-    return json.dumps({"lines_read": lines_read, "rejected": rejected, "split_sizes": split_sizes, "facts": facts}, ensure_ascii=False)
 
 
 def resolve_inputs(patterns: list[str]) -> list[dict[str, Any]]:

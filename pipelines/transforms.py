@@ -1,16 +1,20 @@
 """The composite PTransforms of `s2s prepare`, each one step a reader can name.
 
     ReadNumberedLines -> CleanPairs -> DropDuplicates -> FilterRareCharacters
-        -> AssignSplits -> EncodeRecords
+        -> AssignSplits -> WriteDatasetFiles (in dataset_files.py)
 
 Steps that drop data return a `rejected` output beside their main one, so the
-pipeline can flatten every rejection into one rejects file and count it.
+pipeline can flatten every rejection into one rejects file and count it. The
+two come from one output split by two filters, not from tagged outputs,
+which Beam's Dask runner hands to every consumer (see repro/).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -19,14 +23,51 @@ from apache_beam.io import fileio
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import LengthLimits, Pair, Rejection
 from s2s.pipelines.split import split_of
-from s2s.records import ExampleEncoder
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
 REJECTED = "rejected"
 PAIRS = "pairs"
+COUNTS = "counts"
+FACTS = "facts"
 _BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 _READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """A value sent into every group of a GroupByKey beside the group's rows: a side input made of a join.
+
+    prepare shares its character counts and dataset facts this way, not as
+    side inputs: Beam's Dask runner computes a side input inside each task
+    that reads it, under the task names of the job's own steps, and the two
+    collide; the counts came out three times too high (repro/dask_runner_bugs.py).
+    """
+
+    name: str
+    value: Any
+
+
+def broadcast(values: beam.PCollection, keys: Iterable[Any], name: str) -> beam.PCollection:
+    """(key, Broadcast(name, value)) for each key and each value of `values` (one, for a global combine)."""
+    keys = list(keys)
+    return values | f"Share{name.title()}" >> beam.FlatMap(lambda value: [(key, Broadcast(name, value)) for key in keys])
+
+
+def without_broadcasts(values: Iterable[Any]) -> tuple[dict[str, Any], list[Any]]:
+    """A group's values split into its broadcasts, by name, and its own rows."""
+    shared, rows = {}, []
+    for value in values:
+        if isinstance(value, Broadcast):
+            shared[value.name] = value.value
+        else:
+            rows.append(value)
+    return shared, rows
+
+
+def shard_of(path: str, line_number: int, num_shards: int) -> int:
+    """A line's shard: stable across workers and runs, so the same lines meet in the same group every time."""
+    return zlib.crc32(f"{path}\t{line_number}".encode()) % num_shards
 
 
 def numbered_lines(stream: Any) -> Iterator[tuple[int, bytes]]:
@@ -86,8 +127,19 @@ class _CleanPairsFn(beam.DoFn):
         self.reverse = reverse
 
     def process(self, line: tuple[str, int, bytes]) -> Iterator[Any]:
-        result = cleaning.parse_line(*line, self.normalizer, self.limits, reverse=self.reverse)
-        yield beam.pvalue.TaggedOutput(REJECTED, result) if isinstance(result, Rejection) else result
+        yield cleaning.parse_line(*line, self.normalizer, self.limits, reverse=self.reverse)
+
+
+def _is_rejection(element: Any) -> bool:
+    return isinstance(element, Rejection)
+
+
+def _kept_and_rejected(mixed: beam.PCollection) -> dict[str, beam.PCollection]:
+    """A step's output of pairs and rejections as two collections, `pairs` and `rejected`, by two filters."""
+    return {
+        PAIRS: mixed | "Kept" >> beam.Filter(lambda element: not _is_rejection(element)),
+        REJECTED: mixed | "Rejected" >> beam.Filter(_is_rejection),
+    }
 
 
 class CleanPairs(beam.PTransform):
@@ -99,8 +151,8 @@ class CleanPairs(beam.PTransform):
         self.limits = limits
         self.reverse = reverse
 
-    def expand(self, lines: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return lines | "Clean" >> beam.ParDo(_CleanPairsFn(self.normalizer, self.limits, self.reverse)).with_outputs(REJECTED, main=PAIRS)
+    def expand(self, lines: beam.PCollection) -> dict[str, beam.PCollection]:
+        return _kept_and_rejected(lines | "Clean" >> beam.ParDo(_CleanPairsFn(self.normalizer, self.limits, self.reverse)))
 
 
 def _keep_first(grouped: tuple[tuple[str, str], Iterable[Pair]]) -> Iterator[Any]:
@@ -109,18 +161,18 @@ def _keep_first(grouped: tuple[tuple[str, str], Iterable[Pair]]) -> Iterator[Any
     yield first
     for repeat in repeats:
         detail = f"first seen at {first.path}:{first.line_number}"
-        yield beam.pvalue.TaggedOutput(REJECTED, cleaning.reject_pair(repeat, cleaning.DUPLICATE, detail))
+        yield cleaning.reject_pair(repeat, cleaning.DUPLICATE, detail)
 
 
 class DropDuplicates(beam.PTransform):
     """Keeps the first occurrence (by file, then line) of each exact cleaned pair."""
 
-    def expand(self, pairs: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return (
+    def expand(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
+        return _kept_and_rejected(
             pairs
             | "KeyByText" >> beam.Map(lambda pair: ((pair.source, pair.target), pair))
             | "Group" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.FlatMap(_keep_first).with_outputs(REJECTED, main=PAIRS)
+            | "KeepFirst" >> beam.FlatMap(_keep_first)
         )
 
 
@@ -146,9 +198,13 @@ class CharacterCountsFn(beam.CombineFn):
         return dict(accumulator[0]), dict(accumulator[1])
 
 
-def _reject_rare(pair: Pair, counts: tuple[dict[str, int], dict[str, int]], min_count: int) -> Iterator[Any]:
-    rare = cleaning.find_rare_character(pair, counts[0], counts[1], min_count)
-    yield pair if rare is None else beam.pvalue.TaggedOutput(REJECTED, cleaning.reject_pair(pair, cleaning.RARE_CHARACTER, rare))
+def _reject_rare_in_group(group: tuple[int, Iterable[Any]], min_count: int) -> Iterator[Any]:
+    _, values = group
+    shared, pairs = without_broadcasts(values)
+    source_counts, target_counts = shared.get(COUNTS, ({}, {}))
+    for pair in pairs:
+        rare = cleaning.find_rare_character(pair, source_counts, target_counts, min_count)
+        yield pair if rare is None else cleaning.reject_pair(pair, cleaning.RARE_CHARACTER, rare)
 
 
 class FilterRareCharacters(beam.PTransform):
@@ -156,17 +212,25 @@ class FilterRareCharacters(beam.PTransform):
 
     `counts` is the (source, target) character counts of the pairs reaching
     this step, as `CharacterCountsFn` gives them (taken before any
-    rare-character rejection). A min_count of 1 or less keeps everything.
+    rare-character rejection); they reach the pairs through a join over
+    `num_groups` groups, not a side input (see `Broadcast`). A min_count of 1
+    or less keeps everything.
     """
 
-    def __init__(self, min_count: int, counts: beam.PCollection):
+    def __init__(self, min_count: int, counts: beam.PCollection, num_groups: int):
         super().__init__()
-        self.min_count, self.counts = min_count, counts
+        self.min_count, self.counts, self.num_groups = min_count, counts, num_groups
 
-    def expand(self, pairs: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return pairs | "RejectRare" >> beam.FlatMap(
-            _reject_rare, counts=beam.pvalue.AsSingleton(self.counts), min_count=self.min_count
-        ).with_outputs(REJECTED, main=PAIRS)
+    def expand(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
+        groups = self.num_groups
+        keyed = pairs | "KeyByLine" >> beam.Map(lambda pair: (shard_of(pair.path, pair.line_number, groups), pair))
+        shared = broadcast(self.counts, range(groups), COUNTS)
+        return _kept_and_rejected(
+            (keyed, shared)
+            | "WithCounts" >> beam.Flatten()
+            | "GroupByLine" >> beam.GroupByKey()
+            | "RejectRare" >> beam.FlatMap(_reject_rare_in_group, min_count=self.min_count)
+        )
 
 
 def without_rare_characters(facts: dict[str, Any], counts: tuple[dict[str, int], dict[str, int]], min_count: int) -> dict[str, Any]:
@@ -225,34 +289,3 @@ class AssignSplits(beam.PTransform):
     def expand(self, pairs: beam.PCollection) -> beam.PCollection:
         validation, test = self.validation_fraction, self.test_fraction
         return pairs | "HashSource" >> beam.Map(lambda pair: (split_of(pair.source, validation, test), pair))
-
-
-class _EncodeRecordFn(beam.DoFn):
-    """Serialises (split, pair) into (split, Example bytes) with the dataset's vocabularies."""
-
-    def __init__(self) -> None:
-        self._encoder: ExampleEncoder | None = None
-        self._facts: dict[str, Any] | None = None
-
-    def process(self, element: tuple[str, Pair], facts: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
-        if self._encoder is None or (facts is not self._facts and facts != self._facts):
-            self._encoder = ExampleEncoder(
-                Vocabulary.from_list(facts["source_vocabulary"]),
-                Vocabulary.from_list(facts["target_vocabulary"]),
-                facts["max_source_length"],
-                facts["max_target_length"],
-            )
-            self._facts = facts
-        split, pair = element
-        yield split, self._encoder.encode(pair.source, pair.target)
-
-
-class EncodeRecords(beam.PTransform):
-    """(split, pair) -> (split, serialised tf.train.Example), padded to the dataset's longest pair."""
-
-    def __init__(self, facts: beam.PCollection):
-        super().__init__()
-        self.facts = facts
-
-    def expand(self, split_pairs: beam.PCollection) -> beam.PCollection:
-        return split_pairs | "ToExample" >> beam.ParDo(_EncodeRecordFn(), facts=beam.pvalue.AsSingleton(self.facts))

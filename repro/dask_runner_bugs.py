@@ -1,4 +1,4 @@
-"""Minimal reproductions, Beam alone, of the four ways Beam's Dask runner loses or mis-routes rows.
+"""Minimal reproductions, Beam alone, of the five ways Beam's Dask runner loses or miscounts rows.
 
     pip install 'apache-beam' 'dask[distributed]'
     python repro/dask_runner_bugs.py
@@ -20,13 +20,16 @@ them right. What each prints, FnApiRunner against DaskRunner:
 4. Two sinks from one source: (10, 10) against (0, 10). `run_pipeline`
    computes only the bag of the last transform visited, so any branch that
    does not lead to it never runs.
+5. A global count used as a side input by a step over the same (grouped)
+   rows: 10 against 30. The side input is computed inside the reading task,
+   under the same task names as the job's own steps, and the scheduler mixes
+   the two ("old run_spec ... new run_spec" in its log).
 
-`s2s translate-beam` avoids all four (one linear chain ending in a sink of its
-own that writes each shard whole) and runs on this runner with the same rows
-as locally; tests/test_translate_beam.py checks that. `s2s prepare` writes
-four record sets, a rejects file and a summary through tagged outputs and
-side inputs, so it meets 1, 3 and 4: its row counts make it fail with one
-line there instead of publishing a partial dataset.
+`s2s translate-beam` and `s2s prepare` avoid all five: each is one graph
+ending in a writing step of their own that writes each file whole, with no
+tagged output and no side input (prepare joins its global values in with a
+GroupByKey). Both give the same files on this runner as locally;
+tests/test_translate_beam.py and tests/test_prepare_pipeline.py check that.
 """
 
 from __future__ import annotations
@@ -97,7 +100,28 @@ def two_sinks(args: list[str], folder: str) -> tuple[int, int]:
     return _count(os.path.join(folder, "first")), _count(os.path.join(folder, "second"))
 
 
-CASES: list[Callable[[list[str], str], object]] = [write_to_text, batch_elements, tagged_outputs, two_sinks]
+class _CountWithSideInput(beam.DoFn):
+    def process(self, grouped, total: int):
+        yield total
+
+
+def side_input_over_the_same_rows(args: list[str], folder: str) -> int:
+    with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
+        grouped = (
+            pipeline | beam.Create(list(range(10))) | "Key" >> beam.Map(lambda value: (value % 3, value)) | "Group" >> beam.GroupByKey()
+        )
+        total = grouped | "Sizes" >> beam.Map(lambda group: len(list(group[1]))) | "Total" >> beam.CombineGlobally(sum)
+        seen = grouped | "Read" >> beam.ParDo(_CountWithSideInput(), total=beam.pvalue.AsSingleton(total))
+        _sink(
+            seen | "First" >> beam.combiners.Sample.FixedSizeGlobally(1) | beam.FlatMap(lambda sample: sample),
+            os.path.join(folder, "total"),
+            "Total",
+        )
+    with open(os.path.join(folder, "total")) as stream:
+        return int(stream.read().strip() or 0)
+
+
+CASES: list[Callable[[list[str], str], object]] = [write_to_text, batch_elements, tagged_outputs, two_sinks, side_input_over_the_same_rows]
 
 if __name__ == "__main__":
     from distributed import LocalCluster

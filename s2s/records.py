@@ -91,7 +91,8 @@ class ExampleEncoder:
             SOURCE_TEXT: _bytes(feature, source.encode("utf-8")),
             TARGET_TEXT: _bytes(feature, target.encode("utf-8")),
         }
-        return self._example_pb2.Example(features=feature.Features(feature=features)).SerializeToString()
+        # deterministic: map entries in key order, so a dataset's bytes do not depend on a worker's hash seed
+        return self._example_pb2.Example(features=feature.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def _bytes(feature_pb2, value: bytes) -> object:

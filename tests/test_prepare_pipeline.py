@@ -193,11 +193,20 @@ def test_written_files_are_counted_against_the_tallies(prepared: tuple, tmp_path
         count_tfrecords(str(tmp_path / "cut.tfrecord.gz"))
 
 
-def test_prepare_refuses_beams_dask_runner_in_one_line(tmp_path: Path) -> None:
-    from s2s.errors import S2SError
+def test_a_dask_cluster_writes_the_same_dataset_byte_for_byte(tmp_path: Path) -> None:
+    """A real distributed engine: Beam's DaskRunner on a LocalCluster of two worker processes, against the local runner."""
+    import distributed  # in the dev extra
 
-    (tmp_path / "pairs.tsv").write_text("\n".join(GOOD) + "\n")
-    dask = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", "--dask_client_address=tcp://127.0.0.1:1"]
-    with pytest.raises(S2SError, match="cannot run on Beam's Dask runner"):
-        prepare([str(tmp_path / "pairs.tsv")], str(tmp_path / "data"), PrepareConfig(), dask)
-    assert not (tmp_path / "data" / "manifest.json").exists()
+    corpus = tmp_path / "pairs.tsv"
+    corpus.write_bytes(b"\n".join([*(line.encode() for line in GOOD), *(line for line, _ in FILE_TWO[15:30])]) + b"\n")
+    config = PrepareConfig(min_char_count=2, rare_characters="reject", validation_fraction=0.2, test_fraction=0.2)
+    local = prepare([str(corpus)], str(tmp_path / "local"), config, IN_PROCESS)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        dask = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
+        on_dask = prepare([str(corpus)], str(tmp_path / "dask"), config, dask)
+    assert on_dask["split_sizes"] == local["split_sizes"] and on_dask["rejected"] == local["rejected"]
+    assert sum(local["rejected"].values()) > 5 and min(local["split_sizes"].values()) > 0
+    names = sorted(path.name for path in (tmp_path / "local").iterdir() if path.name != "manifest.json")
+    assert names == sorted(path.name for path in (tmp_path / "dask").iterdir() if path.name != "manifest.json")
+    for name in names:
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name

@@ -41,7 +41,7 @@ def test_filter_rare_characters_counts_each_side_separately() -> None:
     with TestPipeline(runner="FnApiRunner") as pipeline:
         created = pipeline | beam.Create(pairs)
         counts = created | beam.CombineGlobally(CharacterCountsFn())
-        result = created | FilterRareCharacters(min_count=2, counts=counts)
+        result = created | FilterRareCharacters(min_count=2, counts=counts, num_groups=3)
         assert_that(result[PAIRS] | beam.Map(lambda pair: pair.line_number), equal_to([1, 2]), label="Kept")
         assert_that(
             result[REJECTED] | beam.Map(lambda rejection: rejection.detail.split(" seen")[0]),
