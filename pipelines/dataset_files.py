@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from s2s.pipelines.atomic_files import publish
 from s2s.pipelines.cleaning import Pair
 from s2s.pipelines.transforms import FACTS, DatasetFactsFn, shard_of, without_broadcasts
 from s2s.records import ExampleEncoder
@@ -151,7 +149,7 @@ def write_records(path: str, encoder: ExampleEncoder, pairs: list[Pair]) -> int:
             for pair in pairs:
                 writer.write(encoder.encode(pair.source, pair.target))
         with open(local.name, "rb") as stream:
-            _publish(path, stream)
+            publish(path, stream)
     finally:
         os.unlink(local.name)
     return len(pairs)
@@ -163,17 +161,7 @@ def write_text(path: str, lines: list[str]) -> None:
         for line in lines:
             stream.write(line.encode("utf-8") + b"\n")
         stream.seek(0)
-        _publish(path, stream)
-
-
-def _publish(path: str, stream: Any) -> None:
-    """Copies a local stream to `path` on any filesystem under a temporary name, then renames it into place."""
-    temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as target:
-        shutil.copyfileobj(stream, target, 1 << 22)
-    if FileSystems.exists(path):  # a repeated group: the same bytes again
-        FileSystems.delete([path])
-    FileSystems.rename([temp], [path])
+        publish(path, stream)
 
 
 def complete_shards(staging: str, num_shards: int) -> None:
@@ -185,4 +173,4 @@ def complete_shards(staging: str, num_shards: int) -> None:
         for shard in range(num_shards):
             path = FileSystems.join(staging, file_name(kind, shard, num_shards))
             if not FileSystems.exists(path):
-                _publish(path, io.BytesIO(gzip.compress(b"") if kind in SPLITS else b""))
+                publish(path, io.BytesIO(gzip.compress(b"") if kind in SPLITS else b""))

@@ -28,9 +28,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import tempfile
 import threading
-import uuid
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -41,10 +40,11 @@ from apache_beam.metrics import Metrics
 
 from s2s.config import log_config
 from s2s.errors import S2SError
+from s2s.pipelines.atomic_files import publish
 from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
-from s2s.pipelines.transforms import ReadNumberedLines, numbered_lines
+from s2s.pipelines.transforms import ReadNumberedLines, numbered_lines, shard_of
 from s2s.serving.config import TranslateConfig, resolve_batch_size
 
 SHARD_SUFFIX = ".tsv"
@@ -64,11 +64,6 @@ def shard_path(output_prefix: str, shard: int, num_shards: int) -> str:
 def automatic_shards(input_bytes: int) -> int:
     """One shard per 4 MiB of input (compressed size for .gz), at least 1: small enough to spread, large enough to batch."""
     return max(1, min(MAX_AUTOMATIC_SHARDS, math.ceil(input_bytes / BYTES_PER_SHARD)))
-
-
-def shard_of(path: str, line_number: int, num_shards: int) -> int:
-    """A stable shard for a line: the same on every worker and every run, so a repeated shard holds the same lines."""
-    return zlib.crc32(f"{path}\t{line_number}".encode()) % num_shards
 
 
 def _translator(model: str, model_id: str, config: TranslateConfig) -> Any:
@@ -109,16 +104,14 @@ class _TranslateShardFn(beam.DoFn):
 
 
 def write_shard(path: str, rows: Iterable[str]) -> int:
-    """Writes the rows to `path` through a temporary file and a rename, on any filesystem; returns the row count."""
-    temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    """Writes the rows to `path` whole (see `atomic_files.publish`); returns the row count."""
     count = 0
-    with FileSystems.create(temp, mime_type="text/tab-separated-values", compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+    with tempfile.TemporaryFile() as stream:
         for row in rows:
             stream.write(row.encode("utf-8"))
             count += 1
-    if FileSystems.exists(path):  # a repeated shard: the same rows again
-        FileSystems.delete([path])
-    FileSystems.rename([temp], [path])
+        stream.seek(0)
+        publish(path, stream)
     return count
 
 

@@ -1,0 +1,28 @@
+"""Whole files on any filesystem Beam reaches: written under a temporary name, then renamed into place.
+
+The Beam jobs write each output file in one step of their own instead of
+through Beam's file sinks, so that a repeated step rewrites the same bytes
+(see `translate_beam` and `dataset_files`). A reader never sees a half-written
+file: locally the rename is atomic; on object stores it is a copy and a delete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import Any
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+_COPY_CHUNK = 1 << 22
+
+
+def publish(path: str, stream: Any) -> None:
+    """Copies a readable binary stream to `path` under a temporary name, then renames it into place, replacing any file there."""
+    temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as target:
+        shutil.copyfileobj(stream, target, _COPY_CHUNK)
+    if FileSystems.exists(path):  # a repeated step: the same bytes again
+        FileSystems.delete([path])
+    FileSystems.rename([temp], [path])
