@@ -216,7 +216,8 @@ def _import_runner(pipeline_args: list[str]) -> None:
     try:
         importlib.import_module(path.rsplit(".", 1)[0])
     except ImportError as error:
-        raise S2SError(f"--runner {name} cannot be loaded here: {first_line(error)} (install the engine it runs on)") from None
+        remedy = "pip install 's2s-translate[dask]'" if ".dask." in path else "install the engine it runs on"
+        raise S2SError(f"--runner {name} cannot be loaded here: {first_line(error)} ({remedy})") from None
 
 
 def _unknown_beam_arguments(pipeline_args: list[str]) -> list[str]:
