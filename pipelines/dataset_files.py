@@ -5,9 +5,10 @@ writer step, `WriteDatasetFiles`. Each group becomes one file, named by its
 key, with its rows sorted, written to a temporary name and renamed. A file is
 therefore a function of its rows: a retried or repeated group rewrites the
 same bytes, the dataset is the same from run to run, and the job ends in one
-step that depends on every other. Beam's Dask runner needs all three: it
-evaluates side inputs' upstream steps more than once and computes only what
-the last step needs (see repro/dask_runner_bugs.py). Records are encoded as
+step that depends on every other. Beam's Dask runner needs the last two: it
+computes only what the last step needs, and its own file sinks lose rows
+(see repro/dask_runner_bugs.py). The dataset facts reach the writer as a
+`Broadcast` into each group, not as a side input. Records are encoded as
 they are written, so only the light text pairs are grouped, never the
 one-hot bytes (3.9 GB for the fra-eng train split).
 """
