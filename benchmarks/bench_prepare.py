@@ -21,7 +21,6 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import LengthLimits, Pair

@@ -18,11 +18,8 @@ does attention buy on a CPU?": the same minutes, not the same epochs.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from s2s.training.config import ATTENTION, LSTM, EvaluateConfig, TrainConfig
 from s2s.training.evaluate import evaluate
