@@ -8,8 +8,11 @@ file: locally the rename is atomic; on object stores it is a copy and a delete.
 
 from __future__ import annotations
 
+import io
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -26,3 +29,22 @@ def publish(path: str, stream: Any) -> None:
     if FileSystems.exists(path):  # a repeated step: the same bytes again
         FileSystems.delete([path])
     FileSystems.rename([temp], [path])
+
+
+def publish_lines(path: str, lines: Iterable[str]) -> int:
+    """Writes lines (each without its newline) to `path` as UTF-8 text, whole; returns how many."""
+    count = 0
+    with tempfile.TemporaryFile() as stream:
+        for line in lines:
+            stream.write(line.encode("utf-8") + b"\n")
+            count += 1
+        stream.seek(0)
+        publish(path, stream)
+    return count
+
+
+def fill_missing(paths: Iterable[str], empty: bytes = b"") -> None:
+    """Writes `empty` (an empty file of the format) at each path that no step wrote, so a numbered set of shards is complete."""
+    for path in paths:
+        if not FileSystems.exists(path):
+            publish(path, io.BytesIO(empty))

@@ -15,6 +15,7 @@ one-hot bytes (3.9 GB for the fra-eng train split).
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from s2s.pipelines.atomic_files import publish
+from s2s.pipelines.atomic_files import fill_missing, publish, publish_lines
 from s2s.pipelines.cleaning import Pair
 from s2s.pipelines.transforms import FACTS, DatasetFactsFn, shard_of, without_broadcasts
 from s2s.records import ExampleEncoder
@@ -72,12 +73,9 @@ class _WriteFileFn(beam.DoFn):
             pairs = sorted(rows, key=lambda pair: (pair.path, pair.line_number))
             written = write_records(path, self._encoder_for(shared[FACTS]), pairs) if pairs else 0
         elif kind == SUMMARY:
-            write_text(path, [summary_json(rows, shared.get(FACTS))])
-            written = 1
+            written = publish_lines(path, [summary_json(rows, shared.get(FACTS))])
         else:
-            lines = sorted(rows)
-            write_text(path, lines)
-            written = len(lines)
+            written = publish_lines(path, sorted(rows))
         yield kind, written
 
     def _encoder_for(self, facts: dict[str, Any]) -> ExampleEncoder:
@@ -156,22 +154,8 @@ def write_records(path: str, encoder: ExampleEncoder, pairs: list[Pair]) -> int:
     return len(pairs)
 
 
-def write_text(path: str, lines: list[str]) -> None:
-    """Writes lines (each without its newline) as one UTF-8 text file."""
-    with tempfile.TemporaryFile() as stream:
-        for line in lines:
-            stream.write(line.encode("utf-8") + b"\n")
-        stream.seek(0)
-        publish(path, stream)
-
-
 def complete_shards(staging: str, num_shards: int) -> None:
     """Writes an empty file for every shard no row reached, so each split has all its numbered files."""
-    import gzip
-    import io
-
     for kind in (*SPLITS, REJECTS):
-        for shard in range(num_shards):
-            path = FileSystems.join(staging, file_name(kind, shard, num_shards))
-            if not FileSystems.exists(path):
-                publish(path, io.BytesIO(gzip.compress(b"") if kind in SPLITS else b""))
+        paths = (FileSystems.join(staging, file_name(kind, shard, num_shards)) for shard in range(num_shards))
+        fill_missing(paths, gzip.compress(b"") if kind in SPLITS else b"")

@@ -39,13 +39,12 @@ from s2s.pipelines import cleaning, dataset_files, transforms
 from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.options import beam_options, run_pipeline
-from s2s.spec import MANIFEST_FILE, RECORD_SUFFIX, SPEC_FILE, SPLITS, TEST, TRAIN, VALIDATION, DatasetSpec
+from s2s.spec import MANIFEST_FILE, SPEC_FILE, SPLITS, TEST, TRAIN, VALIDATION, DatasetSpec, record_pattern
 from s2s.swap import replace_directory
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
-REJECTS_PREFIX = dataset_files.REJECTS
-REJECTS_SUFFIX = dataset_files.REJECTS_SUFFIX
+REJECTS_PATTERN = f"{dataset_files.REJECTS}-*-of-*{dataset_files.REJECTS_SUFFIX}"
 _SUMMARY_NAME = dataset_files.SUMMARY_FILE
 _CHECKSUM_CHUNK = 1 << 22
 
@@ -137,8 +136,8 @@ def build_pipeline(
     if config.rare_characters == "unk":
         facts = (
             (
-                facts | "KeyFacts" >> beam.Map(lambda value: (None, transforms.Broadcast(transforms.FACTS, value))),
-                counts | "KeyCounts" >> beam.Map(lambda value: (None, transforms.Broadcast(transforms.COUNTS, value))),
+                facts | "KeyFacts" >> transforms.share_with([None], transforms.FACTS),
+                counts | "KeyCounts" >> transforms.share_with([None], transforms.COUNTS),
             )
             | "FactsWithCounts" >> beam.Flatten()
             | "GroupFactsWithCounts" >> beam.GroupByKey()
@@ -165,7 +164,7 @@ def build_pipeline(
         (
             split_pairs | "KeyRecordsByFile" >> beam.Map(dataset_files.keyed_pair, num_shards=num_shards),
             rejected | "KeyRejectsByFile" >> beam.Map(dataset_files.keyed_rejection, num_shards=num_shards),
-            transforms.broadcast(facts, dataset_files.file_keys(num_shards), transforms.FACTS),
+            facts | "ShareFacts" >> transforms.share_with(dataset_files.file_keys(num_shards), transforms.FACTS),
             *tallies,
         )
         | "AllFiles" >> beam.Flatten()
@@ -195,11 +194,11 @@ def _check_rows_written(staging: str, summary: dict[str, Any]) -> None:
     from s2s.pipelines.row_counts import count_lines, count_tfrecords
 
     for split in SPLITS:
-        written = count_tfrecords(FileSystems.join(staging, f"{split}-*-of-*{RECORD_SUFFIX}"))
+        written = count_tfrecords(FileSystems.join(staging, record_pattern(split)))
         expected = summary["split_sizes"].get(split, 0)
         if written != expected:
             raise S2SError(f"prepare wrote {written} {split} records for {expected} {split} pairs: the runner lost or repeated rows")
-    rejects = count_lines(FileSystems.join(staging, f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}"))
+    rejects = count_lines(FileSystems.join(staging, REJECTS_PATTERN))
     if rejects != sum(summary["rejected"].values()):
         raise S2SError(
             f"prepare wrote {rejects} rejects for {sum(summary['rejected'].values())} rejected lines: the runner lost or repeated rows"
@@ -293,15 +292,15 @@ def _manifest(
         "pipeline_options": options.get_all_options(drop_default=True),
         "outputs": {
             "spec": SPEC_FILE,
-            "records": {split: f"{split}-*-of-*{RECORD_SUFFIX}" for split in (TRAIN, VALIDATION, TEST)},
-            "rejects": f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
+            "records": {split: record_pattern(split) for split in (TRAIN, VALIDATION, TEST)},
+            "rejects": REJECTS_PATTERN,
         },
     }
 
 
 _DATASET_FILES = [
-    *(f"{split}-*-of-*{RECORD_SUFFIX}" for split in SPLITS),
-    f"{REJECTS_PREFIX}-*-of-*{REJECTS_SUFFIX}",
+    *(record_pattern(split) for split in SPLITS),
+    REJECTS_PATTERN,
     SPEC_FILE,
     MANIFEST_FILE,
 ]

@@ -30,14 +30,18 @@ def matching_files(pattern: str) -> list[str]:
 
 def count_lines(pattern: str) -> int:
     """Lines in the (uncompressed or .gz) text files matching `pattern`."""
+    return sum(count_lines_in(path) for path in matching_files(pattern))
+
+
+def count_lines_in(path: str) -> int:
+    """Lines in one text file on any filesystem, decompressed by its extension; a last line without a newline counts."""
     total = 0
-    for path in matching_files(pattern):
-        with FileSystems.open(path) as stream:
-            pending = b""
-            while chunk := stream.read(_CHUNK):
-                total += chunk.count(b"\n")
-                pending = chunk[-1:]
-            total += pending not in (b"", b"\n")  # a last line without a newline
+    with FileSystems.open(path) as stream:
+        pending = b""
+        while chunk := stream.read(_CHUNK):
+            total += chunk.count(b"\n")
+            pending = chunk[-1:]
+        total += pending not in (b"", b"\n")
     return total
 
 

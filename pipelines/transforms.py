@@ -48,10 +48,10 @@ class Broadcast:
     value: Any
 
 
-def broadcast(values: beam.PCollection, keys: Iterable[Any], name: str) -> beam.PCollection:
-    """(key, Broadcast(name, value)) for each key and each value of `values` (one, for a global combine)."""
+def share_with(keys: Iterable[Any], name: str) -> beam.PTransform:
+    """value -> (key, Broadcast(name, value)) for each key: a global value (one, from a global combine) sent to every group."""
     keys = list(keys)
-    return values | f"Share{name.title()}" >> beam.FlatMap(lambda value: [(key, Broadcast(name, value)) for key in keys])
+    return beam.FlatMap(lambda value: [(key, Broadcast(name, value)) for key in keys])
 
 
 def without_broadcasts(values: Iterable[Any]) -> tuple[dict[str, Any], list[Any]]:
@@ -224,7 +224,7 @@ class FilterRareCharacters(beam.PTransform):
     def expand(self, pairs: beam.PCollection) -> dict[str, beam.PCollection]:
         groups = self.num_groups
         keyed = pairs | "KeyByLine" >> beam.Map(lambda pair: (shard_of(pair.path, pair.line_number, groups), pair))
-        shared = broadcast(self.counts, range(groups), COUNTS)
+        shared = self.counts | "ShareCounts" >> share_with(range(groups), COUNTS)
         return _kept_and_rejected(
             (keyed, shared)
             | "WithCounts" >> beam.Flatten()

@@ -28,23 +28,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from s2s.config import log_config
 from s2s.errors import S2SError
-from s2s.pipelines.atomic_files import publish
+from s2s.pipelines.atomic_files import fill_missing, publish_lines
 from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
-from s2s.pipelines.transforms import ReadNumberedLines, numbered_lines, shard_of
+from s2s.pipelines.row_counts import count_lines_in
+from s2s.pipelines.transforms import ReadNumberedLines, shard_of
 from s2s.serving.config import TranslateConfig, resolve_batch_size
 
 SHARD_SUFFIX = ".tsv"
@@ -95,24 +93,10 @@ class _TranslateShardFn(beam.DoFn):
         translations = translator.translate_iterable(
             sources, max_batch_size=self.config.batch_size, **dataclasses.asdict(self.config.decoding())
         )
-        rows = (
-            f"{path}\t{line_number}\t{translation}\n" for ((path, line_number), _), translation in zip(lines, translations, strict=True)
-        )
-        written = write_shard(shard_path(self.output_prefix, shard, self.num_shards), rows)
+        rows = (f"{path}\t{line_number}\t{translation}" for ((path, line_number), _), translation in zip(lines, translations, strict=True))
+        written = publish_lines(shard_path(self.output_prefix, shard, self.num_shards), rows)
         self.rows_written.inc(written)
         yield shard, written
-
-
-def write_shard(path: str, rows: Iterable[str]) -> int:
-    """Writes the rows to `path` whole (see `atomic_files.publish`); returns the row count."""
-    count = 0
-    with tempfile.TemporaryFile() as stream:
-        for row in rows:
-            stream.write(row.encode("utf-8"))
-            count += 1
-        stream.seek(0)
-        publish(path, stream)
-    return count
 
 
 def _keyed_by_shard(line: tuple[str, int, bytes], num_shards: int) -> tuple[int, tuple[tuple[str, int], bytes]]:
@@ -164,9 +148,7 @@ def translate_beam(
             | "GroupByShard" >> beam.GroupByKey()
             | "TranslateShard" >> beam.ParDo(translate_shard)
         )
-    for shard in range(num_shards):  # a shard no line hashed to still gets its (empty) file: the set is complete
-        if not FileSystems.exists(shard_path(output_prefix, shard, num_shards)):
-            write_shard(shard_path(output_prefix, shard, num_shards), [])
+    fill_missing(shard_path(output_prefix, shard, num_shards) for shard in range(num_shards))  # a shard no line hashed to
     return check_row_count(files, output_prefix, num_shards)
 
 
@@ -178,14 +160,8 @@ def check_row_count(files: list[str], output_prefix: str, num_shards: int) -> in
     Raises:
         S2SError: fewer or more rows than input lines.
     """
-    lines_read = 0
-    for path in files:
-        with FileSystems.open(path) as stream:  # decompresses .gz by its extension, as the pipeline did
-            lines_read += sum(1 for _ in numbered_lines(stream))
-    rows = 0
-    for shard in range(num_shards):
-        with FileSystems.open(shard_path(output_prefix, shard, num_shards), compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-            rows += sum(1 for _ in numbered_lines(stream))
+    lines_read = sum(count_lines_in(path) for path in files)  # decompressed by extension, as the pipeline read them
+    rows = sum(count_lines_in(shard_path(output_prefix, shard, num_shards)) for shard in range(num_shards))
     if rows != lines_read:
         raise S2SError(
             f"translate-beam wrote {rows} rows for {lines_read} input lines under {output_prefix}: the runner lost or repeated "
