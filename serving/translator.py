@@ -305,7 +305,7 @@ class Translator:
 
     def translate_window(self, window: PreparedWindow, batch_size: int, options: DecodingOptions) -> list[str]:
         """The translations of a prepared window, in its order: the model's part of the work, which a host thread may overlap."""
-        limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
+        limit = self.output_limit(options.max_output_length)
         results = np.full(len(window.lengths), "", dtype=object)
         for indices, batch in self.encoded_batches(window, batch_size):
             ids = self._decode(batch, limit, options.beam_size, options.length_penalty)
@@ -322,7 +322,7 @@ class Translator:
         self, window: PreparedWindow, batch_size: int, options: DecodingOptions, num_hypotheses: int
     ) -> list[TranslationResult]:
         """`translate_window` with each source's n-best hypotheses and their scores."""
-        limit = self.info.max_target_length if options.max_output_length is None else options.max_output_length
+        limit = self.output_limit(options.max_output_length)
         vocabulary = self.info.target_vocabulary
         results = [TranslationResult([""], [0.0])] * len(window.lengths)
         for indices, batch in self.encoded_batches(window, batch_size):
@@ -334,6 +334,10 @@ class Translator:
             return results
         first = (np.cumsum(window.pieces_per_line) - window.pieces_per_line).tolist()
         return [joined(results[start : start + pieces]) for start, pieces in zip(first, window.pieces_per_line.tolist(), strict=True)]
+
+    def output_limit(self, max_output_length: int | None) -> int:
+        """Most characters per translation: `max_output_length`, or the model's max_target_length when None."""
+        return self.info.max_target_length if max_output_length is None else max_output_length
 
     def encoded_batches(self, window: PreparedWindow, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(row indices, int32 encoder input) of a prepared window, by length so batches carry little padding; empty rows left out.
@@ -377,7 +381,7 @@ class Translator:
         self, source: Sequence[str], translations: Sequence[list[int]], *, max_output_length: int | None = None, length_penalty: float = 1.0
     ) -> list[float]:
         """Beam-search scores of given target id sequences for `source` (forced decoding)."""
-        limit = self.info.max_target_length if max_output_length is None else max_output_length
+        limit = self.output_limit(max_output_length)
         texts = self.prepare_sources(source)
         return sequence_score(self.encoder, self.decoder, self.info.encode(texts), list(translations), limit, length_penalty)
 
