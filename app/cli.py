@@ -12,14 +12,25 @@ import argparse
 import importlib.resources
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import s2s
 from s2s.config import add_config_flags, config_overrides, load_config
-from s2s.errors import S2SError, first_line
+from s2s.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    InputMissingError,
+    S2SError,
+    Terminated,
+    first_line,
+)
 from s2s.stage_log import StageFilter
 from s2s.tensorflow_import import quiet_native_logs
 
@@ -54,14 +65,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_pipeline_options", False):
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     _configure_logging(args.verbose)
+    previous_handler = _stop_on_sigterm()
     try:
         return args.handler(args, extra)
     except S2SError as error:
         print(f"s2s: error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     except KeyboardInterrupt:
-        print("s2s: interrupted", file=sys.stderr)
-        return 130
+        print("s2s: interrupted (SIGINT)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("s2s: stopped (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ModuleNotFoundError as error:
         extra = _EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
         if extra is None or os.environ.get("S2S_DEBUG"):
@@ -76,7 +94,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("S2S_DEBUG"):
             raise
         print(f"s2s: error: {type(error).__name__}: {first_line(error)} (set S2S_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _stop_on_sigterm() -> Any:
+    """Turns SIGTERM into `Terminated` in the main thread, so a stopped run unwinds and records itself; returns the old handler.
+
+    Only from the main thread (where Python delivers signals); None elsewhere, e.g. when a test calls `main` from a thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, terminate)
+
+
+def _silence_stdout() -> None:
+    """After the reader of standard output went away: point it at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout already closed or not a real file: nothing left to flush
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,7 +379,7 @@ def default_model() -> str:
     """The model `s2s translate` and `translate-beam` use without --model: $S2S_MODEL, else the shipped fra-eng model."""
     path = os.environ.get("S2S_MODEL") or str(DEFAULT_MODEL_DIR)
     if "://" not in path and not os.path.isdir(path):  # a remote folder (translate-beam) is checked when it is read
-        raise S2SError(f"no --model given and no default model at {path}: pass --model ONNX_DIR (the output of s2s export)")
+        raise InputMissingError(f"no --model given and no default model at {path}: pass --model ONNX_DIR (the output of s2s export)")
     return path
 
 

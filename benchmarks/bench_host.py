@@ -34,13 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from s2s.onehot import ID_DTYPE, encode_ids, texts_of_ids
-from s2s.serving.files import _raw_lines, _sources_of, _windows
+from s2s.serving.files import FileJob, _raw_lines, _sources_of, _windows
+from s2s.serving.options import DecodingOptions
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
 from s2s.vocab import END_ID, PAD_ID
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW, BATCH = 4096, 256
+JOB = FileJob(BATCH, WINDOW, DecodingOptions())  # text input, default decoding: what `s2s translate` runs
 
 
 def corpus_lines(count: int) -> tuple[list[str], list[str]]:
@@ -75,7 +77,7 @@ def ours(path: Path, output: Path, translator: Translator, decoded: list[np.ndar
             chunk = next(windows)
             seconds["read"] += clock() - started
             started = clock()
-            window = translator.prepare_window(_sources_of(chunk, "text", 0, stats), stats)
+            window = translator.prepare_window(_sources_of(chunk, JOB, stats), stats)
             seconds["normalise"] += clock() - started
             started = clock()
             for _ in translator.encoded_batches(window, BATCH):

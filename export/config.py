@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from s2s.config import setting
-from s2s.errors import S2SError
+from s2s.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -17,4 +17,4 @@ class ExportConfig:
 
     def validate(self) -> None:
         if self.verify_sources < 1:
-            raise S2SError(f"verify_sources must be at least 1, got {self.verify_sources}")
+            raise ConfigError(f"verify_sources must be at least 1, got {self.verify_sources}")

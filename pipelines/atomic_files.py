@@ -24,11 +24,23 @@ _COPY_CHUNK = 1 << 22
 def publish(path: str, stream: Any) -> None:
     """Copies a readable binary stream to `path` under a temporary name, then renames it into place, replacing any file there."""
     temp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
-    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as target:
-        shutil.copyfileobj(stream, target, _COPY_CHUNK)
-    if FileSystems.exists(path):  # a repeated step: the same bytes again
-        FileSystems.delete([path])
-    FileSystems.rename([temp], [path])
+    try:
+        with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as target:
+            shutil.copyfileobj(stream, target, _COPY_CHUNK)
+        if FileSystems.exists(path):  # a repeated step: the same bytes again
+            FileSystems.delete([path])
+        FileSystems.rename([temp], [path])
+    except BaseException:
+        _delete_quietly(temp)  # a full disk or a killed worker must not leave temporary files beside the outputs
+        raise
+
+
+def _delete_quietly(path: str) -> None:
+    try:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    except Exception:  # the first error is the one to report; a leftover temp file is untidy, not wrong
+        pass
 
 
 def publish_lines(path: str, lines: Iterable[str]) -> int:

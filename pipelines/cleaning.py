@@ -12,8 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from s2s.lines import MAX_LINE_BYTES, OVERSIZED_LINE
 from s2s.text import TextNormalizer
 
+LINE_TOO_LONG = "line_too_long"
 BLANK_LINE = "blank_line"
 UNDECODABLE = "undecodable"
 CONTROL_CHARACTER = "control_character"
@@ -25,6 +27,7 @@ DUPLICATE = "duplicate"
 RARE_CHARACTER = "rare_character"
 
 REJECTION_REASONS: dict[str, str] = {
+    LINE_TOO_LONG: f"the line is longer than {MAX_LINE_BYTES} bytes: it was skipped without being read into memory",
     BLANK_LINE: "the line is empty or holds only whitespace",
     UNDECODABLE: "the line is not valid UTF-8",
     CONTROL_CHARACTER: "the line holds a control character (NUL, ESC, a lone CR, ...), a sign of damage",
@@ -79,6 +82,8 @@ def parse_line(
     `reverse`, the second column is the source and the first the target, so
     one corpus of `english<TAB>other` lines trains both directions.
     """
+    if raw == OVERSIZED_LINE:
+        return _reject(path, line_number, LINE_TOO_LONG, f"over {MAX_LINE_BYTES} bytes", "")
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     try:

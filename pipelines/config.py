@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from s2s.config import setting
-from s2s.errors import S2SError
+from s2s.errors import ConfigError
 
 RARE_POLICIES = ("unk", "reject")
 DIRECTIONS = ("forward", "reverse")
+# The most output files per split (prepare) or per job (translate-beam): each is a unit of work and a file; more would
+# only make empty files (400,001 of them for 5,000 lines, once) and exhaust a folder's or a worker's limits.
+MAX_SHARDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,17 @@ class PrepareConfig:
     def validate(self) -> None:
         """Raises S2SError naming the first value out of range."""
         if self.max_source_length < 1 or self.max_target_length < 1:
-            raise S2SError("max_source_length and max_target_length must be at least 1")
+            raise ConfigError("max_source_length and max_target_length must be at least 1")
         if self.min_char_count < 0:
-            raise S2SError("min_char_count must be 0 or more")
+            raise ConfigError("min_char_count must be 0 or more")
         for name in ("validation_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise S2SError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.validation_fraction + self.test_fraction >= 1.0:
-            raise S2SError("validation_fraction + test_fraction must stay below 1 to leave a training split")
+            raise ConfigError("validation_fraction + test_fraction must stay below 1 to leave a training split")
         if self.rare_characters not in RARE_POLICIES:
-            raise S2SError(f"rare_characters must be one of {', '.join(RARE_POLICIES)}, got {self.rare_characters!r}")
+            raise ConfigError(f"rare_characters must be one of {', '.join(RARE_POLICIES)}, got {self.rare_characters!r}")
         if self.direction not in DIRECTIONS:
-            raise S2SError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
-        if self.num_shards < 0:
-            raise S2SError("num_shards must be 0 (automatic) or more")
+            raise ConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        if not 0 <= self.num_shards <= MAX_SHARDS:
+            raise ConfigError(f"num_shards must be 0 (automatic) to {MAX_SHARDS}, got {self.num_shards}")

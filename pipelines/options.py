@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from s2s.errors import S2SError, first_line, pipeline_failure
+
+logger = logging.getLogger(__name__)
 
 # The runner used when none is given. Beam's DirectRunner first tries to
 # download the Prism runner binary, which fails offline and costs a timeout
@@ -144,12 +147,20 @@ def _quiet_workers(quiet: bool) -> Iterator[None]:
         return
     from apache_beam.runners.portability import local_job_service
 
-    original = local_job_service.subprocess
+    original, original_hook = local_job_service.subprocess, threading.excepthook
     local_job_service.subprocess = _QuietSubprocess(original)
+    # A worker process that dies (a full disk can make it abort) ends the runner's `run_worker` thread with an exception,
+    # which Python prints as a traceback; the failure reaches the user as run_pipeline's one line instead.
+    threading.excepthook = _log_thread_exception
     try:
         yield
     finally:
         local_job_service.subprocess = original
+        threading.excepthook = original_hook
+
+
+def _log_thread_exception(hook: Any) -> None:
+    logger.debug("thread %s ended with %s", getattr(hook.thread, "name", "?"), first_line(hook.exc_value) if hook.exc_value else hook.exc_type)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from s2s.compression import GZIP_SUFFIX, GzipIntegrity
 from s2s.config import log_config
 from s2s.errors import S2SError, first_line
 from s2s.files import atomic_open
+from s2s.locks import exclusive_lock
 from s2s.pipelines import cleaning, dataset_files, transforms
 from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
@@ -70,6 +72,25 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
     if FileSystems.get_scheme(output_dir) is None:
         _check_dataset_folder(Path(output_dir))
     _ensure_writable(output_dir)
+    with _owned(output_dir):
+        return _prepare_owned(input_files, output_dir, config, options, started)
+
+
+def _owned(output_dir: str) -> AbstractContextManager[Any]:
+    """A lock beside a local output folder (it is replaced whole, so the lock cannot live inside it): one prepare at a time.
+
+    Without it, a second run would take the first one's live staging folder
+    for a killed run's leftovers and delete it. Remote outputs are not locked:
+    object stores have no locks, and their staging folders have unique names.
+    """
+    if FileSystems.get_scheme(output_dir) is not None:
+        return nullcontext()
+    target = Path(output_dir).absolute()
+    return exclusive_lock(target.parent / f".{target.name}.lock", f"another s2s prepare (pid {{pid}}) is writing {output_dir}; wait for it to finish")
+
+
+def _prepare_owned(input_files: list[dict[str, Any]], output_dir: str, config: PrepareConfig, options: Any, started: float) -> dict[str, Any]:
+    """The pipeline run and the publishing of its outputs, once this process owns the output folder."""
     log_config(logger, "prepare", config)  # once the arguments are known good: a bad one is the only line printed
     logger.info(
         "cleaning %d file(s), %.1f MB, on %s",

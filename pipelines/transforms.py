@@ -20,6 +20,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io import fileio
 
+from s2s.lines import bounded_lines
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import LengthLimits, Pair, Rejection
 from s2s.pipelines.split import split_of
@@ -31,7 +32,6 @@ PAIRS = "pairs"
 COUNTS = "counts"
 FACTS = "facts"
 _BYTE_ORDER_MARK = b"\xef\xbb\xbf"
-_READ_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,16 @@ def numbered_lines(stream: Any) -> Iterator[tuple[int, bytes]]:
 
     A final line without a newline counts; the empty string after a final
     newline does not. A UTF-8 byte order mark opening the stream is dropped.
+    A line over `MAX_LINE_BYTES` comes as `OVERSIZED_LINE`, never held whole
+    (see `s2s.lines`), and is rejected as `line_too_long` with its number.
     """
-    pending = b""
     line_number = 0
-    while chunk := stream.read(_READ_CHUNK):
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
+    for lines in bounded_lines(stream.read):
+        if line_number == 0 and lines[0].startswith(_BYTE_ORDER_MARK):
+            lines[0] = lines[0][len(_BYTE_ORDER_MARK) :]
         for line in lines:
             line_number += 1
-            yield line_number, (line[3:] if line_number == 1 and line.startswith(_BYTE_ORDER_MARK) else line)
-    if pending:
-        line_number += 1
-        yield line_number, (pending[3:] if line_number == 1 and pending.startswith(_BYTE_ORDER_MARK) else pending)
+            yield line_number, line
 
 
 class _ReadNumberedLinesFn(beam.DoFn):

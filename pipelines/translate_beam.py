@@ -21,23 +21,37 @@ Output: rows of `path<TAB>line_number<TAB>translation`, one per input line
 (empty lines included), sorted by path and line number within each shard.
 After the run, the rows written are counted against the lines read; a
 difference fails the job.
+
+One run's rows: a local prefix is locked (`PREFIX.lock`) while a run writes
+it. A run deletes `PREFIX.manifest.json` first and writes it last, after the
+count and after removing the shards of an earlier run with another shard
+count; so a shard set is complete, and one run's, exactly when the manifest
+is there, and the manifest lists its shards, row count, inputs and model.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from s2s.config import log_config
-from s2s.errors import S2SError
-from s2s.pipelines.atomic_files import fill_missing, publish_lines
+from s2s.errors import ConfigError, S2SError
+from s2s.locks import exclusive_lock
+from s2s.pipelines.atomic_files import fill_missing, publish, publish_lines
+from s2s.pipelines.config import MAX_SHARDS
 from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.prepare import resolve_inputs
@@ -46,8 +60,10 @@ from s2s.pipelines.transforms import ReadNumberedLines, shard_of
 from s2s.serving.config import TranslateConfig, resolve_batch_size
 
 SHARD_SUFFIX = ".tsv"
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_FORMAT_VERSION = 1
+_SHARD_NAME = re.compile(r"-\d{5}-of-\d{5}\.tsv")  # what follows the prefix in a shard's name
 BYTES_PER_SHARD = 4 << 20  # with automatic sharding: about 100,000 short lines, a minute or two of one CPU worker
-MAX_AUTOMATIC_SHARDS = 10_000
 
 logger = logging.getLogger(__name__)
 _translators: dict[tuple[str, TranslateConfig], Any] = {}
@@ -61,7 +77,7 @@ def shard_path(output_prefix: str, shard: int, num_shards: int) -> str:
 
 def automatic_shards(input_bytes: int) -> int:
     """One shard per 4 MiB of input (compressed size for .gz), at least 1: small enough to spread, large enough to batch."""
-    return max(1, min(MAX_AUTOMATIC_SHARDS, math.ceil(input_bytes / BYTES_PER_SHARD)))
+    return max(1, min(MAX_SHARDS, math.ceil(input_bytes / BYTES_PER_SHARD)))
 
 
 def _translator(model: str, model_id: str, config: TranslateConfig) -> Any:
@@ -126,11 +142,11 @@ def translate_beam(
     from s2s.serving.translator import Translator
 
     config = config or TranslateConfig()
-    if num_shards < 0:
-        raise S2SError(f"num_shards must be 0 (automatic) or more, got {num_shards}")
+    if not 0 <= num_shards <= MAX_SHARDS:
+        raise ConfigError(f"num_shards must be 0 (automatic) to {MAX_SHARDS}, got {num_shards}")
     options = beam_options(list(pipeline_args or []))
     # Opened here too, to fail fast on a bad model and to learn the model id every worker's copy must carry.
-    translator = Translator.from_dir(local_model_dir(model), device="cpu" if config.device == "cpu" else "auto")
+    translator = Translator.from_dir(local_model_dir(model), device="cpu" if config.device == "cpu" else "auto", verify=config.verify)
     config.decoding().check(len(translator.info.target_vocabulary))
     device = translator.device if config.device == "auto" else config.device  # auto: as this machine's onnxruntime finds it
     config = dataclasses.replace(config, batch_size=resolve_batch_size(config.batch_size, device))
@@ -140,16 +156,69 @@ def translate_beam(
     num_shards = num_shards or automatic_shards(sum(entry["bytes"] for entry in input_files))
     logger.info("translating %s into %d shard(s) %s", ", ".join(files), num_shards, shard_path(output_prefix, 0, num_shards))
     translate_shard = _TranslateShardFn(model, translator.model_id, config, output_prefix, num_shards)
-    with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
-        _ = (
-            pipeline
-            | "ReadNumberedLines" >> ReadNumberedLines(files, spread=False)
-            | "KeyByShard" >> beam.Map(_keyed_by_shard, num_shards=num_shards)
-            | "GroupByShard" >> beam.GroupByKey()
-            | "TranslateShard" >> beam.ParDo(translate_shard)
-        )
-    fill_missing(shard_path(output_prefix, shard, num_shards) for shard in range(num_shards))  # a shard no line hashed to
-    return check_row_count(files, output_prefix, num_shards)
+    with _owned(output_prefix):
+        # From here until the new manifest is written, the prefix holds no manifest: a run killed midway leaves shards
+        # that nothing vouches for, never a mix of two runs' shards that looks complete.
+        _delete(manifest_path(output_prefix), *_matching(f"{output_prefix}-*{SHARD_SUFFIX}.tmp-*"))
+        with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
+            _ = (
+                pipeline
+                | "ReadNumberedLines" >> ReadNumberedLines(files, spread=False)
+                | "KeyByShard" >> beam.Map(_keyed_by_shard, num_shards=num_shards)
+                | "GroupByShard" >> beam.GroupByKey()
+                | "TranslateShard" >> beam.ParDo(translate_shard)
+            )
+        shards = [shard_path(output_prefix, shard, num_shards) for shard in range(num_shards)]
+        fill_missing(shards)  # a shard no line hashed to
+        rows = check_row_count(files, output_prefix, num_shards)
+        stale = sorted(set(_shard_files(output_prefix)) - set(shards))
+        if stale:
+            logger.info("removing %d shard file(s) of an earlier run with another shard count, such as %s", len(stale), stale[0])
+            _delete(*stale)
+        manifest = {
+            "format_version": MANIFEST_FORMAT_VERSION,
+            "rows": rows,
+            "num_shards": num_shards,
+            "shards": [shard.rsplit("/", 1)[-1] for shard in shards],
+            "inputs": input_files,
+            "model_id": translator.model_id,
+            "settings": dataclasses.asdict(config),
+        }
+        publish(manifest_path(output_prefix), io.BytesIO(json.dumps(manifest, indent=2, sort_keys=True).encode()))
+    return rows
+
+
+def manifest_path(output_prefix: str) -> str:
+    """`PREFIX.manifest.json`: written last, it lists the shards of the one run that wrote them all, and their row count."""
+    return f"{output_prefix}{MANIFEST_SUFFIX}"
+
+
+def _owned(output_prefix: str) -> AbstractContextManager[Any]:
+    """`PREFIX.lock` for a local prefix, so two runs cannot write one shard set; object stores have no locks."""
+    if FileSystems.get_scheme(output_prefix) is not None:
+        return nullcontext()
+    lock = Path(output_prefix + ".lock").absolute()
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise S2SError(f"cannot write {output_prefix}: {error.strerror or error}") from None
+    return exclusive_lock(lock, f"output {output_prefix} is being written by another s2s translate-beam (pid {{pid}}); wait for it or choose another output")
+
+
+def _matching(pattern: str) -> list[str]:
+    return [metadata.path for metadata in FileSystems.match([pattern])[0].metadata_list]
+
+
+def _shard_files(output_prefix: str) -> list[str]:
+    """Every `PREFIX-SSSSS-of-NNNNN.tsv` under the prefix, whatever its shard count: this run's and any earlier run's."""
+    candidates = _matching(f"{output_prefix}-?????-of-?????{SHARD_SUFFIX}")
+    return [path for path in candidates if _SHARD_NAME.fullmatch(path[len(output_prefix) :])]
+
+
+def _delete(*paths: str) -> None:
+    present = [path for path in paths if FileSystems.exists(path)]
+    if present:
+        FileSystems.delete(present)
 
 
 def check_row_count(files: list[str], output_prefix: str, num_shards: int) -> int:

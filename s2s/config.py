@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from s2s.errors import S2SError
+from s2s.errors import ConfigError, S2SError
 
 ConfigT = TypeVar("ConfigT")
 CONFIG_TABLES = ("run", "prepare", "train", "evaluate", "export", "translate")  # the tables of a multi-stage config file
@@ -53,7 +53,7 @@ def build_config(cls: type[ConfigT], values: dict[str, Any], where: str) -> Conf
         try:
             validate()
         except S2SError as error:
-            raise S2SError(f"{where}: {error}") from None
+            raise ConfigError(f"{where}: {error}") from None
     return config
 
 
@@ -62,11 +62,11 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise S2SError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise S2SError(f"cannot read config file {path}: {error}") from None
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
     except tomllib.TOMLDecodeError as error:
-        raise S2SError(f"config file {path} is not valid TOML: {error}") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
 
 
 def _read_section(path: Path, section: str, cls: type) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _read_section(path: Path, section: str, cls: type) -> dict[str, Any]:
     tables = {key for key, value in document.items() if isinstance(value, dict)}
     unknown = sorted(tables - set(CONFIG_TABLES))
     if unknown:  # a misspelt [prepar] would otherwise leave the stage silently on its defaults
-        raise S2SError(f"{path}: unknown table [{unknown[0]}] (known tables: {', '.join(CONFIG_TABLES)})")
+        raise ConfigError(f"{path}: unknown table [{unknown[0]}] (known tables: {', '.join(CONFIG_TABLES)})")
     if section in document:
         return dict(document[section])
     if tables and not (set(document) & field_names):
@@ -89,10 +89,10 @@ def _check_keys_and_types(cls: type, values: dict[str, Any], where: str) -> None
     for key, value in values.items():
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise S2SError(f"{where}: unknown key '{key}' (known keys: {known})")
+            raise ConfigError(f"{where}: unknown key '{key}' (known keys: {known})")
         expected = hints[key]
         if not _matches(value, expected):
-            raise S2SError(f"{where}: '{key}' must be {_describe(expected)}, got {value!r}")
+            raise ConfigError(f"{where}: '{key}' must be {_describe(expected)}, got {value!r}")
 
 
 def _matches(value: Any, expected: Any) -> bool:

@@ -4,13 +4,55 @@ from __future__ import annotations
 
 import re
 
+# Exit codes by cause, so a scheduler can tell "fix the config" from "the data is bad" from "try again later".
+# Values follow sysexits.h where it has one; 2 is argparse's own for a bad command line.
+EXIT_FAILURE = 1  # a stage failed: look at the one-line error
+EXIT_USAGE = 2  # the command line or a config value is wrong: fix it, retrying will not help
+EXIT_DATA = 65  # EX_DATAERR: an input or a model file is damaged or malformed
+EXIT_NO_INPUT = 66  # EX_NOINPUT: an input or a model does not exist (yet)
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the output; try again later
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C), as a shell reports it
+EXIT_TERMINATED = 143  # SIGTERM (a scheduler's stop), as a shell reports it
+EXIT_BROKEN_PIPE = 141  # SIGPIPE: the reader of standard output went away (`| head`)
+
 
 class S2SError(Exception):
     """A problem the user can fix: bad input, bad config, unwritable output.
 
     The message names what is wrong and, where it can, the fix. The CLI prints
-    it as `s2s: error: <message>` and exits non-zero, without a traceback.
+    it as `s2s: error: <message>` and exits with the class's `exit_code`,
+    without a traceback.
     """
+
+    exit_code = EXIT_FAILURE
+
+
+class ConfigError(S2SError):
+    """A flag, a config file or a setting is wrong: the command will fail the same way until it is changed."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputDataError(S2SError):
+    """An input file or a model file is there but damaged or malformed: fix or replace the data."""
+
+    exit_code = EXIT_DATA
+
+
+class InputMissingError(S2SError):
+    """An input file or a model does not exist: an upstream job may not have written it yet."""
+
+    exit_code = EXIT_NO_INPUT
+
+
+class BusyError(S2SError):
+    """Another run holds the output: the same command can succeed later."""
+
+    exit_code = EXIT_BUSY
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so a stopped run unwinds (records, unlocks) as Ctrl-C does."""
 
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)): (.+)$", re.MULTILINE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from s2s.config import setting
-from s2s.errors import S2SError
+from s2s.errors import ConfigError
 from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 from s2s.serving.options import DecodingOptions
 
@@ -29,7 +29,7 @@ def resolve_batch_size(requested: int, device: str) -> int:
         S2SError: a negative size.
     """
     if requested < 0:
-        raise S2SError(f"the batch size must be 0 (automatic) or more, got {requested}")
+        raise ConfigError(f"the batch size must be 0 (automatic) or more, got {requested}")
     return requested or AUTO_BATCH_SIZE[device]
 
 
@@ -46,19 +46,20 @@ class TranslateConfig:
     long_lines: str = setting(
         SPLIT, "a source longer than the model's limit: split at sentence ends and join the translations, truncate, or error", LONG_LINE_POLICIES
     )
+    verify: bool = setting(True, "check the model's files against its SHA256SUMS; --no-verify loads a hand-made folder, with a warning")
 
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range (the model-dependent checks come with the model)."""
         if self.device not in DEVICES:
-            raise S2SError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise S2SError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.batch_size < 0:
-            raise S2SError(f"batch_size must be 0 (automatic) or more, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be 0 (automatic) or more, got {self.batch_size}")
         if self.max_output_length < 0:
-            raise S2SError(f"max_output_length must be 0 (the model's) or more, got {self.max_output_length}")
+            raise ConfigError(f"max_output_length must be 0 (the model's) or more, got {self.max_output_length}")
         if self.beam_size < 1:
-            raise S2SError(f"beam_size must be at least 1, got {self.beam_size}")
+            raise ConfigError(f"beam_size must be at least 1, got {self.beam_size}")
         self.decoding().check_model_free()
 
     def decoding(self) -> DecodingOptions:

@@ -33,7 +33,7 @@ class NumpyGreedy:
         self.encoder, self.decoder = encoder, decoder
 
     def __call__(self, source_ids: np.ndarray, max_output_length: int) -> np.ndarray:
-        """Target ids `(batch, max_output_length)`, end-token padded after each sentence's end."""
+        """Target ids `(batch, steps)`, steps at most `max_output_length`, end-token padded after each sentence's end."""
         return self.with_log_probabilities(source_ids, max_output_length)[0]
 
     def with_log_probabilities(self, source_ids: np.ndarray, max_output_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +45,7 @@ class NumpyGreedy:
         batch = len(source_ids)
         states, memory = self.encoder(source_ids)
         tokens = start_tokens(batch)
-        emitted = np.full((batch, max_output_length), END_ID, dtype=ID_DTYPE)
+        columns: list[np.ndarray] = []  # one per step taken: memory grows with the output, never with the limit
         log_probability = np.zeros(batch, dtype=np.float64)
         lengths = np.full(batch, max_output_length, dtype=np.int64)
         active = np.arange(batch)  # the batch row of each row of the arrays decoded
@@ -56,7 +56,9 @@ class NumpyGreedy:
             chosen = probabilities[np.arange(len(tokens)), tokens].astype(np.float64)
             rows = active[running]
             log_probability[rows] += np.log(np.maximum(chosen[running], 1e-30))
-            emitted[rows, step] = tokens[running]
+            column = np.full(batch, END_ID, dtype=ID_DTYPE)
+            column[rows] = tokens[running]
+            columns.append(column)
             ended = running & (tokens == END_ID)
             lengths[active[ended]] = step + 1
             running &= ~ended
@@ -69,7 +71,7 @@ class NumpyGreedy:
                 states = [state[running] for state in states]
                 memory = [value[running] for value in memory]
                 running = np.ones(len(active), dtype=bool)
-        return emitted, log_probability, lengths
+        return _stacked(columns, batch), log_probability, lengths
 
 
 class BoundGreedy:
@@ -88,7 +90,7 @@ class BoundGreedy:
         self.device = device
 
     def __call__(self, source_ids: np.ndarray, max_output_length: int) -> np.ndarray:
-        """Target ids `(batch, max_output_length)`, end-token padded after each sentence's end."""
+        """Target ids `(batch, steps)`, steps at most `max_output_length`, end-token padded after each sentence's end."""
         import onnxruntime
 
         batch = len(source_ids)
@@ -100,10 +102,10 @@ class BoundGreedy:
         self.encoder_session.run_with_iobinding(encoder_binding)
         values = dict(zip(encoded, encoder_binding.get_outputs(), strict=True))
         values[contract.PREVIOUS_TOKEN] = onnxruntime.OrtValue.ortvalue_from_numpy(start_tokens(batch), self.device, 0)
-        emitted = np.full((batch, max_output_length), END_ID, dtype=ID_DTYPE)
+        columns: list[np.ndarray] = []
         finished = np.zeros(batch, dtype=bool)
         produced = [contract.NEXT_TOKEN, *self.next_states]
-        for step in range(max_output_length):
+        for _ in range(max_output_length):
             binding = self.decoder_session.io_binding()
             for name in (contract.PREVIOUS_TOKEN, *self.states, *self.memory):
                 binding.bind_ortvalue_input(name, values[name])
@@ -112,13 +114,18 @@ class BoundGreedy:
             self.decoder_session.run_with_iobinding(binding)
             outputs = dict(zip(produced, binding.get_outputs(), strict=True))
             next_ids = outputs[contract.NEXT_TOKEN].numpy()  # the only copy to the host
-            emitted[:, step] = np.where(finished, END_ID, next_ids)
+            columns.append(np.where(finished, END_ID, next_ids).astype(ID_DTYPE))
             finished |= next_ids == END_ID
             if finished.all():
                 break
             values[contract.PREVIOUS_TOKEN] = outputs[contract.NEXT_TOKEN]
             values.update({name: outputs[next_name] for name, next_name in zip(self.states, self.next_states, strict=True)})
-        return emitted
+        return _stacked(columns, batch)
+
+
+def _stacked(columns: list[np.ndarray], batch: int) -> np.ndarray:
+    """The step columns as `(batch, steps)` ids: as wide as the longest translation, not as the output limit."""
+    return np.stack(columns, axis=1) if columns else np.full((batch, 0), END_ID, dtype=ID_DTYPE)
 
 
 def ids_before_end(emitted: np.ndarray) -> list[list[int]]:

@@ -27,7 +27,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import gzip
 import hashlib
@@ -39,15 +38,18 @@ import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from s2s.compression import GzipIntegrity
 from s2s.config import log_config
-from s2s.errors import S2SError
-from s2s.files import atomic_open
+from s2s.errors import InputDataError, InputMissingError, S2SError
+from s2s.files import atomic_open, open_no_follow
+from s2s.lines import MAX_LINE_BYTES, OVERSIZED_LINE, bounded_lines
+from s2s.locks import exclusive_lock
+from s2s.serving.long_lines import ERROR
 from s2s.serving.options import DecodingOptions
 from s2s.serving.stats import COUNTERS, TranslationStats
 from s2s.serving.translator import SourceWindow
@@ -92,12 +94,12 @@ def input_files(pattern: str) -> list[str]:
         return [STDIO]
     paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
     if not paths:
-        raise S2SError(f"input {pattern} matches no file")
+        raise InputMissingError(f"input {pattern} matches no file")
     for path in paths:
         if os.path.isdir(path):
             raise S2SError(f"input {path} is a directory: name the files in it, or a glob such as {os.path.join(path, '*.txt')}")
         if not os.path.exists(path):
-            raise S2SError(f"input {path} does not exist")
+            raise InputMissingError(f"input {path} does not exist")
         if not os.access(path, os.R_OK):
             raise S2SError(f"input {path} is not readable")
     return paths
@@ -136,7 +138,7 @@ def check_compressed_inputs(paths: list[str]) -> None:
                 integrity.feed(chunk)
         problem = integrity.finish()
         if problem:
-            raise S2SError(f"input {path} is a corrupt or truncated gzip file ({problem})")
+            raise InputDataError(f"input {path} is a corrupt or truncated gzip file ({problem})")
 
 
 def is_stream(path: str) -> bool:
@@ -144,14 +146,11 @@ def is_stream(path: str) -> bool:
     return path == STDIO or not os.path.isfile(path)
 
 
-READ_BLOCK = 1 << 20
-
-
 def _raw_lines(paths: list[str]) -> Iterator[list[bytes]]:
     """The inputs' lines without their line ends, a block of about a MiB of lines at a time, in order.
 
-    Blocks are split with one `bytes.split` each, so no Python runs per line;
-    a file's last line counts even without a final newline.
+    Split by `s2s.lines.bounded_lines`: no Python per line, and a line over
+    `MAX_LINE_BYTES` comes as `OVERSIZED_LINE` without being held whole.
     """
     for path in paths:
         stream: IO[bytes] = sys.stdin.buffer if path == STDIO else open(path, "rb")  # noqa: SIM115 - closed below
@@ -159,25 +158,15 @@ def _raw_lines(paths: list[str]) -> Iterator[list[bytes]]:
         try:
             if stream.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC:
                 stream = gzip.GzipFile(fileobj=stream, mode="rb")
-            rest = b""
-            while block := stream.read1(READ_BLOCK):  # read1: a pipe's lines are translated as they come, not per MiB
-                lines = (rest + block).split(b"\n")
-                rest = lines.pop()
-                yield _without_carriage_returns(lines) if b"\r" in block else lines
-            if rest:
-                yield _without_carriage_returns([rest])
+            # read1: a pipe's lines are translated as they come, not per MiB
+            yield from bounded_lines(stream.read1, strip_carriage_returns=True)
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # EOFError: the stream ended before gzip's end marker
-            raise S2SError(f"input {name} is a corrupt or truncated gzip file ({error})") from None
+            raise InputDataError(f"input {name} is a corrupt or truncated gzip file ({error})") from None
         except OSError as error:
             raise S2SError(f"cannot read input {name}: {error.strerror or error}") from None
         finally:
             if path != STDIO:
                 stream.close()
-
-
-def _without_carriage_returns(lines: list[bytes]) -> list[bytes]:
-    """Windows line ends (CRLF) lose their CR; only blocks that hold a CR pay for this."""
-    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
 def _windows(paths: list[str], window: int, skip: int, skipped: dict[str, int] | None = None) -> Iterator[list[bytes]]:
@@ -201,8 +190,18 @@ def _windows(paths: list[str], window: int, skip: int, skipped: dict[str, int] |
         yield pending
 
 
-def _sources_of(raw_lines: list[bytes], input_format: str, column: int, stats: TranslationStats) -> list[str]:
-    """The source text of each raw line: one UTF-8 decode for the whole window, line by line only where it is invalid."""
+def _sources_of(raw_lines: list[bytes], job: FileJob, stats: TranslationStats) -> list[str]:
+    """The source text of each raw line: one UTF-8 decode for the whole window, line by line only where it is invalid.
+
+    A line over `MAX_LINE_BYTES` (never read whole) translates as empty and is counted as `oversized_lines`, or
+    fails the run under `--long-lines error`.
+    """
+    if OVERSIZED_LINE in raw_lines:
+        if job.options.long_lines == ERROR:
+            raise InputDataError(f"an input line is longer than {MAX_LINE_BYTES} bytes: use --long-lines split or truncate")
+        oversized = raw_lines.count(OVERSIZED_LINE)
+        stats.extra["oversized_lines"] = stats.extra.get("oversized_lines", 0) + oversized
+        raw_lines = [b"" if line == OVERSIZED_LINE else line for line in raw_lines]
     try:
         texts = b"\n".join(raw_lines).decode("utf-8").split("\n")
     except UnicodeDecodeError:
@@ -213,16 +212,16 @@ def _sources_of(raw_lines: list[bytes], input_format: str, column: int, stats: T
             except UnicodeDecodeError:
                 texts.append(raw.decode("utf-8", errors="replace"))
                 stats.invalid_utf8_lines += 1
-    if input_format != "tsv":
+    if job.input_format != "tsv":
         return texts
     sources = []
     for text in texts:
         columns = text.split("\t")
-        if column >= len(columns):
+        if job.column >= len(columns):
             stats.extra["missing_column_lines"] = stats.extra.get("missing_column_lines", 0) + 1
             sources.append("")
         else:
-            sources.append(columns[column])
+            sources.append(columns[job.column])
     return sources
 
 
@@ -265,33 +264,11 @@ def _check_output(output_path: str, paths: list[str]) -> None:
             raise S2SError(f"input {path} is also the output: writing would destroy it; choose another output")
 
 
-@contextmanager
-def _owned(output: Path) -> Iterator[None]:
+def _owned(output: Path) -> AbstractContextManager[None]:
     """Holds `OUTPUT.lock` while a run writes OUTPUT, so a second run aimed at it is refused instead of corrupting it."""
-    lock_path = output.with_name(output.name + ".lock")
-    while True:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(descriptor)
-            raise S2SError(
-                f"output {output} is being written by another s2s translate (pid {holder}); wait for it or choose another output"
-            ) from None
-        try:  # the holder before us may have removed the lock file after we opened it: lock the file that is there
-            if os.stat(lock_path).st_ino == os.fstat(descriptor).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(descriptor)
-    try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        lock_path.unlink(missing_ok=True)
-        os.close(descriptor)
+    return exclusive_lock(
+        output.with_name(output.name + ".lock"), f"output {output} is being written by another s2s translate (pid {{pid}}); wait for it or choose another output"
+    )
 
 
 def write_translations(
@@ -318,23 +295,23 @@ def write_translations(
     stats = TranslationStats(device=translator.device, model_id=translator.model_id)
     started = time.perf_counter()
     special = output_path != STDIO and is_special_output(output_path)
-    if output_path == STDIO:
-        _translate_stream(translator, paths, sys.stdout.buffer, stats, job, skip=0, checkpoint=None, progress=progress)
-    elif special:
-        try:
-            stream = open(output_path, "wb")  # noqa: SIM115 - closed below
-        except OSError as error:
-            raise S2SError(f"cannot write {output_path}: {error.strerror or error}") from None
-        with stream:
-            _translate_stream(translator, paths, stream, stats, job, skip=0, checkpoint=None, progress=progress)
-    else:
-        output = Path(output_path)
-        try:
+    if special and os.path.islink(output_path) and not os.path.abspath(output_path).startswith("/dev/"):
+        raise S2SError(f"output {output_path} is a symbolic link to a device or pipe: s2s does not write through links; name it directly")
+    try:
+        if output_path == STDIO:
+            _translate_stream(translator, paths, sys.stdout.buffer, stats, job, skip=0, checkpoint=None, progress=progress)
+        elif special:
+            with open(output_path, "wb") as stream:
+                _translate_stream(translator, paths, stream, stats, job, skip=0, checkpoint=None, progress=progress)
+        else:
+            output = Path(output_path)
             output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise S2SError(f"cannot write {output}: {error.strerror or error}") from None
-        with _owned(output):
-            _translate_to_file(translator, paths, output, stats, job, progress)
+            with _owned(output):
+                _translate_to_file(translator, paths, output, stats, job, progress)
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: the command line exits quietly
+    except OSError as error:  # reading errors are S2SErrors already: this is the output's file system (full, read-only)
+        raise S2SError(f"cannot write {'standard output' if output_path == STDIO else output_path}: {error.strerror or error}") from None
     stats.seconds = time.perf_counter() - started
     if stats.long_lines:  # once per run, with the count: long input is easy to miss in a summary file
         what = {"split": "split at sentence ends and their translations joined", "truncate": "cut to it"}[job.options.long_lines]
@@ -367,14 +344,15 @@ def _translate_to_file(translator: Translator, paths: list[str], output: Path, s
                 setattr(stats, name, restored[name])
             stats.extra.update(restored.get("extra", {}))
             stats.extra["resumed_at_line"] = skip
-            stream = open(partial, "r+b")  # noqa: SIM115 - closed below
+            stream = os.fdopen(open_no_follow(partial, os.O_RDWR), "r+b")
             stream.truncate(state["bytes"])
             stream.seek(state["bytes"])
         else:
-            stream = open(partial, "wb")  # noqa: SIM115 - closed below
+            checkpoint.unlink(missing_ok=True)  # another run's: this one starts over
+            stream = os.fdopen(open_no_follow(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb")
     except OSError as error:
         raise S2SError(f"cannot write {output}: {error.strerror or error}") from None
-    with stream:
+    with _removed_unless_checkpointed(partial, checkpoint), stream:
 
         def save_checkpoint(lines_done: int) -> None:
             stream.flush()
@@ -391,6 +369,17 @@ def _translate_to_file(translator: Translator, paths: list[str], output: Path, s
         _translate_stream(translator, paths, stream, stats, job, skip=skip, checkpoint=save_checkpoint, progress=progress)
     os.replace(partial, output)
     checkpoint.unlink(missing_ok=True)
+
+
+@contextmanager
+def _removed_unless_checkpointed(partial: Path, checkpoint: Path) -> Iterator[None]:
+    """Deletes the partial file of a run that fails before its first checkpoint: it holds nothing a rerun could resume."""
+    try:
+        yield
+    except BaseException:
+        if not checkpoint.exists():
+            partial.unlink(missing_ok=True)
+        raise
 
 
 def _translate_stream(
@@ -418,7 +407,7 @@ def _translate_stream(
         for chunk in windows:
             counts = TranslationStats()  # this window's counts, added to the run's only once it is written
             size = sum(map(len, chunk)) + len(chunk)  # line ends included, as in the file
-            yield SourceWindow(_sources_of(chunk, job.input_format, job.column, counts), counts, (len(chunk), size))
+            yield SourceWindow(_sources_of(chunk, job, counts), counts, (len(chunk), size))
 
     def write(translations: list[str], window: SourceWindow) -> None:
         nonlocal lines_done

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2s import onnx_contract as contract
-from s2s.errors import S2SError
+from s2s.errors import InputDataError
 from s2s.onehot import encode_ids
+from s2s.serving.options import MAX_OUTPUT_LENGTH_CEILING
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
@@ -50,7 +51,7 @@ class ModelInfo:
         """
         version = metadata.get(contract.META_FORMAT)
         if version is not None and version != contract.FORMAT_VERSION:
-            raise S2SError(
+            raise InputDataError(
                 f"{where} is an s2s export of format version {version}; this s2s reads version {contract.FORMAT_VERSION} "
                 "(integer ids in and out): re-export the model with `s2s export`"
             )
@@ -69,9 +70,9 @@ class ModelInfo:
                 arch=metadata[contract.META_ARCH],
             )
         except KeyError as error:
-            raise S2SError(f"{where} has no {error.args[0]} in its metadata: it is not an s2s export (re-run s2s export)") from None
+            raise InputDataError(f"{where} has no {error.args[0]} in its metadata: it is not an s2s export (re-run s2s export)") from None
         except (ValueError, TypeError) as error:
-            raise S2SError(f"{where} has malformed s2s metadata ({error}): re-run s2s export") from None
+            raise InputDataError(f"{where} has malformed s2s metadata ({error}): re-run s2s export") from None
         info.check(where)
         return info
 
@@ -87,7 +88,9 @@ class ModelInfo:
             )
             if value < 1
         ]
+        if self.max_target_length > MAX_OUTPUT_LENGTH_CEILING:
+            problems.append(f"max_target_length = {self.max_target_length} (at most {MAX_OUTPUT_LENGTH_CEILING})")
         if self.arch not in (contract.ARCH_ATTENTION, contract.ARCH_LSTM):
             problems.append(f"arch = {self.arch!r}")
         if problems:
-            raise S2SError(f"{where} has s2s metadata out of range ({', '.join(problems)}): re-run s2s export")
+            raise InputDataError(f"{where} has s2s metadata out of range ({', '.join(problems)}): re-run s2s export")

@@ -12,8 +12,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from s2s.errors import S2SError
+from s2s.errors import ConfigError
 from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
+
+# The most characters one translation (of one source, or one piece of a split long line) may take, whatever a flag or a
+# model's metadata asks: a model that never emits its end token stops here instead of running for hours. Sources are
+# split at the model's max_source_length, so a real translation is far shorter.
+MAX_OUTPUT_LENGTH_CEILING = 4096
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,9 @@ class DecodingOptions:
     def check(self, target_vocab_size: int) -> None:
         """Raises S2SError naming the first value out of range for a model with this target vocabulary."""
         if self.max_output_length is not None and self.max_output_length < 1:
-            raise S2SError(f"max_output_length must be at least 1 (or None for the model's own), got {self.max_output_length}")
+            raise ConfigError(f"max_output_length must be at least 1 (or None for the model's own), got {self.max_output_length}")
         if not 1 <= self.beam_size <= target_vocab_size:
-            raise S2SError(
+            raise ConfigError(
                 f"beam_size must be between 1 and the target vocabulary's {target_vocab_size} tokens "
                 f"(a wider beam holds nothing more), got {self.beam_size}"
             )
@@ -46,10 +51,15 @@ class DecodingOptions:
 
     def check_model_free(self) -> None:
         """The checks that need no model: what `TranslateConfig.validate` can run before one is loaded."""
+        if self.max_output_length is not None and self.max_output_length > MAX_OUTPUT_LENGTH_CEILING:
+            raise ConfigError(
+                f"max_output_length must be at most {MAX_OUTPUT_LENGTH_CEILING} characters, got {self.max_output_length} "
+                "(long sources are split at the model's limit, so no piece needs more)"
+            )
         if self.long_lines not in LONG_LINE_POLICIES:
-            raise S2SError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
+            raise ConfigError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
         if not self.length_penalty >= 0:  # also refuses NaN
-            raise S2SError(f"length_penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
+            raise ConfigError(f"length_penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from s2s import onnx_contract as contract
-from s2s.errors import S2SError, first_line
+from s2s.errors import InputDataError, InputMissingError, first_line
+from s2s.serving.external_data import MalformedModel, external_tensor
 from s2s.serving.model_info import ModelInfo
 
 CPU = ["CPUExecutionProvider"]
@@ -32,37 +33,89 @@ def read_checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
-def open_session(path: str | Path, providers: list[Any] | None = None, options: Any = None) -> Any:
-    """An onnxruntime InferenceSession, with missing or damaged files reported in one line.
+def verified_model_bytes(path: Path, *, verify: bool = True) -> bytes:
+    """The bytes of one model file, checked before onnxruntime sees them.
 
-    The file's bytes are checked against the export's `SHA256SUMS` first (a
-    few milliseconds for a 10 MB model): flipped bits in a weight load fine in
-    onnxruntime and translate to garbage, so they must be caught here.
+    - Against the export's `SHA256SUMS` (a few milliseconds for a 10 MB
+      model): flipped bits in a weight load fine in onnxruntime and translate
+      to garbage. A folder without the file, or one that does not list this
+      model, is refused too: a check that passes when its list is gone
+      protects nothing. `verify=False` skips this for a hand-made folder.
+    - For external data, always: s2s exports keep every weight inside the
+      file, and a reference to another file would be read unchecked.
 
     Raises:
-        S2SError: the file is missing or damaged, or onnxruntime cannot load it.
+        InputMissingError: the file is missing.
+        InputDataError: the file is damaged, unlisted, not an ONNX file, or refers to external data.
+    """
+    if not path.exists():
+        raise InputMissingError(f"{path} does not exist: is {path.parent} the output of s2s export?")
+    content = path.read_bytes()
+    if verify:
+        sums_file = path.parent / contract.CHECKSUMS_FILE
+        expected = read_checksums(path.parent).get(path.name)
+        if not sums_file.exists():
+            raise InputDataError(
+                f"{path.parent} has no {contract.CHECKSUMS_FILE}, so its files cannot be checked: copy the whole output of "
+                "s2s export, or pass --no-verify (verify=False) for a folder made by hand"
+            )
+        if expected is None:
+            raise InputDataError(
+                f"{path.name} is not listed in {sums_file}, so it cannot be checked: copy the whole output of s2s export, "
+                "or pass --no-verify (verify=False) for a folder made by hand"
+            )
+        if hashlib.sha256(content).hexdigest() != expected:
+            raise InputDataError(f"{path} is damaged: its SHA-256 differs from the one in {contract.CHECKSUMS_FILE}; copy or export the model again")
+    try:
+        external = external_tensor(content)
+    except MalformedModel as error:
+        raise InputDataError(f"cannot load {path}: it is not an ONNX model ({error})") from None
+    if external is not None:
+        raise InputDataError(
+            f"{path} keeps tensor {external!r} in an external data file; s2s exports never do, and a host does not read "
+            "files a model points to: export the model again"
+        )
+    return content
+
+
+def open_session(path: str | Path, providers: list[Any] | None = None, options: Any = None, *, verify: bool = True) -> Any:
+    """An onnxruntime InferenceSession of verified bytes (`verified_model_bytes`), with problems reported in one line.
+
+    Raises:
+        S2SError: the file is missing, damaged, unlisted or refers to external data, or onnxruntime cannot load it.
     """
     import onnxruntime
 
     path = Path(path)
-    if not path.exists():
-        raise S2SError(f"{path} does not exist: is {path.parent} the output of s2s export?")
-    content = path.read_bytes()
-    expected = read_checksums(path.parent).get(path.name)
-    if expected is not None and hashlib.sha256(content).hexdigest() != expected:
-        raise S2SError(f"{path} is damaged: its SHA-256 differs from the one in {contract.CHECKSUMS_FILE}; copy or export the model again")
+    content = verified_model_bytes(path, verify=verify)
     if options is None:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: translator.onnx's overridable default input is intended, not a warning
     try:
         return onnxruntime.InferenceSession(content, sess_options=options, providers=providers or CPU)
     except Exception as error:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf types
-        raise S2SError(f"cannot load {path}: {first_line(error)}") from None
+        raise InputDataError(f"cannot load {path}: {first_line(error)}") from None
 
 
 def model_info(session: Any, path: str | Path) -> ModelInfo:
     """The s2s metadata of a loaded session."""
     return ModelInfo.from_metadata(dict(session.get_modelmeta().custom_metadata_map), str(path))
+
+
+def check_target_vocabulary(decoder_session: Any, info: ModelInfo, path: str | Path) -> None:
+    """Raises InputDataError unless the decoder's probabilities have one column per target-vocabulary entry of the metadata.
+
+    A metadata vocabulary of another size than the graph's output maps ids to
+    the wrong characters: garbage with exit status 0, or a reshape error deep
+    in beam search.
+    """
+    for output in decoder_session.get_outputs():
+        columns = output.shape[-1] if output.name == contract.PROBABILITIES and output.shape else None
+        if isinstance(columns, int) and columns != len(info.target_vocabulary):
+            raise InputDataError(
+                f"{path} scores {columns} target tokens, but its metadata lists a target vocabulary of "
+                f"{len(info.target_vocabulary)}: the metadata does not belong to this graph; export the model again"
+            )
 
 
 def check_same_export(sessions: dict[str, Any]) -> None:
@@ -71,7 +124,7 @@ def check_same_export(sessions: dict[str, Any]) -> None:
     (first, first_id), *others = ids.items()
     for name, other_id in others:
         if other_id != first_id:
-            raise S2SError(
+            raise InputDataError(
                 f"{first} and {name} are files from different exports (model ids {first_id[:12]} and {other_id[:12]}): "
                 "copy the whole output directory of one s2s export"
             )

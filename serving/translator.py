@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from s2s import onnx_contract as contract
-from s2s.errors import S2SError
+from s2s.errors import InputDataError, InputMissingError, S2SError
 from s2s.onehot import gather_rows, ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, ids_before_end, sequence_score
@@ -30,7 +30,14 @@ from s2s.serving.long_lines import ERROR, SPLIT, TRUNCATE, split_long_line
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import DecodingOptions
 from s2s.serving.results import TranslationResult, joined
-from s2s.serving.sessions import DecoderSession, EncoderSession, check_same_export, model_info, open_session
+from s2s.serving.sessions import (
+    DecoderSession,
+    EncoderSession,
+    check_same_export,
+    check_target_vocabulary,
+    model_info,
+    open_session,
+)
 from s2s.serving.stats import TranslationStats
 from s2s.vocab import UNKNOWN_ID
 
@@ -72,6 +79,8 @@ class Translator:
         io_binding: keep states on the device and feed the argmax back inside the graph (decoder_greedy.onnx);
             None means on for CUDA, off for the CPU.
         intra_op_threads: CPU threads per session; 0 lets onnxruntime choose.
+        verify: check every model file against the export's SHA256SUMS (a folder without one, or not listing a file, is
+            refused); False loads a hand-made folder, with a warning.
 
     Raises:
         S2SError: a missing or damaged model, metadata without the vocabulary, or `device="cuda"` without a GPU.
@@ -85,6 +94,7 @@ class Translator:
         precision: str = "float32",
         io_binding: bool | None = None,
         intra_op_threads: int = 0,
+        verify: bool = True,
     ):
         if device not in DEVICES:
             raise S2SError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -92,8 +102,10 @@ class Translator:
             raise S2SError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.onnx_dir = Path(onnx_dir)
         if not self.onnx_dir.is_dir():
-            raise S2SError(f"model directory {self.onnx_dir} does not exist: pass the output of s2s export")
+            raise InputMissingError(f"model directory {self.onnx_dir} does not exist: pass the output of s2s export")
         self.device = self._choose_device(device)
+        if not verify:
+            logger.warning("not verifying %s against its %s (--no-verify): a damaged file would translate wrongly", self.onnx_dir, contract.CHECKSUMS_FILE)
         providers = [CUDA_PROVIDER, "CPUExecutionProvider"] if self.device == "cuda" else ["CPUExecutionProvider"]
         options = _session_options(intra_op_threads)
         half = precision == "float16"
@@ -103,16 +115,17 @@ class Translator:
             if half
             else (contract.ENCODER_FILE, contract.DECODER_FILE, contract.DECODER_GREEDY_FILE)
         )
-        encoder_session = open_session(self.onnx_dir / files[0], providers, options)
+        encoder_session = open_session(self.onnx_dir / files[0], providers, options, verify=verify)
         if self.device == "cuda" and CUDA_PROVIDER not in encoder_session.get_providers():
             # onnxruntime-gpu lists its CUDA provider on any machine; a session falls back to the CPU when no device is usable.
             if device == "cuda":
                 raise S2SError("--device cuda, but onnxruntime-gpu found no usable CUDA device (check the driver and CUDA_VISIBLE_DEVICES)")
             logger.warning("onnxruntime-gpu is installed but found no usable CUDA device: translating on the CPU")
             self.device, providers = "cpu", ["CPUExecutionProvider"]
-            encoder_session = open_session(self.onnx_dir / files[0], providers, options)
+            encoder_session = open_session(self.onnx_dir / files[0], providers, options, verify=verify)
         self.info: ModelInfo = model_info(encoder_session, self.onnx_dir / files[0])
-        decoder_session = open_session(self.onnx_dir / files[1], providers, options)
+        decoder_session = open_session(self.onnx_dir / files[1], providers, options, verify=verify)
+        check_target_vocabulary(decoder_session, self.info, self.onnx_dir / files[1])
         self.encoder = EncoderSession(encoder_session, self.info)
         self.decoder = DecoderSession(decoder_session, self.info)
         self.precision = precision
@@ -120,7 +133,7 @@ class Translator:
         opened = {files[0]: encoder_session, files[1]: decoder_session}
         if self.io_binding:
             if files[2] not in opened:  # float16 has one decoder file, already open: no second session of it
-                opened[files[2]] = open_session(self.onnx_dir / files[2], providers, options)
+                opened[files[2]] = open_session(self.onnx_dir / files[2], providers, options, verify=verify)
             greedy_session = opened[files[2]]
             self._greedy: Any = BoundGreedy(encoder_session, greedy_session, self.info.num_layers, self.info.arch, self.device)
         else:
@@ -136,7 +149,7 @@ class Translator:
     def from_config(cls, model_dir: str | Path, config: TranslateConfig) -> Translator:
         """The translator a `[translate]` table or the translate flags ask for."""
         config.validate()
-        return cls(model_dir, config.device, precision=config.precision)
+        return cls(model_dir, config.device, precision=config.precision, verify=config.verify)
 
     def resolve_batch_size(self, requested: int) -> int:
         """The batch size to decode with: `requested`, or the device's default for 0 ("automatic").
@@ -185,7 +198,7 @@ class Translator:
             stats.long_lines += len(long)
             stats.truncated_lines += len(long) if long_lines == TRUNCATE else 0
         if len(long) and long_lines == ERROR:
-            raise S2SError(
+            raise InputDataError(
                 f"a source of {lengths[long[0]]} characters is longer than the model's {limit} ({texts[long[0]][:40]!r}...): "
                 "use --long-lines split or truncate"
             )
@@ -247,8 +260,7 @@ class Translator:
         Raises:
             S2SError: a value out of range, num_hypotheses above beam_size among them.
         """
-        if isinstance(source, str):  # a str is a sequence of one-character sentences: never what was meant
-            raise TypeError("translate_batch takes a list of sentences; for one sentence, pass [sentence]")
+        source = sentence_list(source, "translate_batch")
         options = DecodingOptions(max_output_length, beam_size, length_penalty, long_lines)
         options.check(len(self.info.target_vocabulary))
         batch_size = self.resolve_batch_size(max_batch_size)
@@ -396,8 +408,7 @@ class Translator:
             TypeError: a plain string instead of a list of sentences.
             ValueError: the two lists differ in length.
         """
-        if isinstance(source, str) or isinstance(target, str):
-            raise TypeError("score_batch takes lists of sentences; for one pair, pass [source], [target]")
+        source, target = sentence_list(source, "score_batch"), sentence_list(target, "score_batch")
         if len(source) != len(target):
             raise ValueError(f"score_batch needs one target per source, got {len(source)} sources and {len(target)} targets")
         vocabulary = self.info.target_vocabulary
@@ -416,8 +427,8 @@ class Translator:
         Args:
             decoding: max_output_length, beam_size, length_penalty, long_lines, as for `translate_batch`.
         """
-        if isinstance(source, str):
-            raise TypeError("translate_iterable takes an iterable of sentences; for one sentence, pass [sentence]")
+        if source is None or isinstance(source, (str, bytes, bytearray)):
+            raise TypeError(f"translate_iterable takes an iterable of str sentences, got {type(source).__name__}; for one sentence, pass [sentence]")
         batch_size = self.resolve_batch_size(max_batch_size)
         options = DecodingOptions(**decoding)
         options.check(len(self.info.target_vocabulary))
@@ -461,6 +472,28 @@ class Translator:
                 translations = self.translate_window(ready, batch_size, options)
                 timings["decode"] += time.perf_counter() - started
                 yield window, translations
+
+def sentence_list(source: Any, method: str) -> Sequence[str]:
+    """`source` as a sequence of str sentences, or a TypeError that says what was passed and what to pass instead.
+
+    A str is a sequence of one-character sentences, None is nothing, and a
+    generator can be read only once: each would otherwise give a confusing
+    result deep in the loop, or an empty list without a word.
+    """
+    if source is None or isinstance(source, (str, bytes, bytearray)):
+        raise TypeError(f"{method} takes a list of str sentences, got {type(source).__name__}; for one sentence, pass [sentence]")
+    if isinstance(source, np.ndarray):
+        if source.ndim != 1:
+            raise TypeError(f"{method} takes a one-dimensional list of sentences, got an array of shape {source.shape}")
+        source = source.tolist()
+    if not isinstance(source, Sequence):
+        raise TypeError(f"{method} takes a list of sentences, got a {type(source).__name__}: use translate_iterable for a stream")
+    for index, sentence in enumerate(source):
+        if not isinstance(sentence, str):
+            hint = " (decode bytes first)" if isinstance(sentence, (bytes, bytearray)) else ""
+            raise TypeError(f"{method} takes str sentences, got {type(sentence).__name__} at index {index}{hint}")
+    return source
+
 
 def _session_options(intra_op_threads: int) -> Any:
     import onnxruntime

@@ -2,6 +2,7 @@
 
 import pytest
 
+from s2s.lines import OVERSIZED_LINE
 from s2s.pipelines import cleaning
 from s2s.pipelines.cleaning import LengthLimits, Pair, Rejection, parse_line
 from s2s.text import TextNormalizer
@@ -28,6 +29,7 @@ def parse(raw: bytes) -> Pair | Rejection:
         (b"x\t\xe2\x80\x8b", cleaning.EMPTY_SIDE),  # a target of one zero-width space
         (b"a" * 11 + b"\tb", cleaning.SOURCE_TOO_LONG),
         (b"a\t" + b"b" * 13, cleaning.TARGET_TOO_LONG),
+        (OVERSIZED_LINE, cleaning.LINE_TOO_LONG),  # how a line over MAX_LINE_BYTES arrives, never read whole
     ],
 )
 def test_bad_lines_are_rejected_with_their_reason(raw: bytes, reason: str) -> None:

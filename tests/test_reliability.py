@@ -32,7 +32,8 @@ def s2s(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    # 1 a failure, 2 usage or config, 65 bad data, 66 missing input, 75 busy: see test_reliability_hostile for which is which
+    assert result.returncode in (1, 2, 65, 66, 75) and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
@@ -97,7 +98,8 @@ def test_metadata_out_of_range_is_an_error(toy_onnx, source_file: Path, tmp_path
             if entry.key == key:
                 entry.value = value
         onnx.save(model, path)
-    result = s2s("translate", "--model", str(damaged), "-i", str(source_file), "-o", str(tmp_path / "out.txt"))
+    result = s2s("translate", "--model", str(damaged), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
+    result.stderr = "\n".join(line for line in result.stderr.splitlines() if "not verifying" not in line)  # --no-verify's warning
     assert_one_line_error(result, "metadata out of range", value)
 
 
@@ -292,7 +294,8 @@ def test_files_from_different_exports_are_refused(toy_onnx, source_file: Path, t
         if entry.key == contract.META_MODEL_ID:
             entry.value = "f" * 64
     onnx.save(decoder, mixed / contract.DECODER_FILE)
-    result = s2s("translate", "--model", str(mixed), "-i", str(source_file), "-o", str(tmp_path / "out.txt"))
+    result = s2s("translate", "--model", str(mixed), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
+    result.stderr = "\n".join(line for line in result.stderr.splitlines() if "not verifying" not in line)  # --no-verify's warning
     assert_one_line_error(result, "are files from different exports")
 
 

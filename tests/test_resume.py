@@ -99,7 +99,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(toy_model, tmp_path: Path)
 )
 def test_bad_settings_are_one_line_errors(toy_model, tmp_path: Path, args: list[str], message: str) -> None:
     result = subprocess.run(train_command(toy_model.data_dir, tmp_path / "m", *args), cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # a config error: exit status 2
     assert message in result.stderr.strip().splitlines()[-1]
 
 
@@ -109,7 +109,7 @@ def test_a_config_naming_an_unknown_arch_lists_the_known_ones(toy_model, tmp_pat
     result = subprocess.run(
         train_command(toy_model.data_dir, tmp_path / "m", "--config", str(config)), cwd=REPO, capture_output=True, text=True
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown arch 'transformer': choose one of attention, lstm, repeat-vector" in lines[0], result.stderr
 

@@ -190,6 +190,28 @@ def test_a_killed_training_resumes_when_the_chain_starts_again(chain: Path) -> N
     assert tree_checksums(chain / "run" / "model") != model_before
 
 
+@pytest.mark.parametrize(("stop", "status", "line"), [(signal.SIGTERM, 143, "s2s: stopped (SIGTERM)"), (signal.SIGINT, 130, "s2s: interrupted (SIGINT)")])
+def test_a_stopped_run_says_so_in_one_line_in_its_exit_status_and_in_run_json(chain: Path, stop: int, status: int, line: str) -> None:
+    """A scheduler's stop is neither a stage failure nor a run left "running": it is recorded as interrupted."""
+    command = [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), "--set", "train.epochs=30", *IN_PROCESS]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    state_path = chain / "run" / ".work" / "train" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 240
+    while not state_path.exists():  # training has started and written its first epoch
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "training made no progress"
+        time.sleep(0.05)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == status, stderr
+    assert stderr.strip().splitlines()[-1] == line and "Traceback" not in stderr, stderr
+    record = json.loads((chain / "run" / RUN_MANIFEST).read_text())
+    assert (record["status"], record["this_run"]["train"]) == ("interrupted", "interrupted")
+    assert not (chain / "run" / ".lock").exists()
+
+
 def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     cases = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from s2s.config import setting
-from s2s.errors import S2SError
+from s2s.errors import ConfigError
 from s2s.spec import SPLITS
 
 ATTENTION = "attention"
@@ -76,7 +76,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise S2SError(message)
+                raise ConfigError(message)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ class EvaluateConfig:
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range."""
         if self.split not in SPLITS:
-            raise S2SError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.batch_size < 1:
-            raise S2SError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.limit < 0 or self.max_output_length < 0:
-            raise S2SError("limit and max_output_length must be 0 (all, the spec's) or more")
+            raise ConfigError("limit and max_output_length must be 0 (all, the spec's) or more")

@@ -24,13 +24,11 @@ the same settings. One `s2s run` at a time holds a run directory.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,9 @@ import s2s
 from s2s.app.chain.settings import ChainSettings
 from s2s.app.chain.stages import STAGE_FOLDERS, STAGE_LIST, STAGES, ChainContext, Stage
 from s2s.checksums import tree_checksums, value_digest
-from s2s.errors import S2SError, first_line
-from s2s.files import read_json, write_json
+from s2s.errors import InputDataError, S2SError, Terminated, first_line
+from s2s.files import atomic_open, read_json, write_json
+from s2s.locks import exclusive_lock
 from s2s.stage_log import stage_context
 
 RUN_MANIFEST = "run.json"
@@ -122,13 +121,17 @@ def _run_or_skip(stage: Stage, context: ChainContext, manifest: dict[str, Any], 
         write_json(run_dir / RUN_MANIFEST, manifest)
         figures = stage.run(context, work, resume)
     except BaseException as error:
-        manifest["status"] = "failed"
+        # A stop (SIGINT, SIGTERM) is recorded as such, not as a failure of the stage, nor left as "running".
+        outcome = "interrupted" if isinstance(error, (KeyboardInterrupt, Terminated)) else "failed"
+        manifest["status"] = outcome
         manifest["finished_at"] = _now()
         manifest["last_failure"] = {"stage": stage.name, "at": manifest["finished_at"], "error": _one_line(error)}
-        manifest["this_run"][stage.name] = "failed"
+        manifest["this_run"][stage.name] = outcome
         write_json(run_dir / RUN_MANIFEST, manifest)
-        if isinstance(error, S2SError):
-            raise S2SError(f"stage {stage.name} failed: {error} (the outputs of its last good run are left in place)") from None
+        if outcome == "interrupted":
+            logger.warning("interrupted by %s: run.json records it; run again to resume", _signal_name(error))
+        if isinstance(error, S2SError):  # the same class, so the exit status still says what kind of problem it is
+            raise type(error)(f"stage {stage.name} failed: {error} (the outputs of its last good run are left in place)") from None
         raise
     _publish(work, folder)
     outputs = tree_checksums(folder)
@@ -157,7 +160,8 @@ def _prepare_work_folder(stage: Stage, work: Path, key: str) -> bool:
         return True
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    key_file.write_text(key)
+    with atomic_open(key_file) as stream:  # a fresh private file renamed into place: never through a planted link
+        stream.write(key)
     return False
 
 
@@ -204,18 +208,35 @@ def _load_manifest(run_dir: Path) -> dict[str, Any]:
         raise S2SError(f"{path} is not a run manifest (it holds a JSON {type(manifest).__name__}); move it aside to start afresh")
     if manifest.get("format_version") != RUN_FORMAT_VERSION:
         raise S2SError(f"{path} has format {manifest.get('format_version')!r}, not {RUN_FORMAT_VERSION}: use a new run directory")
+    _check_records(manifest, path)
     return manifest
 
 
-@contextmanager
-def _exclusive(run_dir: Path) -> Iterator[None]:
+# What every stage record of run.json must hold, and of which type: a hand-edited or damaged file is refused in one line
+# before any stage runs, instead of failing inside the first stage as if that stage had failed.
+_RECORD_TYPES = {"key": str, "settings": dict, "inputs": dict, "outputs": dict, "figures": dict}
+
+
+def _check_records(manifest: dict[str, Any], path: Path) -> None:
+    stages = manifest.get("stages")
+    if not isinstance(stages, dict):
+        raise InputDataError(f"{path}: 'stages' must be an object, got {type(stages).__name__}; move the file aside to start afresh")
+    for name, record in stages.items():
+        if not isinstance(record, dict):
+            raise InputDataError(f"{path}: stage {name!r} must be an object, got {type(record).__name__}; move the file aside to start afresh")
+        for key, kind in _RECORD_TYPES.items():
+            if not isinstance(record.get(key), kind):
+                raise InputDataError(
+                    f"{path}: stage {name!r} has {key} of type {type(record.get(key)).__name__}, not {kind.__name__}; "
+                    "move the file aside to start afresh"
+                )
+        if not all(isinstance(checksum, str) for checksum in record["outputs"].values()):
+            raise InputDataError(f"{path}: stage {name!r} has an output checksum that is not a string; move the file aside to start afresh")
+
+
+def _exclusive(run_dir: Path) -> AbstractContextManager[None]:
     """Holds an exclusive lock on the run directory, so a scheduler's overlapping runs cannot interleave."""
-    with open(run_dir / LOCK_FILE, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise S2SError(f"another s2s run is working in {run_dir}; wait for it to finish") from None
-        yield
+    return exclusive_lock(run_dir / LOCK_FILE, f"another s2s run (pid {{pid}}) is working in {run_dir}; wait for it to finish")
 
 
 def _describe(figures: dict[str, Any]) -> str:
@@ -223,7 +244,13 @@ def _describe(figures: dict[str, Any]) -> str:
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, (KeyboardInterrupt, Terminated)):
+        return f"interrupted by {_signal_name(error)}"
     return f"{type(error).__name__}: {first_line(error)}"
+
+
+def _signal_name(error: BaseException) -> str:
+    return "SIGTERM" if isinstance(error, Terminated) else "SIGINT"
 
 
 def _now() -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from s2s.config import build_config, read_toml, setting
-from s2s.errors import S2SError
+from s2s.errors import ConfigError
 from s2s.export.config import ExportConfig
 from s2s.pipelines.config import PrepareConfig
 from s2s.serving.config import TranslateConfig
@@ -42,11 +42,11 @@ class RunSettings:
 
     def validate(self) -> None:
         if not self.input:
-            raise S2SError("input is missing: name the corpus files (a list of paths or globs)")
+            raise ConfigError("input is missing: name the corpus files (a list of paths or globs)")
         if not all(isinstance(item, str) and item for item in self.input):
-            raise S2SError("input must be a list of non-empty paths")
+            raise ConfigError("input must be a list of non-empty paths")
         if not self.output:
-            raise S2SError("output is missing: name the run directory")
+            raise ConfigError("output is missing: name the run directory")
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,9 @@ def load_chain_settings(
     classes = _table_classes()
     for table, value in document.items():
         if table not in classes:
-            raise S2SError(f"{path}: unknown table [{table}] (known tables: {', '.join(classes)})")
+            raise ConfigError(f"{path}: unknown table [{table}] (known tables: {', '.join(classes)})")
         if not isinstance(value, dict):
-            raise S2SError(f"{path}: '{table}' must be a table ([{table}]), got {value!r}")
+            raise ConfigError(f"{path}: '{table}' must be a table ([{table}]), got {value!r}")
     tables = {name: dict(document.get(name, {})) for name in classes}
     for assignment in assignments or []:
         table, key, value = parse_assignment(assignment, classes)
@@ -133,9 +133,9 @@ def parse_assignment(assignment: str, classes: dict[str, type]) -> tuple[str, st
     target, equals, text = assignment.partition("=")
     table, dot, key = target.strip().partition(".")
     if not equals or not dot or not key:
-        raise S2SError(f"--set expects TABLE.KEY=VALUE, e.g. train.max_minutes=8; got {assignment!r}")
+        raise ConfigError(f"--set expects TABLE.KEY=VALUE, e.g. train.max_minutes=8; got {assignment!r}")
     if table not in classes:
-        raise S2SError(f"--set {assignment}: unknown table '{table}' (known tables: {', '.join(classes)})")
+        raise ConfigError(f"--set {assignment}: unknown table '{table}' (known tables: {', '.join(classes)})")
     try:
         value = tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
