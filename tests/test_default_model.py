@@ -81,7 +81,7 @@ def test_without_model_or_default_the_error_is_one_line(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "S2S_MODEL": str(tmp_path / "nowhere")},
     )
-    assert result.returncode == 1
+    assert result.returncode == 66  # EX_NOINPUT: the model is not there (yet)
     assert result.stderr.strip().splitlines() == [
         f"s2s: error: no --model given and no default model at {tmp_path / 'nowhere'}: pass --model ONNX_DIR (the output of s2s export)"
     ]
