@@ -355,11 +355,14 @@ def _add_translate(commands: Any) -> None:
     _add_config(parser, TranslateConfig, "translate")
     parser.add_argument(
         "--format",
-        choices=("text", "tsv"),
+        choices=("text", "tsv", "jsonl"),
         default="text",
-        help="text: the whole line is the source; tsv: the line is tab-separated and --column names the source column (default text)",
+        help="text: the whole line is the source, the output line its translation; tsv: --column is the source, every column "
+        "is kept and the translation (and --scores, n-best) appended; jsonl: --field of each object is the source, the object "
+        "is kept and translation, cut (and score, hypotheses, attention) added (default text)",
     )
     parser.add_argument("--column", type=int, default=0, metavar="N", help="with --format tsv, the source column, from 0 (default 0)")
+    parser.add_argument("--field", default="source", metavar="NAME", help="with --format jsonl, the source field (default source)")
     parser.add_argument("--summary", metavar="PATH", help="run summary JSON (default OUTPUT.summary.json)")
     parser.set_defaults(handler=_run_translate)
 
@@ -389,6 +392,9 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
     from s2s.serving.jobs import translate_corpus
 
     config = _config(args, TranslateConfig, "translate", other_keys=("input",))
+    interactive = args.input == "-" and not args.verbose  # `echo ... | s2s translate -i - -o -`: the translation alone
+    if interactive:
+        logging.getLogger("s2s").setLevel(logging.WARNING)
     stats = translate_corpus(
         args.model or default_model(),
         args.input,
@@ -396,13 +402,17 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
         config,
         input_format=args.format,
         column=args.column,
+        field=args.field,
         summary_path=args.summary,
     )
     summary = stats.to_dict()
+    if interactive:
+        return 0
     print(
         f"translated {summary['lines']} lines on {summary['device']} in {summary['seconds']:.1f} s "
         f"({summary['sentences_per_second']} sentences/s); unknown characters {summary['unknown_characters']}, "
-        f"truncated lines {summary['truncated_lines']}, invalid UTF-8 lines {summary['invalid_utf8_lines']}",
+        f"truncated lines {summary['truncated_lines']}, cut translations {summary['cut_translations']}, "
+        f"invalid UTF-8 lines {summary['invalid_utf8_lines']}",
         file=sys.stderr if args.output == "-" or is_special_output(args.output) else sys.stdout,  # keep a streamed output clean
     )
     return 0

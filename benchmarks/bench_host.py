@@ -77,10 +77,10 @@ def ours(path: Path, output: Path, translator: Translator, decoded: list[np.ndar
             chunk = next(windows)
             seconds["read"] += clock() - started
             started = clock()
-            window = translator.prepare_window(_sources_of(chunk, JOB, stats), stats)
+            window = translator.prepare_window(_sources_of(chunk, JOB, stats)[0], stats)
             seconds["normalise"] += clock() - started
             started = clock()
-            for _ in translator.encoded_batches(window, BATCH):
+            for _ in translator._batches(window, BATCH, "examples"):
                 pass
             seconds["encode"] += clock() - started
             started = clock()

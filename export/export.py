@@ -24,6 +24,7 @@ import numpy as np
 
 import s2s
 from s2s import onnx_contract as contract
+from s2s import output_length
 from s2s.checksums import file_sha256
 from s2s.config import log_config
 from s2s.errors import S2SError
@@ -55,6 +56,7 @@ OUTPUT_DOCS = {
     contract.TOKEN_IDS: "int32 (batch, steps): greedy target ids, end-token padded after each sentence's end",
     contract.ENCODER_OUTPUTS: "float32 (batch, time, latent): the encoder's outputs, which attention reads; pass to every decoder step",
     contract.SOURCE_MASK: "float32 (batch, time): 1 at real source positions, 0 at padding; pass to every decoder step",
+    contract.ATTENTION: "float32 (batch, time): this step's attention weights over the source positions (rows sum to 1)",
 }
 
 
@@ -99,18 +101,20 @@ def export_model(
     encoder = convert_encoder(models, probe)
     encoded = [np.asarray(value) for value in keras_encoder(one_hot(probe, len(spec.source_vocabulary)), training=False)]
     decoder = convert_decoder(keras_decoder, num_layers, latent_dim, encoded[2 * num_layers :], encoded[: 2 * num_layers])
+    stepper = graphs.add_attention_output(decoder)  # the step hosts run; translator.onnx's loop keeps the plain one
     files = {
         contract.ENCODER_FILE: (encoder, "encoder", "float32"),
-        contract.DECODER_FILE: (decoder, "decoder", "float32"),
-        contract.DECODER_GREEDY_FILE: (graphs.add_greedy_head(decoder), "decoder_greedy", "float32"),
+        contract.DECODER_FILE: (stepper, "decoder", "float32"),
+        contract.DECODER_GREEDY_FILE: (graphs.add_greedy_head(stepper), "decoder_greedy", "float32"),
         contract.TRANSLATOR_FILE: (graphs.build_translator(encoder, decoder, num_layers, spec.max_target_length), "translator", "float32"),
     }
     if float16:
-        decoder16 = graphs.to_float16(decoder)
+        decoder16 = graphs.to_float16(stepper)
         files[contract.ENCODER_FP16_FILE] = (graphs.to_float16(encoder), "encoder", "float16")
         files[contract.DECODER_GREEDY_FP16_FILE] = (graphs.add_greedy_head(decoder16), "decoder_greedy", "float16")
 
     shared = _shared_metadata(spec, trained_settings, model)
+    shared[contract.META_OUTPUT_LENGTH] = _fit_output_length(Path(data_dir or trained_settings.data_dir), spec)
     staging = output_dir / f".staging-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
@@ -148,6 +152,26 @@ def training_minutes(history: list[dict[str, Any]]) -> float:
         total += seconds - previous if seconds >= previous else seconds
         previous = seconds
     return total / 60
+
+
+def _fit_output_length(data_dir: Path, spec: DatasetSpec) -> dict[str, float]:
+    """The per-sentence output limit fitted to the validation pairs (held out from training, the same distribution).
+
+    Without the data, the limit falls back to one that never goes below the longest training target.
+    """
+    pairs: list[tuple[int, int]] = []
+    if (data_dir / "spec.json").exists():
+        try:
+            sources, references = load_references(data_dir, "validation", DatasetSpec.load(data_dir))
+            pairs = [(len(source), len(reference)) for source, targets in zip(sources, references, strict=True) for reference in targets]
+        except S2SError:
+            pairs = []
+    if not pairs:
+        logger.warning("no validation pairs to fit the output limit to: using %s", output_length.FALLBACK)
+        return {**output_length.FALLBACK, "intercept": float(spec.max_target_length)}
+    fitted = output_length.fit([source for source, _ in pairs], [target for _, target in pairs])
+    logger.info("output limit: %.2f x source characters + %.1f, fitted to %d validation pairs", fitted["slope"], fitted["intercept"], len(pairs))
+    return fitted
 
 
 def _verification_sources(data_dir: Path, spec: DatasetSpec, count: int) -> list[str]:

@@ -22,6 +22,33 @@ from s2s.vocab import END_ID, START_ID
 DECODER_PREFIX = "dec/"  # the decoder's names inside translator.onnx, apart from the encoder's
 
 
+def add_attention_output(decoder: Any, *, half: bool = False) -> Any:
+    """A copy of an attention decoder with an `attention` output: float32 (batch, source time), this step's weights.
+
+    The weights are the softmax inside Keras's dot-product attention layer,
+    (batch, 1, time) in the converted graph; a Squeeze exposes them. The step
+    computes them anyway, so a host that does not fetch them pays nothing.
+    An lstm decoder has none and is returned unchanged. `half`: the graph is
+    already float16 (an older export being upgraded), so the weights are cast.
+    """
+    from onnx import TensorProto, helper
+
+    softmaxes = [node for node in decoder.graph.node if node.op_type == "Softmax" and "/attention" in node.name]
+    if not softmaxes:
+        return decoder
+    if len(softmaxes) != 1:
+        raise RuntimeError(f"expected one attention softmax in the decoder, found {len(softmaxes)}")
+    model = copy.deepcopy(decoder)
+    graph = model.graph
+    graph.initializer.append(helper.make_tensor("s2s_attention_step_axis", TensorProto.INT64, [1], [1]))
+    squeezed = "s2s_attention_half" if half else contract.ATTENTION
+    graph.node.append(helper.make_node("Squeeze", [softmaxes[0].output[0], "s2s_attention_step_axis"], [squeezed], name="s2s_attention"))
+    if half:  # a float16 graph: the contract's outputs stay float32
+        graph.node.append(helper.make_node("Cast", [squeezed], [contract.ATTENTION], name="s2s_attention_float32", to=TensorProto.FLOAT))
+    graph.output.append(helper.make_tensor_value_info(contract.ATTENTION, TensorProto.FLOAT, ["batch", "source_time"]))
+    return model
+
+
 def add_greedy_head(decoder: Any) -> Any:
     """A copy of decoder.onnx with a `next_token` output: int32 (batch), the argmax of `probabilities`."""
     from onnx import TensorProto, helper

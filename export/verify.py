@@ -65,7 +65,7 @@ def numeric_parity(
             keras_inputs = [one_hot(tokens[:, None], target_vocab), *keras_states, *keras_memory]
             keras_probabilities, *next_keras_states = (np.asarray(value) for value in keras_decoder(keras_inputs, training=False))
             keras_probabilities = keras_probabilities[:, -1]
-            onnx_probabilities, next_onnx_states = decoder(tokens, keras_states, keras_memory)
+            onnx_probabilities, next_onnx_states, _ = decoder(tokens, keras_states, keras_memory)
             worst["decoder_probabilities"] = max(
                 worst["decoder_probabilities"], float(np.abs(keras_probabilities - onnx_probabilities).max())
             )

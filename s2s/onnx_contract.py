@@ -12,10 +12,19 @@ what only `s2s.arch = attention` models have.
 | file | inputs | outputs |
 |---|---|---|
 | `encoder.onnx` | `source_ids` int32 (batch, time) | `h_0`, `c_0`, ... float32 (batch, latent); (attention) `encoder_outputs` float32 (batch, time, latent), `source_mask` float32 (batch, time) |
-| `decoder.onnx` | `previous_token` int32 (batch), `h_0`, `c_0`, ...; (attention) `encoder_outputs`, `source_mask` | `probabilities` float32 (batch, target_vocab), `next_h_0`, `next_c_0`, ... |
+| `decoder.onnx` | `previous_token` int32 (batch), `h_0`, `c_0`, ...; (attention) `encoder_outputs`, `source_mask` | `probabilities` float32 (batch, target_vocab), `next_h_0`, `next_c_0`, ...; (attention) `attention` float32 (batch, time) |
 | `decoder_greedy.onnx` | as decoder.onnx | as decoder.onnx, plus `next_token` int32 (batch), the argmax |
 | `translator.onnx` | `source_ids`, optional `max_output_length` int32 scalar | `token_ids` int32 (batch, steps), end-token padded |
 | `encoder_fp16.onnx`, `decoder_greedy_fp16.onnx` | float16 variants for GPUs, same names and types; the greedy decoder also serves beam search, which fetches only `probabilities` and the states |
+
+`attention` holds this step's attention weights over the source positions
+(each row sums to 1; padding gets 0). It was added to format 2 without a
+version change: a host that does not fetch it is unaffected. Exports made
+before it lack it, and `return_attention` then says so.
+
+`s2s.output_length` (JSON `{"slope", "intercept"}`) is the output limit a
+host should apply per sentence: `min(4096, ceil(slope * source characters +
+intercept))` (see `s2s.output_length`); exports before it lack the key.
 
 `source_ids` are vocabulary ids with 0 (`<pad>`) after each sentence's end;
 the encoder looks up their one-hot rows and derives each sentence's length
@@ -48,6 +57,7 @@ SOURCE_MASK = "source_mask"
 MEMORY_NAMES = (ENCODER_OUTPUTS, SOURCE_MASK)  # what an attention decoder reads at every step, unchanged
 PROBABILITIES = "probabilities"
 NEXT_TOKEN = "next_token"
+ATTENTION = "attention"  # (attention) this step's weights over the source positions, float32 (batch, time)
 MAX_OUTPUT_LENGTH = "max_output_length"
 TOKEN_IDS = "token_ids"
 
@@ -83,6 +93,7 @@ META_ROLE = "s2s.role"  # encoder, decoder, decoder_greedy, translator
 META_PRECISION = "s2s.precision"  # float32 or float16
 META_INPUTS = "s2s.inputs"  # JSON {name: description}
 META_OUTPUTS = "s2s.outputs"  # JSON {name: description}
+META_OUTPUT_LENGTH = "s2s.output_length"  # JSON {"slope", "intercept"}: the per-sentence output limit, see s2s.output_length
 META_ARCH = "s2s.arch"  # attention or lstm: whether the decoder takes encoder_outputs and source_mask
 FORMAT_VERSION = "2"
 

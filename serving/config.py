@@ -46,6 +46,14 @@ class TranslateConfig:
     long_lines: str = setting(
         SPLIT, "a source longer than the model's limit: split at sentence ends and join the translations, truncate, or error", LONG_LINE_POLICIES
     )
+    min_output_length: int = setting(0, "the end token is forbidden before this many characters")
+    num_hypotheses: int = setting(1, "translations per source (n-best), at most beam_size; needs --format tsv or jsonl")
+    scores: bool = setting(False, "write each translation's score (log-probability / length ** length_penalty); tsv or jsonl")
+    attention: bool = setting(False, "write the attention weights of each output character (jsonl)")
+    replace_unknowns: bool = setting(False, "an <unk> in the output becomes the source character attended to most")
+    sampling_topk: int = setting(1, "1: the most likely character (greedy); K > 1: sample among the K most likely; 0: among all")
+    sampling_temperature: float = setting(1.0, "with sampling: below 1 sharper, above 1 flatter")
+    sampling_seed: int = setting(0, "the random seed of sampling, so a run can be repeated")
     verify: bool = setting(True, "check the model's files against its SHA256SUMS; --no-verify loads a hand-made folder, with a warning")
 
     def validate(self) -> None:
@@ -60,8 +68,23 @@ class TranslateConfig:
             raise ConfigError(f"max_output_length must be 0 (the model's) or more, got {self.max_output_length}")
         if self.beam_size < 1:
             raise ConfigError(f"beam_size must be at least 1, got {self.beam_size}")
+        if self.num_hypotheses < 1:
+            raise ConfigError(f"num_hypotheses must be at least 1, got {self.num_hypotheses}")
         self.decoding().check_model_free()
 
     def decoding(self) -> DecodingOptions:
         """The frozen decoding options these settings ask for."""
-        return DecodingOptions(self.max_output_length or None, self.beam_size, self.length_penalty, self.long_lines)
+        return DecodingOptions(
+            max_output_length=self.max_output_length or None,
+            beam_size=self.beam_size,
+            length_penalty=self.length_penalty,
+            long_lines=self.long_lines,
+            min_output_length=self.min_output_length,
+            num_hypotheses=self.num_hypotheses,
+            return_scores=self.scores,
+            return_attention=self.attention,
+            replace_unknowns=self.replace_unknowns,
+            sampling_topk=self.sampling_topk,
+            sampling_temperature=self.sampling_temperature,
+            sampling_seed=self.sampling_seed,
+        )

@@ -45,24 +45,33 @@ from typing import IO, TYPE_CHECKING, Any
 
 from s2s.compression import GzipIntegrity
 from s2s.config import log_config
-from s2s.errors import InputDataError, InputMissingError, S2SError
+from s2s.errors import ConfigError, InputDataError, InputMissingError, S2SError
 from s2s.files import atomic_open, open_no_follow
 from s2s.lines import MAX_LINE_BYTES, OVERSIZED_LINE, bounded_lines
 from s2s.locks import exclusive_lock
+from s2s.serving.formats import FORMATS, JSONL, TEXT, Records, render, sources_of
 from s2s.serving.long_lines import ERROR
 from s2s.serving.options import DecodingOptions
 from s2s.serving.stats import COUNTERS, TranslationStats
-from s2s.serving.translator import SourceWindow
+from s2s.serving.translator import SourceWindow, WindowTranslations
 
 if TYPE_CHECKING:
     from s2s.serving.translator import Translator
 
 STDIO = "-"
-FORMATS = ("text", "tsv")
 GZIP_MAGIC = b"\x1f\x8b"
 CONTENT_SAMPLE_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileWindow:
+    """A file job's bookkeeping for one window, carried through the translator as `SourceWindow.tag`."""
+
+    lines: int
+    size: int  # input bytes, line ends included
+    records: Records | None  # what the format keeps of the lines for writing them back
 
 
 @dataclass(frozen=True)
@@ -72,16 +81,20 @@ class FileJob:
     batch_size: int  # resolved, never 0
     window: int  # lines read and sorted together, resolved
     options: DecodingOptions
-    input_format: str = "text"
+    input_format: str = TEXT
     column: int = 0
+    field: str = "source"
+    batch_type: str = "examples"
 
     def check(self) -> None:
         if self.input_format not in FORMATS:
-            raise S2SError(f"format must be one of {', '.join(FORMATS)}, got {self.input_format!r}")
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.input_format!r}")
         if self.column < 0:
-            raise S2SError(f"--column must be 0 or more, got {self.column}")
+            raise ConfigError(f"--column must be 0 or more, got {self.column}")
         if self.window < 1:
-            raise S2SError(f"the window must be at least 1 line, got {self.window}")
+            raise ConfigError(f"the window must be at least 1 line, got {self.window}")
+        if self.input_format == TEXT and self.options.rich:
+            raise ConfigError("scores, n-best and attention need a format with room for them: use --format tsv or jsonl")
 
 
 def input_files(pattern: str) -> list[str]:
@@ -190,11 +203,13 @@ def _windows(paths: list[str], window: int, skip: int, skipped: dict[str, int] |
         yield pending
 
 
-def _sources_of(raw_lines: list[bytes], job: FileJob, stats: TranslationStats) -> list[str]:
-    """The source text of each raw line: one UTF-8 decode for the whole window, line by line only where it is invalid.
+def _sources_of(raw_lines: list[bytes], job: FileJob, stats: TranslationStats) -> tuple[list[str], Records | None]:
+    """The source text of each raw line, and what the format keeps of it for writing (see `s2s.serving.formats`).
 
-    A line over `MAX_LINE_BYTES` (never read whole) translates as empty and is counted as `oversized_lines`, or
-    fails the run under `--long-lines error`.
+    One UTF-8 decode for the whole window, line by line only where it is
+    invalid. A line over `MAX_LINE_BYTES` (never read whole) translates as
+    empty and is counted as `oversized_lines`, or fails the run under
+    `--long-lines error`.
     """
     if OVERSIZED_LINE in raw_lines:
         if job.options.long_lines == ERROR:
@@ -212,17 +227,7 @@ def _sources_of(raw_lines: list[bytes], job: FileJob, stats: TranslationStats) -
             except UnicodeDecodeError:
                 texts.append(raw.decode("utf-8", errors="replace"))
                 stats.invalid_utf8_lines += 1
-    if job.input_format != "tsv":
-        return texts
-    sources = []
-    for text in texts:
-        columns = text.split("\t")
-        if job.column >= len(columns):
-            stats.extra["missing_column_lines"] = stats.extra.get("missing_column_lines", 0) + 1
-            sources.append("")
-        else:
-            sources.append(columns[job.column])
-    return sources
+    return sources_of(texts, job, stats)
 
 
 def _fingerprint(paths: list[str], translator: Translator, job: FileJob) -> str:
@@ -313,6 +318,12 @@ def write_translations(
     except OSError as error:  # reading errors are S2SErrors already: this is the output's file system (full, read-only)
         raise S2SError(f"cannot write {'standard output' if output_path == STDIO else output_path}: {error.strerror or error}") from None
     stats.seconds = time.perf_counter() - started
+    if stats.cut_translations:  # once per run, with the count: a translation that may be cut short must not pass unseen
+        logger.warning(
+            "%d translations reached their length limit without ending and may be cut short (cut_translations in the summary%s)",
+            stats.cut_translations,
+            "; \"cut\": true in the output" if job.input_format == JSONL else "",
+        )
     if stats.long_lines:  # once per run, with the count: long input is easy to miss in a summary file
         what = {"split": "split at sentence ends and their translations joined", "truncate": "cut to it"}[job.options.long_lines]
         logger.warning(
@@ -341,7 +352,7 @@ def _translate_to_file(translator: Translator, paths: list[str], output: Path, s
             skip = state["lines_done"]
             restored = state["stats"]
             for name in COUNTERS:
-                setattr(stats, name, restored[name])
+                setattr(stats, name, restored.get(name, 0))
             stats.extra.update(restored.get("extra", {}))
             stats.extra["resumed_at_line"] = skip
             stream = os.fdopen(open_no_follow(partial, os.O_RDWR), "r+b")
@@ -407,13 +418,15 @@ def _translate_stream(
         for chunk in windows:
             counts = TranslationStats()  # this window's counts, added to the run's only once it is written
             size = sum(map(len, chunk)) + len(chunk)  # line ends included, as in the file
-            yield SourceWindow(_sources_of(chunk, job, counts), counts, (len(chunk), size))
+            sources, records = _sources_of(chunk, job, counts)
+            yield SourceWindow(sources, counts, FileWindow(len(chunk), size, records))
 
-    def write(translations: list[str], window: SourceWindow) -> None:
+    def write(translated: WindowTranslations, window: SourceWindow) -> None:
         nonlocal lines_done
-        lines, size = window.tag
+        tag: FileWindow = window.tag
+        lines, size = tag.lines, tag.size
         phase_started = time.perf_counter()
-        stream.write(("\n".join(translations) + "\n").encode("utf-8"))
+        stream.write(render(translated, tag.records, job))
         phases["write"] += time.perf_counter() - phase_started
         stats.add(window.counts)
         lines_done += lines
@@ -428,10 +441,11 @@ def _translate_stream(
     # of a sequential run.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-writer") as writer:
         written: Future | None = None
-        for window, translations in translator.translate_windows(source_windows(), job.batch_size, job.options, phases):
+        translated_windows = translator.translate_windows(source_windows(), job.batch_size, job.options, phases, batch_type=job.batch_type)
+        for window, translated in translated_windows:
             if written is not None:
                 written.result()  # raises a write error here, not later
-            written = writer.submit(write, translations, window)
+            written = writer.submit(write, translated, window)
         if written is not None:
             written.result()
     stream.flush()

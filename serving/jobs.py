@@ -27,6 +27,7 @@ def translate_corpus(
     *,
     input_format: str = "text",
     column: int = 0,
+    field: str = "source",
     summary_path: str | None = None,
 ) -> TranslationStats:
     """Opens the model as `config` says and translates `source_path` into `output_path` with a progress display.
@@ -37,19 +38,16 @@ def translate_corpus(
     translator = Translator.from_config(model_dir, config)
     progress = Progress(total_bytes=input_size(source_path))
     try:
-        decoding = config.decoding()
         return translator.translate_file(
             source_path,
             output_path,
             max_batch_size=config.batch_size,  # 0 (automatic) is resolved by translate_file, as for every caller
-            max_output_length=decoding.max_output_length,
-            beam_size=decoding.beam_size,
-            length_penalty=decoding.length_penalty,
-            long_lines=decoding.long_lines,
             input_format=input_format,
             column=column,
+            field=field,
             summary_path=summary_path,
             progress=progress,
+            **config.decoding().to_dict(),
         )
     finally:
         progress.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2s import onnx_contract as contract
+from s2s import output_length
 from s2s.errors import InputDataError
 from s2s.onehot import encode_ids
 from s2s.serving.options import MAX_OUTPUT_LENGTH_CEILING
@@ -36,6 +37,7 @@ class ModelInfo:
     model_id: str
     training_data_sha256: str
     arch: str
+    output_length: dict[str, float] | None = None  # the fitted per-sentence output limit; None for exports before it
 
     def encode(self, sources: Sequence[str]) -> np.ndarray:
         """The encoder input of cleaned sources: int32 ids, cut to max_source_length, reversed if the model was trained so."""
@@ -68,6 +70,7 @@ class ModelInfo:
                 model_id=metadata[contract.META_MODEL_ID],
                 training_data_sha256=metadata.get(contract.META_TRAINING_DATA, ""),
                 arch=metadata[contract.META_ARCH],
+                output_length=json.loads(metadata[contract.META_OUTPUT_LENGTH]) if contract.META_OUTPUT_LENGTH in metadata else None,
             )
         except KeyError as error:
             raise InputDataError(f"{where} has no {error.args[0]} in its metadata: it is not an s2s export (re-run s2s export)") from None
@@ -90,6 +93,10 @@ class ModelInfo:
         ]
         if self.max_target_length > MAX_OUTPUT_LENGTH_CEILING:
             problems.append(f"max_target_length = {self.max_target_length} (at most {MAX_OUTPUT_LENGTH_CEILING})")
+        if self.output_length is not None:
+            problem = output_length.check(self.output_length) if isinstance(self.output_length, dict) else "output_length"
+            if problem:
+                problems.append(problem)
         if self.arch not in (contract.ARCH_ATTENTION, contract.ARCH_LSTM):
             problems.append(f"arch = {self.arch!r}")
         if problems:

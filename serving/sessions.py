@@ -150,20 +150,31 @@ class EncoderSession:
 
 
 class DecoderSession:
-    """decoder.onnx: one step from the previous token ids, states and memory to probabilities and new states."""
+    """decoder.onnx: one step from the previous token ids, states and memory to probabilities and new states (and attention)."""
 
     def __init__(self, session: Any, info: ModelInfo):
         self.session = session
         self.state_names = contract.state_names(info.num_layers)
         self.memory_names = contract.memory_names(info.arch)
         self.output_names = [contract.PROBABILITIES, *contract.next_state_names(info.num_layers)]
+        # Exports since the attention output have it; older ones and lstm models do not, and never need to.
+        self.has_attention = any(output.name == contract.ATTENTION for output in session.get_outputs())
 
-    def __call__(self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(probabilities (batch, target_vocab), next states) for int32 token ids (batch,)."""
+    def __call__(
+        self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray], *, attention: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+        """(probabilities (batch, target_vocab), next states, attention (batch, time) or None) for int32 token ids (batch,).
+
+        The attention weights are fetched only when asked for (and the file has them): a plain step computes them anyway,
+        but copying them out costs a little.
+        """
         feeds = {
             contract.PREVIOUS_TOKEN: tokens,
             **dict(zip(self.state_names, states, strict=True)),
             **dict(zip(self.memory_names, memory, strict=True)),
         }
-        probabilities, *next_states = self.session.run(self.output_names, feeds)
-        return probabilities, next_states
+        names = [*self.output_names, contract.ATTENTION] if attention else self.output_names
+        probabilities, *outputs = self.session.run(names, feeds)
+        if attention:
+            return probabilities, outputs[:-1], outputs[-1]
+        return probabilities, outputs, None

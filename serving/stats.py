@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-COUNTERS = ("lines", "empty_lines", "characters", "unknown_characters", "long_lines", "truncated_lines", "invalid_utf8_lines")
+COUNTERS = (
+    "lines",
+    "empty_lines",
+    "characters",
+    "unknown_characters",
+    "long_lines",
+    "truncated_lines",
+    "invalid_utf8_lines",
+    "cut_translations",
+)
 
 
 @dataclass
@@ -19,6 +28,7 @@ class TranslationStats:
     long_lines: int = 0  # over the model's max_source_length: split, truncated (also counted below) or refused
     truncated_lines: int = 0
     invalid_utf8_lines: int = 0
+    cut_translations: int = 0  # reached the output limit without the end token: maybe cut short, so counted and warned about
     seconds: float = 0.0
     device: str = ""
     model_id: str = ""

@@ -22,14 +22,25 @@ from typing import Any
 import numpy as np
 
 from s2s import onnx_contract as contract
-from s2s.errors import InputDataError, InputMissingError, S2SError
+from s2s import output_length
+from s2s.errors import ConfigError, InputDataError, InputMissingError, S2SError
 from s2s.onehot import gather_rows, ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
-from s2s.serving.decoding import BoundGreedy, NumpyGreedy, beam_search, ids_before_end, sequence_score
+from s2s.serving.decoding import (
+    BoundGreedy,
+    Hypothesis,
+    NumpyGreedy,
+    Sampling,
+    StepRules,
+    ids_before_end,
+    search_beams,
+    sequence_log_probabilities,
+    sequence_score,
+)
 from s2s.serving.long_lines import ERROR, SPLIT, TRUNCATE, split_long_line
 from s2s.serving.model_info import ModelInfo
-from s2s.serving.options import DecodingOptions
-from s2s.serving.results import TranslationResult, joined
+from s2s.serving.options import BATCH_TYPES, MAX_OUTPUT_LENGTH_CEILING, DecodingOptions
+from s2s.serving.results import ScoringResult, TranslationResult, joined
 from s2s.serving.sessions import (
     DecoderSession,
     EncoderSession,
@@ -39,7 +50,7 @@ from s2s.serving.sessions import (
     open_session,
 )
 from s2s.serving.stats import TranslationStats
-from s2s.vocab import UNKNOWN_ID
+from s2s.vocab import END_ID, UNKNOWN_ID
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
@@ -48,12 +59,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PreparedWindow:
-    """A window of normalised sources as ids: all of them in one flat array, with each sentence's start and (cut) length."""
+    """A window of normalised sources as ids: all of them in one flat array, with each sentence's start and (cut) length.
+
+    `text` is the normalised sources joined (`ids` are its characters' ids), so a source character can be found by
+    position (replace_unknowns); `prefixes` holds each row's forced target ids (target_prefix), or None.
+    """
 
     ids: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     pieces_per_line: np.ndarray | None = None  # when long lines were split: how many consecutive rows make each line
+    text: str = ""
+    prefixes: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -67,6 +84,16 @@ class SourceWindow:
     sources: Sequence[str]
     counts: TranslationStats = field(default_factory=TranslationStats)
     tag: Any = None
+    target_prefix: Sequence[str | None] | None = None
+
+
+@dataclass(frozen=True)
+class WindowTranslations:
+    """A window's translations, in its order: the best string of each line, whether it was cut, and rich results when asked."""
+
+    texts: list[str]
+    cut: np.ndarray  # bool per line: the best translation reached its limit without the end token
+    results: list[TranslationResult] | None = None  # with n-best, scores or attention
 
 
 class Translator:
@@ -178,14 +205,20 @@ class Translator:
     def model_id(self) -> str:
         return self.info.model_id
 
-    def prepare_window(self, sources: Sequence[str], stats: TranslationStats | None = None, long_lines: str = SPLIT) -> PreparedWindow:
+    def prepare_window(
+        self,
+        sources: Sequence[str],
+        stats: TranslationStats | None = None,
+        long_lines: str = SPLIT,
+        target_prefix: Sequence[str | None] | None = None,
+    ) -> PreparedWindow:
         """Normalises a window of sources and turns it into ids once, counting characters, unknowns and long lines.
 
         A source longer than max_source_length is split into pieces (translated apart, joined after), cut to
-        the limit, or refused, as `long_lines` says.
+        the limit, or refused, as `long_lines` says. A target prefix applies to a split line's first piece.
 
         Raises:
-            S2SError: a long source with `long_lines="error"`.
+            InputDataError: a long source with `long_lines="error"`.
         """
         limit = self.info.max_source_length
         texts = self.info.normalizer.normalize_lines(sources)
@@ -202,73 +235,91 @@ class Translator:
                 f"a source of {lengths[long[0]]} characters is longer than the model's {limit} ({texts[long[0]][:40]!r}...): "
                 "use --long-lines split or truncate"
             )
+        prefixes = None
+        if target_prefix is not None:
+            if len(target_prefix) != len(texts):
+                raise ValueError(f"target_prefix needs one entry per source, got {len(target_prefix)} for {len(texts)} sources")
+            vocabulary = self.info.target_vocabulary
+            prefix_texts = self.info.normalizer.normalize_lines([prefix or "" for prefix in target_prefix])
+            prefixes = [ids_of_text(text, vocabulary) for text in prefix_texts]
         pieces_per_line = None
         if len(long) and long_lines == SPLIT:
             pieces_per_line = np.ones(len(texts), dtype=np.int64)
             pieces: list[str] = []
+            piece_prefixes: list[np.ndarray] = []
             previous = 0
             for index in long.tolist():  # Python only for the long lines: short ones are copied a slice at a time
                 pieces += texts[previous:index]
                 parts = split_long_line(texts[index], limit)
                 pieces += parts
                 pieces_per_line[index] = len(parts)
+                if prefixes is not None:
+                    piece_prefixes += prefixes[previous:index] + [prefixes[index]] + [_NO_PREFIX] * (len(parts) - 1)
                 previous = index + 1
             texts = pieces + texts[previous:]
+            if prefixes is not None:
+                prefixes = piece_prefixes + prefixes[previous:]
             lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        ids = ids_of_text("".join(texts), self.info.source_vocabulary)
+        text = "".join(texts)
+        ids = ids_of_text(text, self.info.source_vocabulary)
         if stats is not None:
             stats.unknown_characters += int((ids == UNKNOWN_ID).sum())
-        return PreparedWindow(ids, np.cumsum(lengths) - lengths, np.minimum(lengths, limit), pieces_per_line)
+        return PreparedWindow(ids, np.cumsum(lengths) - lengths, np.minimum(lengths, limit), pieces_per_line, text, prefixes)
 
     def prepare_sources(self, sources: Sequence[str]) -> list[str]:
         """Normalised sources cut to the model's max_source_length: the text the model sees."""
         limit = self.info.max_source_length
         return [text[:limit] for text in self.info.normalizer.normalize_lines(sources)]
 
+    def decoding_options(self, **options: Any) -> DecodingOptions:
+        """The checked `DecodingOptions` of keyword arguments: the one place every entry point validates them.
+
+        Raises:
+            TypeError: an unknown option.
+            ConfigError: a value out of range for this model.
+        """
+        decoding = DecodingOptions.from_keywords(**options)
+        decoding.check(len(self.info.target_vocabulary), has_attention=self.decoder.has_attention)
+        return decoding
+
     def translate_batch(
         self,
         source: Sequence[str],
+        target_prefix: Sequence[str | None] | None = None,
         *,
         max_batch_size: int = 0,
-        max_output_length: int | None = None,
-        beam_size: int = 1,
-        length_penalty: float = 1.0,
-        long_lines: str = SPLIT,
+        batch_type: str = "examples",
         stats: TranslationStats | None = None,
-        num_hypotheses: int = 1,
-        return_scores: bool = False,
+        **options: Any,
     ) -> list[str] | list[TranslationResult]:
         """Translations of `source`, in order; an empty (or all-whitespace) source gives an empty translation.
 
-        Strings by default. With `num_hypotheses` > 1 or `return_scores`, a
-        `TranslationResult` per source instead, as in CTranslate2: the n-best
-        hypotheses from beam search, best first, with their scores.
+        Strings by default. With `num_hypotheses` > 1, `return_scores` or
+        `return_attention`, a `TranslationResult` per source instead, as in
+        CTranslate2: the n-best hypotheses, best first, with their scores.
 
         Args:
-            max_batch_size: sentences decoded together, 0 for the device's default; sources are sorted by length first
-                so batches carry little padding.
-            max_output_length: most characters per translation; default the model's max_target_length.
-            beam_size: 1 for greedy decoding, K for beam search over K hypotheses.
-            length_penalty: beam scores are log-probability / length ** length_penalty.
-            long_lines: a source over the model's max_source_length is "split" at sentence ends (the translations
-                joined), "truncate"d, or an "error".
-            stats: counters to update (lines, characters, unknown characters, truncations).
-            num_hypotheses: translations per source, at most `beam_size`; a split long line's k-th hypothesis joins
-                its pieces' k-th ones and is scored by their mean.
-            return_scores: return `TranslationResult`s even for one hypothesis, for their scores.
+            target_prefix: per source, text the translation must start with (None or "" for none), as in CTranslate2.
+            max_batch_size: per batch, sentences (`batch_type="examples"`) or source characters with padding
+                (`"tokens"`, so long and short sentences cost the same memory); 0 for the device's default.
+                Sources are sorted by length first so batches carry little padding.
+            stats: counters to update (lines, characters, unknown characters, truncations, cut translations).
+            options: the decoding options of `DecodingOptions` (max_output_length or max_decoding_length,
+                min_output_length or min_decoding_length, beam_size, length_penalty, long_lines, num_hypotheses,
+                return_scores, return_attention, replace_unknowns, sampling_topk, sampling_temperature, sampling_seed).
 
         Raises:
-            S2SError: a value out of range, num_hypotheses above beam_size among them.
+            TypeError: not a list of str sentences, or an unknown option.
+            ConfigError: a value out of range, num_hypotheses above beam_size among them.
         """
         source = sentence_list(source, "translate_batch")
-        options = DecodingOptions(max_output_length, beam_size, length_penalty, long_lines)
-        options.check(len(self.info.target_vocabulary))
-        batch_size = self.resolve_batch_size(max_batch_size)
-        if num_hypotheses == 1 and not return_scores:
-            return self.translate_texts(source, batch_size, options, stats)
-        if not 1 <= num_hypotheses <= beam_size:
-            raise S2SError(f"num_hypotheses must be between 1 and beam_size ({beam_size}), got {num_hypotheses}: raise beam_size")
-        return self.translate_window_results(self.prepare_window(source, stats, long_lines), batch_size, options, num_hypotheses)
+        decoding = self.decoding_options(**options)
+        batch_size = self._batch_size(max_batch_size, batch_type)
+        window = self.prepare_window(source, stats, decoding.long_lines, target_prefix)
+        translated = self._translate_window(window, batch_size, batch_type, decoding, _sampler(decoding))
+        if stats is not None:
+            stats.cut_translations += int(translated.cut.sum())
+        return translated.results if translated.results is not None else translated.texts
 
     def translate_file(
         self,
@@ -276,25 +327,26 @@ class Translator:
         output_path: str,
         *,
         max_batch_size: int = 0,
-        max_output_length: int | None = None,
-        beam_size: int = 1,
-        length_penalty: float = 1.0,
-        long_lines: str = SPLIT,
+        batch_type: str = "examples",
         input_format: str = "text",
         column: int = 0,
+        field: str = "source",
         window: int = 0,
         summary_path: str | None = None,
         progress: Any = None,
+        **options: Any,
     ) -> TranslationStats:
         """Translates a corpus file, glob or "-" into a file or "-": streamed, ordered, every line accounted for, resumable.
 
-        Output line i is the translation of input line i. The output appears
-        (by rename) only when complete; a killed run started again with the
-        same arguments resumes. See `s2s.serving.files` for the details.
+        Output line i belongs to input line i. The output appears (by rename)
+        only when complete; a killed run started again with the same
+        arguments resumes. See `s2s.serving.files` for the details.
 
         Args:
-            max_batch_size, max_output_length, beam_size, length_penalty, long_lines: as for `translate_batch`.
-            input_format: "text" (the whole line is the source) or "tsv" (column `column`, counted from 0).
+            max_batch_size, batch_type, options: as for `translate_batch`.
+            input_format: "text" (the whole line is the source), "tsv" (column `column`, counted from 0; every column is
+                kept and the translation appended) or "jsonl" (field `field` of each object; the object is kept and
+                `translation`, plus `score`, `hypotheses`, `attention` and `cut` as they apply, are added).
             window: lines read and sorted together; 0 means 16 batches.
             summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
             progress: a callable(lines_done, seconds, input_bytes_done) called after each window, e.g. `Progress()`.
@@ -304,108 +356,61 @@ class Translator:
         """
         from s2s.serving.files import FileJob, write_translations
 
-        batch_size = self.resolve_batch_size(max_batch_size)
-        options = DecodingOptions(max_output_length, beam_size, length_penalty, long_lines)
-        job = FileJob(batch_size, window or 16 * batch_size, options, input_format, column)
+        decoding = self.decoding_options(**options)
+        batch_size = self._batch_size(max_batch_size, batch_type)
+        job = FileJob(batch_size, window or 16 * batch_size, decoding, input_format, column, field, batch_type)
         return write_translations(self, source_path, output_path, job, summary_path=summary_path, progress=progress)
 
-    def translate_texts(
-        self, source: Sequence[str], batch_size: int, options: DecodingOptions, stats: TranslationStats | None
-    ) -> list[str]:
-        """`translate_batch` with its values already resolved and checked: the loop every caller ends in."""
-        return self.translate_window(self.prepare_window(source, stats, options.long_lines), batch_size, options)
+    def translate_iterable(
+        self,
+        source: Iterable[str],
+        target_prefix: Iterable[str | None] | None = None,
+        *,
+        max_batch_size: int = 0,
+        batch_type: str = "examples",
+        window: int = 0,
+        **options: Any,
+    ) -> Iterator[str] | Iterator[TranslationResult]:
+        """Translations of a stream of sentences, lazily and in order: as CTranslate2's `translate_iterable`.
 
-    def translate_window(self, window: PreparedWindow, batch_size: int, options: DecodingOptions) -> list[str]:
-        """The translations of a prepared window, in its order: the model's part of the work, which a host thread may overlap."""
-        limit = self.output_limit(options.max_output_length)
-        results = np.full(len(window.lengths), "", dtype=object)
-        for indices, batch in self.encoded_batches(window, batch_size):
-            ids = self._decode(batch, limit, options.beam_size, options.length_penalty)
-            results[indices] = texts_of_ids(ids, self.info.target_vocabulary)
-        if window.pieces_per_line is None:
-            return results.tolist()
-        first = np.cumsum(window.pieces_per_line) - window.pieces_per_line
-        lines = results[first]
-        for line in np.flatnonzero(window.pieces_per_line > 1).tolist():  # a split line: its pieces' translations, joined
-            lines[line] = " ".join(piece for piece in results[first[line] : first[line] + window.pieces_per_line[line]] if piece)
-        return lines.tolist()
+        Each result is yielded as soon as its batch is decoded: the first
+        arrives after one batch has been read, so an endless generator works.
+        The next batch is read and prepared while this one decodes (see
+        `translate_windows`), so memory holds two batches.
 
-    def translate_window_results(
-        self, window: PreparedWindow, batch_size: int, options: DecodingOptions, num_hypotheses: int
-    ) -> list[TranslationResult]:
-        """`translate_window` with each source's n-best hypotheses and their scores."""
-        limit = self.output_limit(options.max_output_length)
-        vocabulary = self.info.target_vocabulary
-        results = [TranslationResult([""], [0.0])] * len(window.lengths)
-        for indices, batch in self.encoded_batches(window, batch_size):
-            decoded = self._decode_hypotheses(batch, limit, options.beam_size, options.length_penalty, num_hypotheses)
-            for index, hypotheses in zip(indices.tolist(), decoded, strict=True):
-                texts = texts_of_ids(ids_array([ids for ids, _ in hypotheses]), vocabulary)
-                results[index] = TranslationResult(texts, [score for _, score in hypotheses])
-        if window.pieces_per_line is None:
-            return results
-        first = (np.cumsum(window.pieces_per_line) - window.pieces_per_line).tolist()
-        return [joined(results[start : start + pieces]) for start, pieces in zip(first, window.pieces_per_line.tolist(), strict=True)]
-
-    def output_limit(self, max_output_length: int | None) -> int:
-        """Most characters per translation: `max_output_length`, or the model's max_target_length when None."""
-        return self.info.max_target_length if max_output_length is None else max_output_length
-
-    def encoded_batches(self, window: PreparedWindow, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(row indices, int32 encoder input) of a prepared window, by length so batches carry little padding; empty rows left out.
-
-        Each batch is one gather from the window's ids.
+        Args:
+            target_prefix: an iterable of prefixes, one per source, read alongside it.
+            window: sentences read and sorted together; 0 means one batch (as many as `max_batch_size`).
+            options: as for `translate_batch`, which returns the same values.
         """
-        lengths = window.lengths
-        nonempty = np.flatnonzero(lengths)
-        order = nonempty[np.argsort(lengths[nonempty], kind="stable")]  # stable: equal lengths keep their order
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
-            yield indices, gather_rows(window.ids, window.starts[indices], lengths[indices], reverse=self.info.reverse_source)
+        if source is None or isinstance(source, (str, bytes, bytearray)):
+            raise TypeError(f"translate_iterable takes an iterable of str sentences, got {type(source).__name__}; for one sentence, pass [sentence]")
+        decoding = self.decoding_options(**options)
+        batch_size = self._batch_size(max_batch_size, batch_type)
+        size = window or (batch_size if batch_type == "examples" else max(1, batch_size // 16))
+        lines = iter(source)
+        prefixes = iter(target_prefix) if target_prefix is not None else None
 
-    def _decode(self, batch: Any, limit: int, beam_size: int, length_penalty: float) -> np.ndarray:
-        """Target ids `(batch, steps)`, end-token padded."""
-        if beam_size == 1:
-            return self._greedy(batch, limit)
-        return ids_array([hypotheses[0][0] for hypotheses in self._decode_hypotheses(batch, limit, beam_size, length_penalty, 1)])
+        def windows() -> Iterator[SourceWindow]:
+            while chunk := list(itertools.islice(lines, size)):
+                chunk_prefixes = list(itertools.islice(prefixes, len(chunk))) if prefixes is not None else None
+                yield SourceWindow(sentence_list(chunk, "translate_iterable"), target_prefix=chunk_prefixes)
 
-    def _decode_hypotheses(
-        self, batch: Any, limit: int, beam_size: int, length_penalty: float, num_hypotheses: int
-    ) -> list[list[tuple[list[int], float]]]:
-        """Each sentence's `num_hypotheses` best (ids before the end token, score), best first."""
-        # The greedy hypothesis is scored as the numpy loop decodes it, and stays a candidate of beam search, so beam search
-        # never returns a worse-scoring best translation than greedy.
-        greedy, log_probability, lengths = NumpyGreedy(self.encoder, self.decoder).with_log_probabilities(batch, limit)
-        greedy_scores = (log_probability / lengths.astype(np.float64) ** length_penalty).tolist()
-        greedy_ids = ids_before_end(greedy)
-        if beam_size == 1:
-            return [[(ids, score)] for ids, score in zip(greedy_ids, greedy_scores, strict=True)]
-        vocab = len(self.info.target_vocabulary)
-        searched = beam_search(self.encoder, self.decoder, batch, vocab, limit, beam_size, length_penalty, num_hypotheses)
-        merged = []
-        for hypotheses, ids, score in zip(searched, greedy_ids, greedy_scores, strict=True):
-            if all(found != ids for found, _ in hypotheses):
-                hypotheses = sorted([*hypotheses, (ids, score)], key=lambda hypothesis: -hypothesis[1])[:num_hypotheses]
-            merged.append(hypotheses)
-        return merged
+        for _, translated in self.translate_windows(windows(), batch_size, decoding, batch_type=batch_type):
+            yield from translated.results if translated.results is not None else translated.texts
 
-    def score(
-        self, source: Sequence[str], translations: Sequence[list[int]], *, max_output_length: int | None = None, length_penalty: float = 1.0
-    ) -> list[float]:
-        """Beam-search scores of given target id sequences for `source` (forced decoding)."""
-        limit = self.output_limit(max_output_length)
-        texts = self.prepare_sources(source)
-        return sequence_score(self.encoder, self.decoder, self.info.encode(texts), list(translations), limit, length_penalty)
-
-    def score_batch(self, source: Sequence[str], target: Sequence[str], *, length_penalty: float = 1.0) -> list[float]:
+    def score_batch(
+        self, source: Sequence[str], target: Sequence[str], *, length_penalty: float = 1.0, max_batch_size: int = 0
+    ) -> list[ScoringResult]:
         """How likely the model finds each target as the translation of its source, as CTranslate2's `score_batch`.
 
-        The score is the beam-search score: the log-probability of the
-        normalised target's characters and the end token, divided by that
-        length to the power `length_penalty`. Higher is better; 0 is certain.
+        Each `ScoringResult` holds the target's characters as the model saw
+        them (normalised; the end token last, as `</s>`), the log-probability
+        of each, and the score: their sum divided by their count to the power
+        `length_penalty`, the beam-search score. Higher is better; 0 is certain.
 
         Raises:
-            TypeError: a plain string instead of a list of sentences.
+            TypeError: not lists of str sentences.
             ValueError: the two lists differ in length.
         """
         source, target = sentence_list(source, "score_batch"), sentence_list(target, "score_batch")
@@ -414,52 +419,58 @@ class Translator:
         vocabulary = self.info.target_vocabulary
         targets = self.info.normalizer.normalize_lines(list(target))
         ids = [ids_of_text(text, vocabulary).tolist() for text in targets]
-        longest = max((len(row) for row in ids), default=0)
-        return self.score(source, ids, max_output_length=max(longest + 1, self.info.max_target_length), length_penalty=length_penalty)
-
-    def translate_iterable(self, source: Iterable[str], *, max_batch_size: int = 0, window: int = 0, **decoding: Any) -> Iterator[str]:
-        """Translations of a stream of sentences, lazily and in order: as CTranslate2's `translate_iterable`.
-
-        Reads `window` sentences (default 16 batches) at a time, and the next
-        window while this one decodes (see `translate_windows`), so memory
-        holds two windows whatever the stream's length.
-
-        Args:
-            decoding: max_output_length, beam_size, length_penalty, long_lines, as for `translate_batch`.
-        """
-        if source is None or isinstance(source, (str, bytes, bytearray)):
-            raise TypeError(f"translate_iterable takes an iterable of str sentences, got {type(source).__name__}; for one sentence, pass [sentence]")
+        limit = MAX_OUTPUT_LENGTH_CEILING  # a given target is scored whole, up to the ceiling every limit keeps
+        sources = self.prepare_sources(source)
         batch_size = self.resolve_batch_size(max_batch_size)
-        options = DecodingOptions(**decoding)
-        options.check(len(self.info.target_vocabulary))
-        lines = iter(source)
-        size = window or 16 * batch_size
-        windows = (SourceWindow(chunk) for chunk in iter(lambda: list(itertools.islice(lines, size)), []))
-        for _, translations in self.translate_windows(windows, batch_size, options):
-            yield from translations
+        results: list[ScoringResult] = []
+        for start in range(0, len(sources), batch_size):
+            encoded = self.info.encode(sources[start : start + batch_size])
+            token_logs, lengths = sequence_log_probabilities(self.encoder, self.decoder, encoded, ids[start : start + batch_size], limit)
+            for row, length in enumerate(lengths.tolist()):
+                logs = token_logs[row, :length].tolist()
+                characters = [vocabulary.decode([token]) or "\ufffd" for token in ids[start + row][:length]]
+                tokens = characters + ([END_TOKEN] if length > len(ids[start + row]) else [])
+                results.append(ScoringResult(tokens, logs, sum(logs) / max(length, 1) ** length_penalty))
+        return results
+
+    def score(
+        self, source: Sequence[str], translations: Sequence[list[int]], *, max_output_length: int | None = None, length_penalty: float = 1.0
+    ) -> list[float]:
+        """Beam-search scores of given target id sequences for `source` (forced decoding)."""
+        limit = max_output_length or MAX_OUTPUT_LENGTH_CEILING
+        texts = self.prepare_sources(source)
+        return sequence_score(self.encoder, self.decoder, self.info.encode(texts), list(translations), limit, length_penalty)
 
     def translate_windows(
-        self, windows: Iterable[SourceWindow], batch_size: int, options: DecodingOptions, phases: dict[str, float] | None = None
-    ) -> Iterator[tuple[SourceWindow, list[str]]]:
+        self,
+        windows: Iterable[SourceWindow],
+        batch_size: int,
+        options: DecodingOptions,
+        phases: dict[str, float] | None = None,
+        *,
+        batch_type: str = "examples",
+    ) -> Iterator[tuple[SourceWindow, WindowTranslations]]:
         """Each window with its translations, in order: the streaming loop under `translate_iterable` and `translate_file`.
 
         Prefetch: while this thread decodes window k, one host thread takes
         window k+1 from `windows` (reading a file, for a file job) and prepares
         it (normalising, ids), since onnxruntime releases the GIL while it
         runs. `phases` (optional) gathers the seconds spent reading and
-        preparing, and decoding; the two overlap.
+        preparing, and decoding; the two overlap. Cut translations are
+        counted in each window's `counts`.
         """
         timings = phases if phases is not None else {}
         timings.setdefault("read_and_prepare", 0.0)
         timings.setdefault("decode", 0.0)
         pending = iter(windows)
+        sampler = _sampler(options)  # one random stream for the run: windows fall on the same lines, so a rerun repeats it
 
         def prepare_next() -> tuple[SourceWindow, PreparedWindow] | None:
             started = time.perf_counter()
             window = next(pending, None)
             if window is None:
                 return None
-            prepared = window, self.prepare_window(window.sources, window.counts, options.long_lines)
+            prepared = window, self.prepare_window(window.sources, window.counts, options.long_lines, window.target_prefix)
             timings["read_and_prepare"] += time.perf_counter() - started
             return prepared
 
@@ -469,9 +480,163 @@ class Translator:
                 window, ready = prepared
                 upcoming = host.submit(prepare_next)
                 started = time.perf_counter()
-                translations = self.translate_window(ready, batch_size, options)
+                translated = self._translate_window(ready, batch_size, batch_type, options, sampler)
+                window.counts.cut_translations += int(translated.cut.sum())
                 timings["decode"] += time.perf_counter() - started
-                yield window, translations
+                yield window, translated
+
+    # The engine: batches of a prepared window, decoded within per-sentence limits.
+
+    def _batch_size(self, max_batch_size: int, batch_type: str) -> int:
+        if batch_type not in BATCH_TYPES:
+            raise ConfigError(f"batch_type must be one of {', '.join(BATCH_TYPES)}, got {batch_type!r}")
+        size = self.resolve_batch_size(max_batch_size)
+        if batch_type == "tokens" and not max_batch_size:
+            size *= max(1, self.info.max_source_length // 2)  # the examples default, at sentences of half the longest
+        return size
+
+    def output_limits(self, lengths: np.ndarray, options: DecodingOptions) -> np.ndarray:
+        """Each source's output limit in characters: the explicit `max_output_length`, else one that follows the source."""
+        if options.max_output_length is not None:
+            return np.full(len(lengths), options.max_output_length, dtype=np.int64)
+        return output_length.limits(lengths, self.info.output_length, self.info.max_target_length)
+
+    def _batches(self, window: PreparedWindow, batch_size: int, batch_type: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row indices, int32 encoder input) of a prepared window, by length so batches carry little padding; empty rows left out.
+
+        `batch_type="tokens"` fills each batch up to `batch_size` source characters, padding included. Each batch is
+        one gather from the window's ids.
+        """
+        lengths = window.lengths
+        nonempty = np.flatnonzero(lengths)
+        order = nonempty[np.argsort(lengths[nonempty], kind="stable")]  # stable: equal lengths keep their order
+        start = 0
+        while start < len(order):
+            if batch_type == "tokens":  # sorted ascending, so a batch's cost is its row count times its last row's length
+                following = lengths[order[start : start + batch_size]]
+                costs = np.arange(1, len(following) + 1) * following
+                count = max(1, int(np.searchsorted(costs, batch_size, side="right")))
+            else:
+                count = batch_size
+            indices = order[start : start + count]
+            start += count
+            yield indices, gather_rows(window.ids, window.starts[indices], lengths[indices], reverse=self.info.reverse_source)
+
+    def _translate_window(
+        self, window: PreparedWindow, batch_size: int, batch_type: str, options: DecodingOptions, sampler: np.random.Generator | None
+    ) -> WindowTranslations:
+        """The translations of a prepared window, in its order: the model's part of the work, which a host thread may overlap."""
+        rows = len(window.lengths)
+        limits = self.output_limits(window.lengths, options)
+        plain = not options.rich and not options.needs_attention and options.beam_size == 1 and not options.sampling
+        plain = plain and not options.min_output_length and window.prefixes is None
+        texts = np.full(rows, "", dtype=object)
+        cut = np.zeros(rows, dtype=bool)
+        results: list[TranslationResult] = [_EMPTY_RESULT] * rows
+        for indices, batch in self._batches(window, batch_size, batch_type):
+            if plain:  # the fast path: strings and cut flags, no per-hypothesis objects
+                ids = self._greedy(batch, limits[indices])
+                texts[indices] = texts_of_ids(ids, self.info.target_vocabulary)
+                is_end = ids == END_ID
+                first_end = np.where(is_end.any(axis=1), is_end.argmax(axis=1), ids.shape[1])
+                cut[indices] = first_end >= limits[indices]  # the loops pad a cut row with end tokens after its limit
+                continue
+            rules = StepRules(
+                limits[indices],
+                np.full(len(indices), options.min_output_length, dtype=np.int64) if options.min_output_length else None,
+                _prefix_array([window.prefixes[index] for index in indices.tolist()]) if window.prefixes is not None else None,
+                Sampling(options.sampling_topk, options.sampling_temperature, sampler) if sampler is not None else None,
+                options.needs_attention,
+            )
+            for index, hypotheses in zip(indices.tolist(), self._search(batch, rules, options), strict=True):
+                result = self._result(window, index, hypotheses, options)
+                results[index], texts[index], cut[index] = result, result.hypotheses[0], result.cut[0]
+        return self._joined(window, texts, cut, results if options.rich else None)
+
+    def _search(self, batch: np.ndarray, rules: StepRules, options: DecodingOptions) -> list[list[Hypothesis]]:
+        """Each sentence's `num_hypotheses` best hypotheses, best first: greedy (or sampled) or beam search."""
+        if options.beam_size == 1:
+            decoded = NumpyGreedy(self.encoder, self.decoder).decode(batch, rules)
+            scores = decoded.log_probabilities / decoded.lengths.astype(np.float64) ** options.length_penalty
+            found = []
+            for row, ids in enumerate(ids_before_end(decoded.ids)):
+                attention = decoded.attention[row, : len(ids)] if decoded.attention is not None else None
+                found.append([Hypothesis(ids, float(scores[row]), bool(decoded.cut[row]), attention)])
+            return found
+        # The greedy hypothesis is scored as the numpy loop decodes it and stays a candidate of beam search, so beam search
+        # never returns a worse-scoring best translation than greedy.
+        greedy = self._search(batch, rules, DecodingOptions(options.max_output_length, 1, options.length_penalty, options.long_lines))
+        vocab = len(self.info.target_vocabulary)
+        searched = search_beams(self.encoder, self.decoder, batch, vocab, rules, options.beam_size, options.length_penalty, options.num_hypotheses)
+        merged = []
+        for hypotheses, (best_greedy,) in zip(searched, greedy, strict=True):
+            if all(found.ids != best_greedy.ids for found in hypotheses):
+                hypotheses = sorted([*hypotheses, best_greedy], key=lambda hypothesis: -hypothesis.score)[: options.num_hypotheses]
+            merged.append(hypotheses)
+        return merged
+
+    def _result(self, window: PreparedWindow, row: int, hypotheses: list[Hypothesis], options: DecodingOptions) -> TranslationResult:
+        """One row's hypotheses as text, with unknowns replaced and attention cut to the source's length when asked."""
+        texts = texts_of_ids(ids_array([hypothesis.ids for hypothesis in hypotheses]), self.info.target_vocabulary)
+        length = int(window.lengths[row])
+        attention = [hypothesis.attention[:, :length] for hypothesis in hypotheses] if options.needs_attention else None
+        if options.replace_unknowns and attention is not None:
+            texts = [
+                self._replace_unknowns(text, hypothesis.ids, weights, window, row)
+                for text, hypothesis, weights in zip(texts, hypotheses, attention, strict=True)
+            ]
+        return TranslationResult(
+            texts,
+            [hypothesis.score for hypothesis in hypotheses],
+            attention if options.return_attention else None,
+            [hypothesis.cut for hypothesis in hypotheses],
+        )
+
+    def _replace_unknowns(self, text: str, ids: list[int], weights: np.ndarray, window: PreparedWindow, row: int) -> str:
+        """`text` with each `<unk>` (U+FFFD) replaced by the source character its step attended to most."""
+        steps = [step for step, token in enumerate(ids) if token == UNKNOWN_ID]
+        if not steps:
+            return text
+        length, start = int(window.lengths[row]), int(window.starts[row])
+        positions = weights[steps].argmax(axis=1)  # positions in the encoder's input, which is reversed for some models
+        characters = iter(window.text[start + (length - 1 - position if self.info.reverse_source else position)] for position in positions.tolist())
+        return "".join(next(characters) if character == UNKNOWN_CHARACTER else character for character in text)
+
+    @staticmethod
+    def _joined(window: PreparedWindow, texts: np.ndarray, cut: np.ndarray, results: list[TranslationResult] | None) -> WindowTranslations:
+        """Lines from rows: a split long line's pieces joined (texts with a space, a cut piece cuts the line)."""
+        if window.pieces_per_line is None:
+            return WindowTranslations(texts.tolist(), cut, results)
+        first = np.cumsum(window.pieces_per_line) - window.pieces_per_line
+        lines, line_cut = texts[first], np.logical_or.reduceat(cut, first) if len(first) else cut[:0]
+        for line in np.flatnonzero(window.pieces_per_line > 1).tolist():  # a split line: its pieces' translations, joined
+            lines[line] = " ".join(piece for piece in texts[first[line] : first[line] + window.pieces_per_line[line]] if piece)
+        if results is not None:
+            pieces = window.pieces_per_line.tolist()
+            results = [joined(results[start : start + count]) for start, count in zip(first.tolist(), pieces, strict=True)]
+        return WindowTranslations(lines.tolist(), line_cut, results)
+
+
+_NO_PREFIX = np.zeros(0, dtype=np.int32)
+_EMPTY_RESULT = TranslationResult([""], [0.0], None, [False])
+END_TOKEN = "</s>"
+UNKNOWN_CHARACTER = "\ufffd"
+
+
+def _prefix_array(prefixes: list[np.ndarray]) -> np.ndarray | None:
+    """Per-row forced ids as one (rows, longest) int32 array, -1 after each row's prefix; None when no row has one."""
+    longest = max((len(prefix) for prefix in prefixes), default=0)
+    if not longest:
+        return None
+    array = np.full((len(prefixes), longest), -1, dtype=np.int32)
+    for row, prefix in enumerate(prefixes):
+        array[row, : len(prefix)] = prefix
+    return array
+
+
+def _sampler(options: DecodingOptions) -> np.random.Generator | None:
+    return np.random.default_rng(options.sampling_seed) if options.sampling else None
+
 
 def sentence_list(source: Any, method: str) -> Sequence[str]:
     """`source` as a sequence of str sentences, or a TypeError that says what was passed and what to pass instead.

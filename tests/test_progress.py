@@ -36,3 +36,23 @@ def test_a_job_log_gets_timestamped_lines_with_share_and_time_left(caplog: pytes
     with caplog.at_level(logging.INFO, logger="s2s.serving.progress"):
         progress(100, 10.0, 250)
     assert caplog.messages == ["translated 100 lines, 10 sentences/s, 25.0% done, about 30 s left"]
+
+
+def test_the_bar_counts_lines_and_log_lines_go_above_it() -> None:
+    screen = Terminal()
+    handler = logging.StreamHandler(screen)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        progress = Progress(total_bytes=1000, stream=screen)
+        progress(4096, 2.0, 500)
+        logging.getLogger("s2s.test").warning("a warning while the bar is up")
+        progress.close()
+    finally:
+        root.removeHandler(handler)
+    text = screen.getvalue()
+    assert "4.10k lines" in text or "4096 lines" in text or "4,096 lines" in text
+    assert "B/s" not in text and "KB" not in text  # lines, not bytes
+    warning_at = text.index("a warning while the bar is up")
+    assert text[warning_at - 1] in "\r\n"  # the bar was cleared first: the line starts a fresh line
+    assert handler.stream is screen  # the handler writes straight to its stream again once the bar is gone

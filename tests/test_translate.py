@@ -98,7 +98,7 @@ def _one_sentence_beam(
         candidates = []
         for sequence, score, hypothesis_states in hypotheses:
             token = np.array([sequence[-1] if sequence else START_ID], dtype=np.int32)
-            probabilities, next_states = translator.decoder(token, hypothesis_states, memory)
+            probabilities, next_states, _ = translator.decoder(token, hypothesis_states, memory)
             log_probabilities = np.log(np.maximum(probabilities[0].astype(np.float64), 1e-30))
             keep(sequence, (score + log_probabilities[END_ID]) / (step + 1) ** penalty)
             candidates += [([*sequence, v], score + log_probabilities[v], next_states) for v in range(vocab) if v != END_ID]

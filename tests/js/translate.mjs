@@ -93,6 +93,7 @@ function loadInfo(onnxDir) {
     unknownId: special.unknown.id,
     maxSource: Number(meta["s2s.max_source_length"]),
     maxTarget: Number(meta["s2s.max_target_length"]),
+    outputLength: meta["s2s.output_length"] ? JSON.parse(meta["s2s.output_length"]) : null,
     reverse: meta["s2s.reverse_source"] === "true",
     layers: Number(meta["s2s.num_layers"]),
     memory: meta["s2s.arch"] === "attention" ? ["encoder_outputs", "source_mask"] : [],
@@ -110,6 +111,14 @@ function sourceIds(texts, info) {
   const data = new Int32Array(texts.length * steps).fill(info.padId);
   rows.forEach((row, b) => data.set(row, b * steps));
   return new ort.Tensor("int32", data, [texts.length, steps]);
+}
+
+// The output limit of a source of `length` characters (see s2s/output_length.py): the fitted line, at most 4096.
+function outputLimit(length, info) {
+  const line = info.outputLength ?? { slope: 2.5, intercept: 10 };
+  let limit = Math.ceil(line.slope * length + line.intercept);
+  if (!info.outputLength) limit = Math.max(limit, info.maxTarget); // an export before the fit: never below the old limit
+  return Math.min(Math.max(limit, 1), 4096);
 }
 
 function decodeIds(ids, info) {
@@ -136,14 +145,15 @@ async function stepByStep(onnxDir, texts, info) {
   let token = new Int32Array(batch).fill(info.startId);
   const ids = texts.map(() => []);
   const finished = new Array(batch).fill(false);
-  for (let step = 0; step <= info.maxTarget && !finished.every(Boolean); step++) {
+  const limits = texts.map((text) => outputLimit(Math.min(Array.from(info.normalize(text)).length, info.maxSource), info));
+  for (let step = 0; step <= Math.max(...limits) && !finished.every(Boolean); step++) {
     const out = await decoder.run({ previous_token: new ort.Tensor("int32", token, [batch]), ...states, ...memory });
     const probabilities = out.probabilities.data;
     token = new Int32Array(batch);
     for (let b = 0; b < batch; b++) {
       let best = 0;
       for (let v = 1; v < depth; v++) if (probabilities[b * depth + v] > probabilities[b * depth + best]) best = v;
-      if (step === info.maxTarget) best = info.endId; // at most maxTarget characters: the limit ends every sentence
+      if (step >= limits[b]) best = info.endId; // at most its limit's characters: the limit ends every sentence
       if (!finished[b]) ids[b].push(best);
       if (best === info.endId) finished[b] = true;
       token[b] = best;

@@ -1,0 +1,317 @@
+"""Bulk translation output: nothing cut short without a word, keyed and scored rows, and CTranslate2's decoding options.
+
+Each decoding option is checked against `reference_decode`, a one-sentence
+loop written here over the raw onnxruntime sessions, apart from the
+translator's batched loops.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from s2s import onnx_contract as contract
+from s2s import output_length
+from s2s.app.cli import main
+from s2s.checksums import file_sha256
+from s2s.records import load_references
+from s2s.serving.results import TranslationResult
+from s2s.serving.stats import TranslationStats
+from s2s.serving.translator import Translator
+from s2s.spec import DatasetSpec
+from s2s.vocab import END_ID, START_ID, UNKNOWN_ID
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def translator(toy_onnx) -> Translator:
+    return Translator(toy_onnx[0], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sources(toy_model) -> list[str]:
+    found, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 200)
+    return found
+
+
+def reference_decode(
+    translator: Translator, source: str, *, limit: int, prefix: list[int] = (), min_length: int = 0
+) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
+    """One sentence, greedily, over the raw sessions: (ids before the end, each step's probabilities, each step's attention)."""
+    info = translator.info
+    ids = info.encode(translator.prepare_sources([source]))
+    encoder, decoder = translator.encoder.session, translator.decoder.session
+    state_names = contract.state_names(info.num_layers)
+    memory_names = contract.memory_names(info.arch)
+    encoded = encoder.run([*state_names, *memory_names], {contract.SOURCE_IDS: ids})
+    states, memory = encoded[: len(state_names)], encoded[len(state_names) :]
+    token, emitted, steps, weights = START_ID, [], [], []
+    names = [contract.PROBABILITIES, *contract.next_state_names(info.num_layers), contract.ATTENTION]
+    for step in range(limit):
+        feeds = {contract.PREVIOUS_TOKEN: np.array([token], dtype=np.int32), **dict(zip(state_names, states, strict=True)), **dict(zip(memory_names, memory, strict=True))}
+        probabilities, *states, attention = decoder.run(names, feeds)
+        steps.append(probabilities[0])
+        weights.append(attention[0])
+        candidates = probabilities[0].copy()
+        if step < min_length:
+            candidates[END_ID] = 0.0
+        token = prefix[step] if step < len(prefix) else int(candidates.argmax())
+        if token == END_ID:
+            break
+        emitted.append(token)
+    return emitted, steps, weights
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# 1. No silent cut.
+
+
+def test_the_output_limit_follows_the_source_not_the_longest_training_target(toy_onnx, tmp_path: Path, capsys) -> None:
+    """A model whose longest training target is 2 characters still writes a 3-character translation whole."""
+    model = tmp_path / "short"
+    shutil.copytree(toy_onnx[0], model)
+    for path in model.glob("*.onnx"):
+        onnx_model = onnx.load(path)
+        for entry in onnx_model.metadata_props:
+            if entry.key == contract.META_MAX_TARGET_LENGTH:
+                entry.value = "2"  # what the German-English model had: a limit far below its real translations
+        onnx.save(onnx_model, path)
+    names = sorted(path.name for path in model.glob("*.onnx"))
+    (model / contract.CHECKSUMS_FILE).write_text("".join(f"{file_sha256(model / name)}  {name}\n" for name in names))
+    source = tmp_path / "in.txt"
+    source.write_text("abcdef\n0N9x1y\n")
+    output = tmp_path / "out.txt"
+    status, _, err = cli(capsys, "translate", "--model", str(model), "-i", str(source), "-o", str(output))
+    assert status == 0, err
+    assert output.read_text() == "cba\n9N0\n"
+    assert json.loads(Path(f"{output}.summary.json").read_text())["cut_translations"] == 0
+
+
+def test_a_translation_stopped_by_its_limit_is_counted_warned_about_and_marked(toy_onnx, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "source": "abcdef"}\n{"id": 2, "source": ""}\n{"id": 3, "source": "0N9x1y"}\n')
+    output = tmp_path / "out.jsonl"
+    status, _, err = cli(capsys, "translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--format", "jsonl", "--max-output-length", "2")
+    assert status == 0, err
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(row["id"], row["translation"], row["cut"]) for row in rows] == [(1, "cb", True), (2, "", False), (3, "9N", True)]
+    assert json.loads(Path(f"{output}.summary.json").read_text())["cut_translations"] == 2
+    warnings = [line for line in err.splitlines() if "WARNING" in line and "length limit" in line]
+    assert len(warnings) == 1 and "2 translations" in warnings[0]
+
+
+def test_the_fitted_limit_covers_the_pairs_it_was_fitted_to() -> None:
+    rng = np.random.default_rng(0)
+    source_lengths = rng.integers(1, 80, size=5000)
+    target_lengths = np.round(source_lengths * rng.uniform(0.8, 1.6, size=5000)).astype(int) + rng.integers(0, 4, size=5000)
+    fitted = output_length.fit(source_lengths, target_lengths)
+    limits = output_length.limits(source_lengths, fitted, longest_target=1)
+    assert (target_lengths <= limits).mean() > 0.999
+    assert limits.max() <= output_length.CEILING and output_length.limits(np.array([10**6]), fitted, 1)[0] == output_length.CEILING
+
+
+# 2. Keyed, scored output files.
+
+
+def test_tsv_keeps_every_column_and_appends_translations_and_scores(toy_onnx, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.tsv"
+    source.write_text("7\tabcdef\tkeep me\n8\n9\t0N9x1y\t\n")
+    output = tmp_path / "out.tsv"
+    flags = ["--format", "tsv", "--column", "1", "--beam-size", "3", "--num-hypotheses", "2", "--scores"]
+    status, _, err = cli(capsys, "translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), *flags)
+    assert status == 0, err
+    rows = [line.split("\t") for line in output.read_text().splitlines()]
+    assert [row[:3] for row in rows[::2]] == [["7", "abcdef", "keep me"], ["9", "0N9x1y", ""]]
+    assert rows[0][3] == "cba" and rows[2][3] == "9N0"  # row 2 keeps its empty third column
+    assert len(rows[0]) == 3 + 4 and float(rows[0][4]) >= float(rows[0][6])  # two hypotheses, each with its score, best first
+    assert rows[1][0] == "8" and rows[1][1:] == ["", "0.000000", "", "0.000000"]  # the short row: kept in place, counted
+    assert json.loads(Path(f"{output}.summary.json").read_text())["missing_column_lines"] == 1
+
+
+def test_jsonl_keeps_each_object_and_writes_an_error_in_place_of_a_malformed_line(toy_onnx, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "text": "abcdef", "meta": {"x": 1}}\nnot json\n[1, 2]\n{"id": "b", "text": 5}\n{"id": "c", "text": "0N9x1y"}\n')
+    output = tmp_path / "out.jsonl"
+    flags = ["--format", "jsonl", "--field", "text", "--scores", "--attention"]
+    status, _, err = cli(capsys, "translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), *flags)
+    assert status == 0, err
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(rows) == 5
+    assert rows[0]["meta"] == {"x": 1} and rows[0]["translation"] == "cba" and rows[0]["score"] <= 0
+    assert np.allclose(np.sum(rows[0]["attention"], axis=1), 1.0, atol=1e-3) and np.shape(rows[0]["attention"]) == (3, 6)
+    assert [row.get("error", "")[:8] for row in rows[1:4]] == ["not JSON", "a JSON l", "no strin"]
+    assert rows[1]["input"] == "not json" and rows[4]["translation"] == "9N0"
+    assert json.loads(Path(f"{output}.summary.json").read_text())["malformed_lines"] == 3
+
+
+def test_text_output_refuses_what_it_has_no_room_for(toy_onnx, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("abcdef\n")
+    status, _, err = cli(capsys, "translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(tmp_path / "o"), "--scores")
+    assert status == 2 and "use --format tsv or jsonl" in err
+
+
+def test_the_readme_example_prints_one_object_with_three_scored_hypotheses() -> None:
+    command = [sys.executable, "-m", "s2s.app.cli", "translate", "--format", "jsonl", "-i", "-", "-o", "-", "--num-hypotheses", "3"]
+    result = subprocess.run([*command, "--beam-size", "5", "--scores"], input='{"id": 7, "source": "How are you?"}\n', capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and result.stderr == "", result.stderr  # standard input: no INFO lines, no summary
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["id"] == 7 and len(row["hypotheses"]) == 3 and all("score" in hypothesis for hypothesis in row["hypotheses"])
+    assert row["translation"] == row["hypotheses"][0]["translation"] and row["score"] == row["hypotheses"][0]["score"]
+
+
+@pytest.mark.parametrize("kind", ["tsv", "jsonl"])
+def test_a_killed_keyed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(1)
+    alphabet = list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN")
+    texts = ["".join(rng.choice(alphabet, size=6)) for _ in range(40_000)]
+    corpus = tmp_path / f"in.{kind}"
+    if kind == "tsv":
+        corpus.write_text("".join(f"{index}\t{text}\n" for index, text in enumerate(texts)))
+    else:
+        corpus.write_text("".join(json.dumps({"id": index, "source": text}) + "\n" for index, text in enumerate(texts)))
+    args = ["translate", "--model", str(toy_onnx[0]), "-i", str(corpus), "--format", kind, "--column", "1", "--batch-size", "64", "--beam-size", "2", "--scores"]
+    reference = tmp_path / "reference"
+    assert subprocess.run([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(reference)], cwd=REPO, capture_output=True).returncode == 0
+    output = tmp_path / "out"
+    checkpoint = Path(f"{output}.partial.json")
+    process = subprocess.Popen([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(output)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (checkpoint.exists() and json.loads(checkpoint.read_text())["lines_done"] >= 2048):
+        assert process.poll() is None, "finished before it could be killed: " + process.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    resumed = subprocess.run([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(output)], cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert output.read_bytes() == reference.read_bytes()
+    assert json.loads(Path(f"{output}.summary.json").read_text())["resumed_at_line"] > 0
+
+
+# 3. One API surface, with CTranslate2's options.
+
+
+def test_translate_iterable_takes_the_batch_options_and_yields_after_one_batch(translator, sources) -> None:
+    read = itertools.count()
+
+    def endless():
+        for number in read:
+            yield sources[number % len(sources)]
+
+    results = translator.translate_iterable(endless(), max_batch_size=8, beam_size=2, num_hypotheses=2, return_scores=True)
+    first = next(results)
+    assert isinstance(first, TranslationResult) and len(first.hypotheses) == 2
+    assert first.hypotheses[0] == sources[0][2::-1]
+    assert next(read) <= 3 * 8  # one batch decoded, the next read ahead: never a 4,096-line window
+
+
+def test_target_prefix_forces_the_start_and_decoding_goes_on_from_it(translator) -> None:
+    vocabulary = translator.info.target_vocabulary
+    for source, prefix in [("abcdef", "c"), ("abcdef", "x"), ("0N9x1y", "9Nz")]:
+        expected, _, _ = reference_decode(translator, source, limit=9, prefix=vocabulary.encode(prefix))
+        (translation,) = translator.translate_batch([source], [prefix])
+        assert translation == vocabulary.decode(expected) and translation.startswith(prefix)
+
+
+def test_min_and_max_decoding_length_bound_each_translation(translator, sources) -> None:
+    vocabulary = translator.info.target_vocabulary
+    longer = translator.translate_batch(sources[:20], min_decoding_length=5)
+    for source, translation in zip(sources[:20], longer, strict=True):
+        expected, _, _ = reference_decode(translator, source, limit=9, min_length=5)
+        assert translation == vocabulary.decode(expected) and len(translation) >= 5
+    shorter = translator.translate_batch(sources[:20], max_decoding_length=2, return_scores=True)
+    assert all(result.hypotheses[0] == source[2:0:-1] and result.cut == [True] for result, source in zip(shorter, sources, strict=False))
+
+
+def test_return_attention_gives_the_decoders_weights(translator, sources) -> None:
+    results = translator.translate_batch(sources[:10], return_attention=True, max_batch_size=4)
+    for source, result in zip(sources[:10], results, strict=True):
+        _, _, weights = reference_decode(translator, source, limit=9)
+        (attention,) = result.attention
+        assert attention.shape == (3, len(source))
+        assert np.allclose(attention, np.array(weights[:3])[:, : len(source)], atol=1e-5)
+    beam = translator.translate_batch(sources[:10], return_attention=True, beam_size=3)
+    assert all(np.allclose(a.attention[0], b.attention[0], atol=1e-5) for a, b in zip(results, beam, strict=True))
+
+
+def test_replace_unknowns_copies_the_source_character_attended_to_most(translator) -> None:
+    """A prefix of a character outside the target vocabulary forces `<unk>` out, which the option turns into a source character."""
+    plain = translator.translate_batch(["abcdef"], ["é"], return_attention=True)[0]
+    assert plain.hypotheses[0].startswith("\ufffd")
+    attended = "abcdef"[int(plain.attention[0][0].argmax())]
+    (replaced,) = translator.translate_batch(["abcdef"], ["é"], replace_unknowns=True)
+    assert replaced == attended + plain.hypotheses[0][1:]
+    assert translator.info.target_vocabulary.encode("é") == [UNKNOWN_ID]
+
+
+def test_sampling_draws_among_the_top_k_and_repeats_with_its_seed(translator, sources) -> None:
+    vocabulary = translator.info.target_vocabulary
+    options = {"sampling_topk": 2, "sampling_temperature": 3.0, "sampling_seed": 11}
+    first = translator.translate_batch(sources[:40], **options)
+    assert translator.translate_batch(sources[:40], **options) == first  # the seed repeats a run
+    assert translator.translate_batch(sources[:40], **{**options, "sampling_seed": 12}) != first
+    assert first != translator.translate_batch(sources[:40])  # a hot temperature strays from greedy somewhere
+    for source, sampled in zip(sources[:40], first, strict=True):
+        forced = [*vocabulary.encode(sampled), END_ID]
+        _, steps, _ = reference_decode(translator, source, limit=len(forced), prefix=forced)
+        for token, probabilities in zip(forced, steps, strict=False):
+            assert token in np.argsort(-probabilities)[:2]  # every sampled character was one of the two most likely
+    assert translator.translate_batch(sources[:40], sampling_topk=0, sampling_temperature=0.01) == translator.translate_batch(sources[:40])
+
+
+def test_token_batches_hold_at_most_the_budget_and_translate_the_same(translator) -> None:
+    mixed = ["a", "abcdef", "ab", "0N9x1y", "xyzxyz", "q"] * 10
+    assert translator.translate_batch(mixed, max_batch_size=12, batch_type="tokens") == translator.translate_batch(mixed)
+    window = translator.prepare_window(mixed)
+    for indices, batch in translator._batches(window, 12, "tokens"):
+        assert batch.size <= 12 or len(indices) == 1
+
+
+def test_score_batch_gives_each_characters_log_probability(translator) -> None:
+    (result,) = translator.score_batch(["abcdef"], ["cba"])
+    assert result.tokens == ["c", "b", "a", "</s>"]
+    forced = [*translator.info.target_vocabulary.encode("cba"), END_ID]
+    _, steps, _ = reference_decode(translator, "abcdef", limit=4, prefix=forced)
+    expected = [float(np.log(probabilities[token])) for token, probabilities in zip(forced, steps, strict=True)]
+    assert result.log_probs == pytest.approx(expected, abs=1e-5)
+    assert result.score == pytest.approx(sum(expected) / 4, abs=1e-5)
+
+
+def test_every_entry_point_validates_options_in_one_place(translator, tmp_path: Path) -> None:
+    from s2s.errors import ConfigError
+
+    source = tmp_path / "in.txt"
+    source.write_text("abcdef\n")
+    calls = [
+        lambda **options: translator.translate_batch(["abcdef"], **options),
+        lambda **options: list(translator.translate_iterable(["abcdef"], **options)),
+        lambda **options: translator.translate_file(str(source), str(tmp_path / "out.txt"), **options),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigError, match="num_hypotheses must be between 1 and beam_size"):
+            call(num_hypotheses=3)
+        with pytest.raises(ConfigError, match="use it with beam_size 1"):
+            call(sampling_topk=5, beam_size=2)
+        with pytest.raises(TypeError, match="unknown decoding option 'beamsize'"):
+            call(beamsize=2)
+    stats = TranslationStats()
+    translator.translate_batch(["abcdef"], max_output_length=1, stats=stats)
+    assert stats.cut_translations == 1
