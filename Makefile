@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# onnxruntime-node for the JavaScript host test; --ignore-scripts skips its GPU-binary download (the CPU build is in the package)
-JS_STAMP := tests/js/node_modules/.installed
+# The js/ package's dependencies (onnxruntime-node and -web, playwright-core); --ignore-scripts skips onnxruntime-node's
+# GPU-binary download (the CPU build is in the package) and any browser download: the browser test uses Debian's chromium.
+JS_STAMP := js/node_modules/.installed
 
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser page
 
 install: $(STAMP)
 
@@ -25,18 +26,26 @@ demo: $(STAMP)
 	$(BIN)/s2s run --config configs/fra-eng.toml --output runs/demo --set train.max_minutes=$(DEMO_MINUTES)
 	@echo "the well-trained model ships in models/fra-eng: try  echo 'How are you?' | $(BIN)/s2s translate -i - -o -"
 
-$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
-	cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+$(JS_STAMP): js/package.json js/package-lock.json
+	cd js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
+
+# The browser test's Chromium, from Debian's packages as a fresh machine gets it (root, as CI runs); nothing else downloads one.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: lint $(JS_STAMP)
+test: lint $(JS_STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The browser page on http://127.0.0.1:8000/js/web/ (the shipped model, translated in the page, nothing sent anywhere).
+page: $(JS_STAMP)
+	$(PYTHON) js/serve.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_prepare.py
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache tests/js/node_modules
+	rm -rf runs .pytest_cache .ruff_cache js/node_modules

@@ -107,7 +107,10 @@ class _TranslateShardFn(beam.DoFn):
         translator = _translator(self.model, self.model_id, self.config)
         sources = (raw.rstrip(b"\r").decode("utf-8", errors="replace") for _, raw in lines)
         decoding = dataclasses.replace(self.config.decoding(), num_hypotheses=1, return_scores=False, return_attention=False)
-        translations = translator.translate_iterable(sources, max_batch_size=self.config.batch_size, **decoding.to_dict())
+        # A window of 16 batches, as translate_file reads: sorted by length, its batches carry little padding.
+        translations = translator.translate_iterable(
+            sources, max_batch_size=self.config.batch_size, window=16 * self.config.batch_size, **decoding.to_dict()
+        )
         rows = (f"{path}\t{line_number}\t{translation}" for ((path, line_number), _), translation in zip(lines, translations, strict=True))
         written = publish_lines(shard_path(self.output_prefix, shard, self.num_shards), rows)
         self.rows_written.inc(written)

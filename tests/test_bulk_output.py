@@ -315,3 +315,31 @@ def test_every_entry_point_validates_options_in_one_place(translator, tmp_path: 
     stats = TranslationStats()
     translator.translate_batch(["abcdef"], max_output_length=1, stats=stats)
     assert stats.cut_translations == 1
+
+
+def test_retrofit_brings_an_older_export_up_to_date_without_changing_its_translations(toy_onnx, toy_model, tmp_path: Path, sources) -> None:
+    from s2s.export.retrofit import main as retrofit
+
+    old = tmp_path / "old"
+    shutil.copytree(toy_onnx[0], old)
+    for path in old.glob("*.onnx"):  # as exports were before: no attention output, no fitted limit
+        model = onnx.load(path)
+        graph = model.graph
+        for listing in (graph.output, graph.node, graph.initializer):
+            kept = [item for item in listing if item.name != contract.ATTENTION and not item.name.startswith("s2s_attention")]
+            del listing[:]
+            listing.extend(kept)
+        entries = [(entry.key, entry.value) for entry in model.metadata_props if entry.key != contract.META_OUTPUT_LENGTH]
+        del model.metadata_props[:]
+        for key, value in entries:
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, path)
+    names = sorted(path.name for path in old.glob("*.onnx"))
+    (old / contract.CHECKSUMS_FILE).write_text("".join(f"{file_sha256(old / name)}  {name}\n" for name in names))
+    before = Translator(old, device="cpu")
+    assert not before.decoder.has_attention and before.info.output_length is None
+    assert retrofit([str(old), "--pairs", str(toy_model.corpus)]) == 0
+    after = Translator(old, device="cpu")
+    assert after.decoder.has_attention and after.info.output_length["slope"] > 0
+    assert after.translate_batch(sources) == before.translate_batch(sources) == [source[2::-1] for source in sources]
+    assert after.translate_batch(["abcdef"], return_attention=True)[0].attention[0].shape == (3, 6)
