@@ -121,8 +121,8 @@ def float16_difference(directory: Path, info: Any, batches: list[np.ndarray], so
         worst = 0.0
         for batch in batches:
             tokens = start_tokens(len(batch))
-            probabilities32, _ = decoder32(tokens, *encoder32(batch))
-            probabilities16, _ = decoder16(tokens, *encoder16(batch))
+            probabilities32, _, _ = decoder32(tokens, *encoder32(batch))
+            probabilities16, _, _ = decoder16(tokens, *encoder16(batch))
             worst = max(worst, float(np.abs(probabilities32 - probabilities16).max()))
         strings = onnx_greedy_strings(encoder16, decoder16, sources, info)
     except Exception as error:  # e.g. no float16 LSTM kernel in this onnxruntime build

@@ -31,3 +31,17 @@ def toy_onnx(toy_model, tmp_path_factory: pytest.TempPathFactory):
     evaluate(toy_model.model_dir, toy_model.data_dir)
     output = tmp_path_factory.mktemp("onnx")
     return output, export_model(toy_model.model_dir, output, ExportConfig(verify_sources=1000))
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Puts the root and s2s loggers back as they were: `s2s.app.cli.main` called in-process points them at a captured
+    stream that pytest closes after the test, and a later log line would then fail to write."""
+    import logging
+
+    root, s2s_logger = logging.getLogger(), logging.getLogger("s2s")
+    handlers, levels = list(root.handlers), (root.level, s2s_logger.level)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(levels[0])
+    s2s_logger.setLevel(levels[1])

@@ -133,7 +133,7 @@ def test_n_best_results_carry_hypotheses_and_their_scores(translator, validation
     results = translator.translate_batch(sources, beam_size=4, num_hypotheses=3)
     assert all(isinstance(result, TranslationResult) for result in results)
     assert [result.hypotheses[0] for result in results] == translator.translate_batch(sources, beam_size=4)
-    assert results[10] == TranslationResult([""], [0.0])
+    assert results[10] == TranslationResult([""], [0.0], None, [False])
     for source, result in zip(sources, results, strict=True):
         if not source:
             continue
@@ -157,7 +157,8 @@ def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path
     stats = translator.translate_file(str(source), str(output), max_batch_size=3, window=4, input_format="tsv", column=1)
     translated = output.read_text().split("\n")[:-1]
     expected_one = translator.translate_batch(["abcdef", "", "0N9\ufffdx1y", "", "zzzAAA"])
-    assert translated == expected_one * 7
+    kept = ["1\tabcdef", "2\t", "3\t0N9\ufffdx1y", "4", "5\tzzzAAA\tmore"]  # every column kept, the translation appended
+    assert translated == [f"{line}\t{translation}" for line, translation in zip(kept, expected_one, strict=True)] * 7
     summary = json.loads(Path(f"{output}.summary.json").read_text())
     assert summary["lines"] == 35 and summary["invalid_utf8_lines"] == 7 and summary["missing_column_lines"] == 7
     assert summary["empty_lines"] == 14 and summary["unknown_characters"] == 7 and summary["model_id"] == translator.model_id
@@ -389,7 +390,7 @@ def test_score_batch_prefers_the_right_translation(translator, validation_source
     sources = [source for source in validation_sources[:40] if source[:3] != source[2::-1]][:20]  # wrong differs from right
     right = translator.score_batch(sources, [source[2::-1] for source in sources])
     wrong = translator.score_batch(sources, [source[:3] for source in sources])
-    assert all(r > w for r, w in zip(right, wrong, strict=True))
-    assert all(-1.0 < score <= 0.0 for score in right)  # the toy model is sure of its answers
+    assert all(r.score > w.score for r, w in zip(right, wrong, strict=True))
+    assert all(-1.0 < result.score <= 0.0 for result in right)  # the toy model is sure of its answers
     with pytest.raises(ValueError, match="one target per source"):
         translator.score_batch(sources, sources[:3])
