@@ -33,6 +33,24 @@ def toy_onnx(toy_model, tmp_path_factory: pytest.TempPathFactory):
     return output, export_model(toy_model.model_dir, output, ExportConfig(verify_sources=1000))
 
 
+@pytest.fixture(scope="session")
+def translator(toy_onnx):
+    """The toy export loaded on the CPU, shared by the tests that only read from it."""
+    from s2s.serving.translator import Translator
+
+    return Translator(toy_onnx[0], device="cpu")
+
+
+@pytest.fixture(scope="session")
+def validation_sources(toy_model) -> list[str]:
+    """The toy task's first 500 distinct validation sources (its target is each source's first three characters reversed)."""
+    from s2s.records import load_references
+    from s2s.spec import DatasetSpec
+
+    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 500)
+    return sources
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging():
     """Puts the root and s2s loggers back as they were: `s2s.app.cli.main` called in-process points them at a captured

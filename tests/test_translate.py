@@ -12,26 +12,13 @@ import numpy as np
 import pytest
 
 from s2s.errors import S2SError
-from s2s.records import load_references
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy
 from s2s.serving.sessions import open_session
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
-from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def translator(toy_onnx) -> Translator:
-    return Translator(toy_onnx[0], device="cpu")
-
-
-@pytest.fixture(scope="module")
-def validation_sources(toy_model) -> list[str]:
-    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 500)
-    return sources
 
 
 def test_translate_batch_matches_the_keras_reference(translator, toy_model, validation_sources) -> None:
