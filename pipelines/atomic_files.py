@@ -8,6 +8,7 @@ file: locally the rename is atomic; on object stores it is a copy and a delete.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import tempfile
@@ -31,16 +32,18 @@ def publish(path: str, stream: Any) -> None:
             FileSystems.delete([path])
         FileSystems.rename([temp], [path])
     except BaseException:
-        _delete_quietly(temp)  # a full disk or a killed worker must not leave temporary files beside the outputs
+        # A full disk or a killed worker must not leave temporary files beside the outputs; the first error is the one to
+        # report, and a temp file that cannot be deleted either is untidy, not wrong.
+        with contextlib.suppress(Exception):
+            delete_files(temp)
         raise
 
 
-def _delete_quietly(path: str) -> None:
-    try:
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-    except Exception:  # the first error is the one to report; a leftover temp file is untidy, not wrong
-        pass
+def delete_files(*paths: str) -> None:
+    """Deletes those of `paths` that exist, on any filesystem Beam reaches."""
+    present = [path for path in paths if FileSystems.exists(path)]
+    if present:
+        FileSystems.delete(present)
 
 
 def publish_lines(path: str, lines: Iterable[str]) -> int:

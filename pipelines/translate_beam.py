@@ -50,7 +50,7 @@ from apache_beam.metrics import Metrics
 from s2s.config import log_config
 from s2s.errors import ConfigError, S2SError
 from s2s.locks import exclusive_lock
-from s2s.pipelines.atomic_files import fill_missing, publish, publish_lines
+from s2s.pipelines.atomic_files import delete_files, fill_missing, publish, publish_lines
 from s2s.pipelines.config import MAX_SHARDS
 from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
@@ -161,7 +161,7 @@ def translate_beam(
     with _owned(output_prefix):
         # From here until the new manifest is written, the prefix holds no manifest: a run killed midway leaves shards
         # that nothing vouches for, never a mix of two runs' shards that looks complete.
-        _delete(manifest_path(output_prefix), *_matching(f"{output_prefix}-*{SHARD_SUFFIX}.tmp-*"))
+        delete_files(manifest_path(output_prefix), *_matching(f"{output_prefix}-*{SHARD_SUFFIX}.tmp-*"))
         with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
             _ = (
                 pipeline
@@ -176,7 +176,7 @@ def translate_beam(
         stale = sorted(set(_shard_files(output_prefix)) - set(shards))
         if stale:
             logger.info("removing %d shard file(s) of an earlier run with another shard count, such as %s", len(stale), stale[0])
-            _delete(*stale)
+            delete_files(*stale)
         manifest = {
             "format_version": MANIFEST_FORMAT_VERSION,
             "rows": rows,
@@ -216,11 +216,6 @@ def _shard_files(output_prefix: str) -> list[str]:
     candidates = _matching(f"{output_prefix}-?????-of-?????{SHARD_SUFFIX}")
     return [path for path in candidates if _SHARD_NAME.fullmatch(path[len(output_prefix) :])]
 
-
-def _delete(*paths: str) -> None:
-    present = [path for path in paths if FileSystems.exists(path)]
-    if present:
-        FileSystems.delete(present)
 
 
 def check_row_count(files: list[str], output_prefix: str, num_shards: int) -> int:

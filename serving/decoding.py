@@ -109,7 +109,7 @@ class NumpyGreedy:
         token_columns: list[np.ndarray] = []
         attention_columns: list[np.ndarray] = []
         log_probability = np.zeros(batch, dtype=np.float64)
-        lengths = rules.limits.astype(np.int64).copy()
+        lengths = rules.limits.astype(np.int64)  # a copy: rows that end early get their own length
         cut = np.zeros(batch, dtype=bool)
         active = np.arange(batch)  # the batch row of each row of the arrays decoded
         running = np.ones(batch, dtype=bool)  # rows of those arrays whose sentence has not ended
@@ -150,11 +150,6 @@ class NumpyGreedy:
             np.stack(token_columns, axis=1) if token_columns else np.zeros((batch, 0), dtype=np.float32),
             np.stack(attention_columns, axis=1) if attention_columns else None,
         )
-
-    def with_log_probabilities(self, source_ids: np.ndarray, max_output_length: int | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The ids, each sentence's summed log-probability (its end token's included) and its length in tokens (likewise)."""
-        decoded = self.decode(source_ids, StepRules.up_to(max_output_length, len(source_ids)))
-        return decoded.ids, decoded.log_probabilities, decoded.lengths
 
     @staticmethod
     def _choose(probabilities: np.ndarray, active: np.ndarray, step: int, rules: StepRules) -> np.ndarray:
@@ -239,11 +234,15 @@ def _stacked(columns: list[np.ndarray], batch: int) -> np.ndarray:
     return np.stack(columns, axis=1) if columns else np.full((batch, 0), END_ID, dtype=ID_DTYPE)
 
 
+def end_positions(emitted: np.ndarray) -> np.ndarray:
+    """Each row's first end token's step (the row's width if it has none): its length in characters."""
+    is_end = emitted == END_ID
+    return np.where(is_end.any(axis=1), is_end.argmax(axis=1), emitted.shape[1])
+
+
 def ids_before_end(emitted: np.ndarray) -> list[list[int]]:
     """Each row's ids before its first end token (the whole row if it has none)."""
-    is_end = emitted == END_ID
-    ends = np.where(is_end.any(axis=1), is_end.argmax(axis=1), emitted.shape[1])
-    return [row[:end].tolist() for row, end in zip(emitted, ends, strict=True)]
+    return [row[:end].tolist() for row, end in zip(emitted, end_positions(emitted), strict=True)]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from s2s.serving.decoding import (
     NumpyGreedy,
     Sampling,
     StepRules,
+    end_positions,
     ids_before_end,
     search_beams,
     sequence_log_probabilities,
@@ -50,7 +51,7 @@ from s2s.serving.sessions import (
     open_session,
 )
 from s2s.serving.stats import TranslationStats
-from s2s.vocab import END_ID, UNKNOWN_ID
+from s2s.vocab import UNKNOWN_ID
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
@@ -537,9 +538,7 @@ class Translator:
             if plain:  # the fast path: strings and cut flags, no per-hypothesis objects
                 ids = self._greedy(batch, limits[indices])
                 texts[indices] = texts_of_ids(ids, self.info.target_vocabulary)
-                is_end = ids == END_ID
-                first_end = np.where(is_end.any(axis=1), is_end.argmax(axis=1), ids.shape[1])
-                cut[indices] = first_end >= limits[indices]  # the loops pad a cut row with end tokens after its limit
+                cut[indices] = end_positions(ids) >= limits[indices]  # the loops pad a cut row with end tokens after its limit
                 continue
             rules = StepRules(
                 limits[indices],

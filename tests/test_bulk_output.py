@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from s2s.serving.results import TranslationResult
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
 from s2s.vocab import END_ID, START_ID, UNKNOWN_ID
+from tests.toy import kill_after_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -184,14 +182,7 @@ def test_a_killed_keyed_translation_resumes_to_identical_output(toy_onnx, tmp_pa
     assert subprocess.run([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(reference)], cwd=REPO, capture_output=True).returncode == 0
     output = tmp_path / "out"
     checkpoint = Path(f"{output}.partial.json")
-    process = subprocess.Popen([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(output)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (checkpoint.exists() and json.loads(checkpoint.read_text())["lines_done"] >= 2048):
-        assert process.poll() is None, "finished before it could be killed: " + process.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_checkpoint([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(output)], checkpoint, 2048, REPO)
     resumed = subprocess.run([sys.executable, "-m", "s2s.app.cli", *args, "-o", str(output)], cwd=REPO, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert output.read_bytes() == reference.read_bytes()

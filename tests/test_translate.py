@@ -1,11 +1,8 @@
 """The batch translator on the exported toy model: same strings as Keras, order kept, streaming, resumable, clear errors."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ from s2s.serving.sessions import open_session
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
 from s2s.training.decoding import KerasGreedyDecoder
+from tests.toy import kill_after_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,16 +165,7 @@ def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path
 
     output = tmp_path / "out.txt"
     checkpoint = Path(f"{output}.partial.json")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "s2s.app.cli", *args, "--output", str(output)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 120
-    while not (checkpoint.exists() and json.loads(checkpoint.read_text())["lines_done"] >= 2048):
-        assert process.poll() is None, "finished before it could be killed: " + process.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_checkpoint([sys.executable, "-m", "s2s.app.cli", *args, "--output", str(output)], checkpoint, 2048, REPO)
     assert not output.exists()  # no output file until the run completes
     done = json.loads(checkpoint.read_text())["lines_done"]
     assert 0 < done < 60_000

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +15,19 @@ from s2s.pipelines.prepare import prepare
 from s2s.pipelines.synth import write_corpus
 from s2s.training.config import TrainConfig
 from s2s.training.train import train
+
+
+def kill_after_checkpoint(command: list[str], checkpoint: Path, lines: int, cwd: Path) -> None:
+    """Starts `command` (an `s2s translate`), waits until its checkpoint records `lines` lines done, then SIGKILLs it."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (checkpoint.exists() and json.loads(checkpoint.read_text())["lines_done"] >= lines):
+        assert process.poll() is None, "finished before it could be killed: " + process.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
 
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]  # no worker processes to start: faster tests
 
