@@ -10,10 +10,11 @@ from s2s.errors import ConfigError
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """How much verification the ONNX export gets, and whether float16 files are written."""
+    """How much verification the ONNX export gets, and whether float16 and int8 files are written."""
 
     verify_sources: int = setting(1000, "validation sources translated by Keras and ONNX and compared")
     float16: bool = setting(True, "also write float16 variants for GPUs")
+    int8: bool = setting(True, "also write int8 variants for CPUs (dynamic quantization)")
 
     def validate(self) -> None:
         if self.verify_sources < 1:

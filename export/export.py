@@ -31,6 +31,7 @@ from s2s.errors import S2SError
 from s2s.export import graphs, verify
 from s2s.export.config import ExportConfig
 from s2s.export.convert import OPSET, convert_decoder, convert_encoder
+from s2s.export.step_graph import build_step
 from s2s.files import atomic_open, read_json, write_json
 from s2s.onehot import encode_ids, one_hot
 from s2s.onnx_contract import metadata_props
@@ -101,13 +102,18 @@ def export_model(
     encoder = convert_encoder(models, probe)
     encoded = [np.asarray(value) for value in keras_encoder(one_hot(probe, len(spec.source_vocabulary)), training=False)]
     decoder = convert_decoder(keras_decoder, num_layers, latent_dim, encoded[2 * num_layers :], encoded[: 2 * num_layers])
-    stepper = graphs.add_attention_output(decoder)  # the step hosts run; translator.onnx's loop keeps the plain one
+    # The step hosts run, rewritten from the converted weights without shape arithmetic (see step_graph); translator.onnx's
+    # loop keeps the converted one.
+    stepper = build_step(decoder, num_layers, attention=settings.arch == contract.ARCH_ATTENTION)
     files = {
         contract.ENCODER_FILE: (encoder, "encoder", "float32"),
         contract.DECODER_FILE: (stepper, "decoder", "float32"),
         contract.DECODER_GREEDY_FILE: (graphs.add_greedy_head(stepper), "decoder_greedy", "float32"),
         contract.TRANSLATOR_FILE: (graphs.build_translator(encoder, decoder, num_layers, spec.max_target_length), "translator", "float32"),
     }
+    if config.int8:
+        files[contract.ENCODER_INT8_FILE] = (graphs.to_int8(encoder), "encoder", "int8")
+        files[contract.DECODER_GREEDY_INT8_FILE] = (graphs.to_int8(graphs.add_greedy_head(stepper)), "decoder_greedy", "int8")
     if float16:
         decoder16 = graphs.to_float16(stepper)
         files[contract.ENCODER_FP16_FILE] = (graphs.to_float16(encoder), "encoder", "float16")
@@ -125,7 +131,7 @@ def export_model(
         with atomic_open(staging / contract.CHECKSUMS_FILE) as stream:
             stream.writelines(f"{file_sha256(staging / name)}  {name}\n" for name in sorted(files))
         logger.info("verifying against Keras on %d validation sources", len(sources))
-        report = _verify(staging, trained, models, batches, sources, float16)
+        report = _verify(staging, trained, models, batches, sources, float16, config.int8)
         report.update(
             {
                 "model_id": shared[contract.META_MODEL_ID],
@@ -252,7 +258,7 @@ def _ensure_writable(output_dir: Path) -> None:
 
 
 def _verify(
-    staging: Path, trained: ModelDir, models: TrainedModels, batches: list[np.ndarray], sources: list[str], float16: bool
+    staging: Path, trained: ModelDir, models: TrainedModels, batches: list[np.ndarray], sources: list[str], float16: bool, int8: bool
 ) -> dict[str, Any]:
     verify.check_files(sorted(staging.glob("*.onnx")))
     encoder_session = open_session(staging / contract.ENCODER_FILE)
@@ -274,7 +280,8 @@ def _verify(
         "greedy_translator": translator,
         "verification_sources": len(sources),
     }
-    report["float16"] = verify.float16_difference(staging, info, batches[:2], sources[:256], reference[:256]) if float16 else None
+    report["float16"] = verify.variant_difference(staging, "float16", info, batches[:2], sources[:256], reference[:256]) if float16 else None
+    report["int8"] = verify.variant_difference(staging, "int8", info, batches[:2], sources[:256], reference[:256]) if int8 else None
     worst = max(parity.values())
     if worst > verify.PARITY_TOLERANCE:
         raise S2SError(f"export verification failed: ONNX differs from Keras by {worst:.2e} (limit {verify.PARITY_TOLERANCE:g})")
@@ -351,16 +358,21 @@ def model_card(report: dict[str, Any], trained: ModelDir, evaluation_path: Path)
         f"- greedy strings identical to the Keras reference: step-by-step loop {step['identical']}/{step['compared']}, "
         f"translator.onnx {whole['identical']}/{whole['compared']}",
     ]
-    fp16 = report.get("float16")
-    if fp16 is None:
-        lines.append("- float16 variants: not exported")
-    elif fp16["measured"]:
-        lines.append(
-            f"- float16 against float32: max abs probability difference {fp16['max_abs_probability_difference']:.2e}, "
-            f"greedy strings identical {fp16['greedy_strings']['identical']}/{fp16['greedy_strings']['compared']}"
-        )
-    else:
-        lines.append(f"- float16 against float32: not measured on this machine ({fp16['reason']})")
+    for precision in ("float16", "int8"):
+        lines.append(_variant_line(precision, report.get(precision)))
     lines += ["", "## Files", "", "| file | bytes |", "|---|---|"]
     lines += [f"| `{name}` | {size:,} |" for name, size in sorted(report["files"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _variant_line(precision: str, measured: dict[str, Any] | None) -> str:
+    """The model card's line on a float16 or int8 variant against float32."""
+    if measured is None:
+        return f"- {precision} variants: not exported"
+    if not measured["measured"]:
+        return f"- {precision} against float32: not measured on this machine ({measured['reason']})"
+    strings = measured["greedy_strings"]
+    return (
+        f"- {precision} against float32: max abs probability difference {measured['max_abs_probability_difference']:.2e}, "
+        f"greedy strings identical {strings['identical']}/{strings['compared']}"
+    )

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 from s2s import onnx_contract as contract
@@ -33,6 +34,10 @@ def add_attention_output(decoder: Any, *, half: bool = False) -> Any:
     """
     from onnx import TensorProto, helper
 
+    if any(contract.ATTENTION in node.output for node in decoder.graph.node):  # a step graph computes it: only the output is missing
+        model = copy.deepcopy(decoder)
+        model.graph.output.append(helper.make_tensor_value_info(contract.ATTENTION, TensorProto.FLOAT, ["batch", "source_time"]))
+        return model
     softmaxes = [node for node in decoder.graph.node if node.op_type == "Softmax" and "/attention" in node.name]
     if not softmaxes:
         return decoder
@@ -182,6 +187,31 @@ def _last_dim(graph: Any, value_name: str) -> int:
         if value.name == value_name:
             return value.type.tensor_type.shape.dim[-1].dim_value
     raise KeyError(value_name)
+
+
+def to_int8(model: Any) -> Any:
+    """An int8 copy for CPUs: onnxruntime's dynamic quantization, weights int8 per tensor, activations quantized per call.
+
+    LSTM nodes become `DynamicQuantizeLSTM` and MatMuls with constant weights
+    `MatMulInteger` (or `DynamicQuantizeMatMul`); attention's products of two
+    activations stay float32. Inputs and outputs keep their float32 and int32
+    types, so the contract does not change.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source, target = Path(scratch) / "float32.onnx", Path(scratch) / "int8.onnx"
+        onnx.save(model, source)
+        logging.getLogger().disabled, was = True, logging.getLogger().disabled  # "consider pre-processing": not for these graphs
+        try:
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        finally:
+            logging.getLogger().disabled = was
+        return onnx.load(target)
 
 
 def to_float16(model: Any) -> Any:

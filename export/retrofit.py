@@ -1,14 +1,17 @@
-"""Brings an export made before the attention output and the fitted output limit up to date, without the Keras model.
+"""Brings an older export up to date without the Keras model: step graph, attention output, fitted output limit.
 
-    python -m s2s.export.retrofit MODEL_DIR --pairs CORPUS.tsv[.gz] [--reverse]
+    python -m s2s.export.retrofit MODEL_DIR [--pairs CORPUS.tsv[.gz]] [--reverse]
 
-Exports made by this s2s already have both. An older one (the shipped model
-was one) gets, in place and published atomically file by file:
+Exports made by this s2s already have all three. An older one (the shipped
+model was one) gets, in place and published atomically file by file:
 
+- decoder files rebuilt as the step graph from decoder.onnx's own weights
+  (see `step_graph`), when they are still tf2onnx's graph;
 - an `attention` output on every decoder file (see `graphs.add_attention_output`);
-- `s2s.output_length` in every file's metadata, fitted to the corpus's pairs
-  after the model's own normalisation (`--reverse` when the model translates
-  the second column into the first);
+- with `--pairs`, `s2s.output_length` in every file's metadata, fitted to the
+  corpus's pairs after the model's own normalisation (`--reverse` when the
+  model translates the second column into the first);
+- int8 variants (`graphs.to_int8`) when missing;
 - a new `SHA256SUMS`.
 
 The weights and the model id do not change, so translations do not either.
@@ -21,6 +24,7 @@ import gzip
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -28,7 +32,8 @@ from s2s import onnx_contract as contract
 from s2s import output_length
 from s2s.checksums import file_sha256
 from s2s.export.export import OUTPUT_DOCS
-from s2s.export.graphs import add_attention_output
+from s2s.export.graphs import add_attention_output, add_greedy_head, to_float16, to_int8
+from s2s.export.step_graph import build_step
 from s2s.files import atomic_open
 from s2s.text import TextNormalizer
 
@@ -46,15 +51,22 @@ def fit_to_corpus(corpus: Path, normalizer: TextNormalizer, *, reverse: bool = F
     return output_length.fit(list(map(len, normalizer.normalize_lines(sources))), list(map(len, normalizer.normalize_lines(targets))))
 
 
-def retrofit(model_dir: Path, fitted: dict[str, float]) -> list[str]:
-    """Adds the attention output and the fitted limit to every ONNX file of `model_dir`; returns the files rewritten."""
-    names = sorted(path.name for path in model_dir.glob("*.onnx"))
+def retrofit(model_dir: Path, fitted: dict[str, float] | None) -> list[str]:
+    """Brings every ONNX file of `model_dir` up to date (`fitted`: a new output limit, or None to keep); returns the files rewritten."""
+    rebuilt = _new_files(model_dir)
+    names = sorted({path.name for path in model_dir.glob("*.onnx")} | set(rebuilt))
     for name in names:
-        model = onnx.load(model_dir / name)
-        metadata = {entry.key: entry.value for entry in model.metadata_props}
+        model = rebuilt[name] if name in rebuilt else onnx.load(model_dir / name)
+        if (model_dir / name).exists():
+            metadata = {entry.key: entry.value for entry in onnx.load(model_dir / name).metadata_props}
+        else:  # a new int8 file: the metadata of its float32 sibling
+            sibling = contract.ENCODER_FILE if name == contract.ENCODER_INT8_FILE else contract.DECODER_GREEDY_FILE
+            metadata = {entry.key: entry.value for entry in onnx.load(model_dir / sibling).metadata_props}
+            metadata[contract.META_PRECISION] = "int8"
         if metadata.get(contract.META_ROLE) in ("decoder", "decoder_greedy") and contract.ATTENTION not in {o.name for o in model.graph.output}:
             model = add_attention_output(model, half=metadata.get(contract.META_PRECISION) == "float16")
-        metadata[contract.META_OUTPUT_LENGTH] = json.dumps(fitted)
+        if fitted is not None:
+            metadata[contract.META_OUTPUT_LENGTH] = json.dumps(fitted)
         outputs = json.loads(metadata.get(contract.META_OUTPUTS, "{}"))
         if any(output.name == contract.ATTENTION for output in model.graph.output):
             outputs[contract.ATTENTION] = OUTPUT_DOCS[contract.ATTENTION]
@@ -63,7 +75,7 @@ def retrofit(model_dir: Path, fitted: dict[str, float]) -> list[str]:
         for key, value in metadata.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(model, full_check=True)
         with atomic_open(model_dir / name, "wb") as stream:
             stream.write(model.SerializeToString())
     with atomic_open(model_dir / contract.CHECKSUMS_FILE) as stream:
@@ -71,18 +83,49 @@ def retrofit(model_dir: Path, fitted: dict[str, float]) -> list[str]:
     return names
 
 
+def _new_files(model_dir: Path) -> dict[str, Any]:
+    """Decoder files rebuilt as step graphs from decoder.onnx's weights (when they are not yet), and missing int8 files."""
+    rebuilt = _step_graphs(model_dir)
+    if not (model_dir / contract.ENCODER_INT8_FILE).exists():
+        rebuilt[contract.ENCODER_INT8_FILE] = to_int8(_without_metadata(onnx.load(model_dir / contract.ENCODER_FILE)))
+    if not (model_dir / contract.DECODER_GREEDY_INT8_FILE).exists():
+        greedy = rebuilt.get(contract.DECODER_GREEDY_FILE) or onnx.load(model_dir / contract.DECODER_GREEDY_FILE)
+        rebuilt[contract.DECODER_GREEDY_INT8_FILE] = to_int8(_without_metadata(greedy))
+    return rebuilt
+
+
+def _without_metadata(model: Any) -> Any:
+    del model.metadata_props[:]
+    return model
+
+
+def _step_graphs(model_dir: Path) -> dict[str, Any]:
+    """The decoder files rebuilt as step graphs from decoder.onnx's weights, by file name; empty when they already are."""
+    decoder = onnx.load(model_dir / contract.DECODER_FILE)
+    if not any(node.op_type == "LSTM" for node in decoder.graph.node):
+        return {}
+    metadata = {entry.key: entry.value for entry in decoder.metadata_props}
+    num_layers = int(metadata[contract.META_NUM_LAYERS])
+    step = build_step(decoder, num_layers, attention=metadata.get(contract.META_ARCH) == contract.ARCH_ATTENTION)
+    rebuilt = {contract.DECODER_FILE: step, contract.DECODER_GREEDY_FILE: add_greedy_head(step)}
+    if (model_dir / contract.DECODER_GREEDY_FP16_FILE).exists():
+        rebuilt[contract.DECODER_GREEDY_FP16_FILE] = add_greedy_head(to_float16(step))
+    return rebuilt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s2s.export.retrofit", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path, help="an s2s export folder")
-    parser.add_argument("--pairs", type=Path, required=True, help="the TSV corpus (plain or .gz) the model was trained on")
+    parser.add_argument("--pairs", type=Path, help="the TSV corpus (plain or .gz) the model was trained on: refits the output limit")
     parser.add_argument("--reverse", action="store_true", help="the model translates the second column into the first")
     args = parser.parse_args(argv)
     encoder = onnx.load(args.model_dir / contract.ENCODER_FILE, load_external_data=False)
     metadata = {entry.key: entry.value for entry in encoder.metadata_props}
     normalizer = TextNormalizer.from_dict(json.loads(metadata[contract.META_NORMALIZATION]))
-    fitted = fit_to_corpus(args.pairs, normalizer, reverse=args.reverse)
+    fitted = fit_to_corpus(args.pairs, normalizer, reverse=args.reverse) if args.pairs else None
     names = retrofit(args.model_dir, fitted)
-    print(f"output limit {fitted['slope']} x source characters + {fitted['intercept']}; rewrote {', '.join(names)} and {contract.CHECKSUMS_FILE}")
+    limit = f"output limit {fitted['slope']} x source characters + {fitted['intercept']}; " if fitted else ""
+    print(f"{limit}rewrote {', '.join(names)} and {contract.CHECKSUMS_FILE}")
     return 0
 
 

@@ -5,7 +5,7 @@
   validation sentences, Keras against ONNX, max absolute difference;
 - greedy strings: the Keras reference decoder of `s2s evaluate` against the
   ONNX step-by-step loop and against `translator.onnx`;
-- float16: its difference from float32 in probabilities and greedy strings,
+- float16 and int8: their difference from float32 in probabilities and greedy strings,
   where onnxruntime on this machine can run it.
 """
 
@@ -111,20 +111,29 @@ def agreement(reference: list[str], candidate: list[str], sources: list[str]) ->
     }
 
 
-def float16_difference(directory: Path, info: Any, batches: list[np.ndarray], sources: list[str], reference: list[str]) -> dict[str, Any]:
-    """Float16 against float32 ONNX: max abs probability difference and greedy string agreement, or why not measured."""
+VARIANT_FILES = {
+    "float16": (contract.ENCODER_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE),
+    "int8": (contract.ENCODER_INT8_FILE, contract.DECODER_GREEDY_INT8_FILE),
+}
+
+
+def variant_difference(
+    directory: Path, precision: str, info: Any, batches: list[np.ndarray], sources: list[str], reference: list[str]
+) -> dict[str, Any]:
+    """A float16 or int8 variant against float32 ONNX: max abs probability difference and greedy string agreement, or why not measured."""
+    encoder_file, decoder_file = VARIANT_FILES[precision]
     try:
-        encoder16 = EncoderSession(open_session(directory / contract.ENCODER_FP16_FILE), info)
-        decoder16 = DecoderSession(open_session(directory / contract.DECODER_GREEDY_FP16_FILE), info)
+        encoder_variant = EncoderSession(open_session(directory / encoder_file), info)
+        decoder_variant = DecoderSession(open_session(directory / decoder_file), info)
         encoder32 = EncoderSession(open_session(directory / contract.ENCODER_FILE), info)
         decoder32 = DecoderSession(open_session(directory / contract.DECODER_FILE), info)
         worst = 0.0
         for batch in batches:
             tokens = start_tokens(len(batch))
             probabilities32, _, _ = decoder32(tokens, *encoder32(batch))
-            probabilities16, _, _ = decoder16(tokens, *encoder16(batch))
-            worst = max(worst, float(np.abs(probabilities32 - probabilities16).max()))
-        strings = onnx_greedy_strings(encoder16, decoder16, sources, info)
+            probabilities, _, _ = decoder_variant(tokens, *encoder_variant(batch))
+            worst = max(worst, float(np.abs(probabilities32 - probabilities).max()))
+        strings = onnx_greedy_strings(encoder_variant, decoder_variant, sources, info)
     except Exception as error:  # e.g. no float16 LSTM kernel in this onnxruntime build
         return {"measured": False, "reason": first_line(error)[:300]}
     return {"measured": True, "max_abs_probability_difference": worst, "greedy_strings": agreement(reference, strings, sources)}

@@ -16,6 +16,7 @@ what only `s2s.arch = attention` models have.
 | `decoder_greedy.onnx` | as decoder.onnx | as decoder.onnx, plus `next_token` int32 (batch), the argmax |
 | `translator.onnx` | `source_ids`, optional `max_output_length` int32 scalar | `token_ids` int32 (batch, steps), end-token padded |
 | `encoder_fp16.onnx`, `decoder_greedy_fp16.onnx` | float16 variants for GPUs, same names and types; the greedy decoder also serves beam search, which fetches only `probabilities` and the states |
+| `encoder_int8.onnx`, `decoder_greedy_int8.onnx` | int8 variants for CPUs (onnxruntime dynamic quantization: `DynamicQuantizeLSTM`, `MatMulInteger`), same names and types |
 
 `attention` holds this step's attention weights over the source positions
 (each row sums to 1; padding gets 0). It was added to format 2 without a
@@ -47,6 +48,8 @@ DECODER_GREEDY_FILE = "decoder_greedy.onnx"
 TRANSLATOR_FILE = "translator.onnx"
 ENCODER_FP16_FILE = "encoder_fp16.onnx"
 DECODER_GREEDY_FP16_FILE = "decoder_greedy_fp16.onnx"
+ENCODER_INT8_FILE = "encoder_int8.onnx"
+DECODER_GREEDY_INT8_FILE = "decoder_greedy_int8.onnx"
 MODEL_CARD_FILE = "MODEL_CARD.md"
 CHECKSUMS_FILE = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` format: hosts verify the files before loading them
 
@@ -90,7 +93,7 @@ META_REVERSE_SOURCE = "s2s.reverse_source"  # "true": feed source characters las
 META_NUM_LAYERS = "s2s.num_layers"
 META_LATENT_DIM = "s2s.latent_dim"
 META_ROLE = "s2s.role"  # encoder, decoder, decoder_greedy, translator
-META_PRECISION = "s2s.precision"  # float32 or float16
+META_PRECISION = "s2s.precision"  # float32, float16 or int8
 META_INPUTS = "s2s.inputs"  # JSON {name: description}
 META_OUTPUTS = "s2s.outputs"  # JSON {name: description}
 META_OUTPUT_LENGTH = "s2s.output_length"  # JSON {"slope", "intercept"}: the per-sentence output limit, see s2s.output_length

@@ -157,8 +157,11 @@ class DecoderSession:
         self.state_names = contract.state_names(info.num_layers)
         self.memory_names = contract.memory_names(info.arch)
         self.output_names = [contract.PROBABILITIES, *contract.next_state_names(info.num_layers)]
+        outputs = {output.name for output in session.get_outputs()}
         # Exports since the attention output have it; older ones and lstm models do not, and never need to.
-        self.has_attention = any(output.name == contract.ATTENTION for output in session.get_outputs())
+        self.has_attention = contract.ATTENTION in outputs
+        self.has_next_token = contract.NEXT_TOKEN in outputs  # decoder_greedy.onnx: the argmax comes out of the graph
+        self.token_names = [contract.NEXT_TOKEN if self.has_next_token else contract.PROBABILITIES, *contract.next_state_names(info.num_layers)]
 
     def __call__(
         self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray], *, attention: bool = False
@@ -178,3 +181,39 @@ class DecoderSession:
         if attention:
             return probabilities, outputs[:-1], outputs[-1]
         return probabilities, outputs, None
+
+    def next_tokens(self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(the argmax ids (batch,) int32, next states) of one step: greedy's step, which needs no probabilities on the host."""
+        feeds = {
+            contract.PREVIOUS_TOKEN: tokens,
+            **dict(zip(self.state_names, states, strict=True)),
+            **dict(zip(self.memory_names, memory, strict=True)),
+        }
+        chosen, *next_states = self.session.run(self.token_names, feeds)
+        if not self.has_next_token:
+            chosen = chosen.argmax(axis=-1).astype(np.int32)
+        return chosen, next_states
+
+    def bind_step(
+        self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray], next_tokens: np.ndarray, next_states: list[np.ndarray]
+    ) -> Any:
+        """An onnxruntime IO binding of one greedy step onto preallocated CPU arrays: inputs read and outputs written in place.
+
+        The step then allocates nothing and copies nothing through Python; the
+        binding stays valid as long as the arrays do (a caller rebinds after
+        replacing one). Needs the `next_token` output (decoder_greedy.onnx).
+        """
+        binding = self.session.io_binding()
+        inputs = {contract.PREVIOUS_TOKEN: tokens, **dict(zip(self.state_names, states, strict=True))}
+        inputs.update(zip(self.memory_names, memory, strict=True))
+        outputs = {contract.NEXT_TOKEN: next_tokens, **dict(zip(contract.next_state_names(len(states) // 2), next_states, strict=True))}
+        for name, array in inputs.items():
+            binding.bind_input(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+        for name, array in outputs.items():
+            binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+        return binding
+
+    def run_bound(self, binding: Any) -> None:
+        """Runs a binding made by `bind_step`: its output arrays now hold the step's results."""
+        self.session.run_with_iobinding(binding)
+

@@ -13,6 +13,7 @@ from onnx import TensorProto
 
 from s2s import onnx_contract as contract
 from s2s.export.config import ExportConfig
+from s2s.export.step_graph import SHAPE_OPS, shape_nodes
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
@@ -25,6 +26,8 @@ ALL_FILES = [
     contract.TRANSLATOR_FILE,
     contract.ENCODER_FP16_FILE,
     contract.DECODER_GREEDY_FP16_FILE,
+    contract.ENCODER_INT8_FILE,
+    contract.DECODER_GREEDY_INT8_FILE,
 ]
 
 
@@ -46,11 +49,11 @@ def test_export_writes_every_file_with_its_metadata(exported, toy_model) -> None
         assert json.loads(metadata[contract.META_NORMALIZATION]) == spec.normalizer.to_dict()
         assert json.loads(metadata[contract.META_SPECIAL_TOKENS])["end"] == {"token": "\n", "id": 2}
         assert metadata[contract.META_MAX_TARGET_LENGTH] == str(spec.max_target_length)
-        assert metadata[contract.META_PRECISION] == ("float16" if "fp16" in name else "float32")
+        assert metadata[contract.META_PRECISION] == ("float16" if "fp16" in name else "int8" if "int8" in name else "float32")
         assert (metadata[contract.META_FORMAT], metadata[contract.META_ARCH]) == ("2", "attention")
         assert set(json.loads(metadata[contract.META_OUTPUTS])) == {value.name for value in model.graph.output}
         ids.add(metadata[contract.META_MODEL_ID])
-        assert model.opset_import[0].version == 17
+        assert {entry.domain: entry.version for entry in model.opset_import}[""] == 17
     assert ids == {report["model_id"]}
 
 
@@ -64,11 +67,14 @@ def test_models_use_the_native_lstm_op_with_sequence_lengths(exported) -> None:
     assert [(value.name, value.type.tensor_type.elem_type) for value in encoder.graph.input] == [(contract.SOURCE_IDS, TensorProto.INT32)]
     assert [value.name for value in encoder.graph.output] == ["h_0", "c_0", contract.ENCODER_OUTPUTS, contract.SOURCE_MASK]
     decoder = onnx.load(output / contract.DECODER_FILE)
-    assert [node.op_type for node in decoder.graph.node].count("LSTM") == 1
+    # The step graph: the LSTM cell as products and element-wise ops, no Loop and no shape arithmetic (what CUDA graphs need).
+    assert not {node.op_type for node in decoder.graph.node} & {"LSTM", "Loop", "Scan", *SHAPE_OPS}
+    assert any(node.op_type == "Gather" and node.input[1] == contract.PREVIOUS_TOKEN for node in decoder.graph.node)
     assert [value.name for value in decoder.graph.input] == [contract.PREVIOUS_TOKEN, "h_0", "c_0", *contract.MEMORY_NAMES]
     assert decoder.graph.input[0].type.tensor_type.elem_type == TensorProto.INT32
     assert [value.name for value in decoder.graph.output] == [contract.PROBABILITIES, "next_h_0", "next_c_0", contract.ATTENTION]
     greedy = onnx.load(output / contract.DECODER_GREEDY_FILE)
+    assert shape_nodes(greedy) == [] and shape_nodes(onnx.load(output / contract.DECODER_GREEDY_FP16_FILE)) == []
     assert greedy.graph.output[-1].name == contract.NEXT_TOKEN and greedy.graph.output[-1].type.tensor_type.elem_type == TensorProto.INT32
     translator = onnx.load(output / contract.TRANSLATOR_FILE)
     assert [node.op_type for node in translator.graph.node].count("Loop") == 1
@@ -80,6 +86,8 @@ def test_verification_report_meets_the_bar(exported) -> None:
     assert report["greedy_step_loop"]["compared"] >= 1000 and report["greedy_step_loop"]["agreement"] == 1.0
     assert report["greedy_translator"]["agreement"] == 1.0
     assert report["float16"]["measured"] and report["float16"]["max_abs_probability_difference"] < 1e-2
+    assert report["int8"]["measured"] and report["int8"]["greedy_strings"]["agreement"] >= 0.95
+    assert "int8 against float32" in (output / contract.MODEL_CARD_FILE).read_text()
     card = (output / contract.MODEL_CARD_FILE).read_text()
     assert report["model_id"] in card and "exact match" in card and "translator.onnx 1000/1000" in card
 
@@ -221,6 +229,7 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
     # Keras' reference loop stops at the longest training target; the host's limit follows the source (s2s.output_length).
     assert translator.translate_batch(sources, max_output_length=translator.info.max_target_length) == reference
     assert len(translator.translate_batch(sources[:10], beam_size=3)) == 10
+    assert shape_nodes(onnx.load(tmp_path / "onnx" / contract.DECODER_GREEDY_FILE)) == []
 
 
 def test_a_stacked_attention_model_with_dropout_trains_and_exports(toy_model, tmp_path: Path) -> None:
@@ -238,3 +247,27 @@ def test_a_stacked_attention_model_with_dropout_trains_and_exports(toy_model, tm
     lstm_nodes = [node for node in encoder.graph.node if node.op_type == "LSTM"]
     assert len(lstm_nodes) == 2 and all(node.input[4] for node in lstm_nodes)
     assert [value.name for value in encoder.graph.output] == ["h_0", "c_0", "h_1", "c_1", *contract.MEMORY_NAMES]
+    decoder = onnx.load(tmp_path / "onnx" / contract.DECODER_FILE)
+    assert shape_nodes(decoder) == [] and not any(node.op_type == "LSTM" for node in decoder.graph.node)
+
+
+def test_the_int8_variant_is_quantized_and_translates_on_the_cpu(exported, validation_sources) -> None:
+    """--precision int8: onnxruntime's dynamic quantization (DynamicQuantizeLSTM, MatMulInteger), the same strings nearly
+    always on the near-certain toy model, and a one-line refusal on a GPU, where those kernels do not run."""
+    from s2s.errors import ConfigError
+    from s2s.serving.translator import Translator
+
+    output, _ = exported
+    encoder_ops = {node.op_type for node in onnx.load(output / contract.ENCODER_INT8_FILE).graph.node}
+    decoder_ops = {node.op_type for node in onnx.load(output / contract.DECODER_GREEDY_INT8_FILE).graph.node}
+    assert "DynamicQuantizeLSTM" in encoder_ops and "LSTM" not in encoder_ops
+    assert decoder_ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+    int8 = Translator(output, device="cpu", precision="int8")
+    float32 = Translator(output, device="cpu")
+    sources = validation_sources[:300]
+    same = sum(a == b for a, b in zip(int8.translate_batch(sources), float32.translate_batch(sources), strict=True))
+    assert same >= 0.95 * len(sources)
+    assert int8.device == "cpu" and int8.precision == "int8"
+    with pytest.raises(ConfigError, match="int8 runs on the CPU"):
+        Translator(output, device="cuda", precision="int8")
+

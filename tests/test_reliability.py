@@ -277,7 +277,7 @@ def test_a_resumed_run_reports_the_rate_of_the_lines_it_translated(toy_onnx, tmp
 def test_flipped_weight_bytes_are_caught_at_load(toy_onnx, source_file: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "model"
     shutil.copytree(toy_onnx[0], damaged)
-    decoder = damaged / contract.DECODER_FILE
+    decoder = damaged / contract.DECODER_GREEDY_FILE  # the decoder file every loop of the Python host reads
     content = bytearray(decoder.read_bytes())
     content[len(content) // 2] ^= 0x40  # inside the weights: onnxruntime would load it and translate garbage
     decoder.write_bytes(bytes(content))
@@ -289,11 +289,11 @@ def test_files_from_different_exports_are_refused(toy_onnx, source_file: Path, t
     mixed = tmp_path / "model"
     shutil.copytree(toy_onnx[0], mixed)
     (mixed / contract.CHECKSUMS_FILE).unlink()  # a hand-assembled directory: the model ids still tell the files apart
-    decoder = onnx.load(mixed / contract.DECODER_FILE)
+    decoder = onnx.load(mixed / contract.DECODER_GREEDY_FILE)
     for entry in decoder.metadata_props:
         if entry.key == contract.META_MODEL_ID:
             entry.value = "f" * 64
-    onnx.save(decoder, mixed / contract.DECODER_FILE)
+    onnx.save(decoder, mixed / contract.DECODER_GREEDY_FILE)
     result = s2s("translate", "--model", str(mixed), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
     result.stderr = "\n".join(line for line in result.stderr.splitlines() if "not verifying" not in line)  # --no-verify's warning
     assert_one_line_error(result, "are files from different exports")

@@ -29,6 +29,8 @@ from s2s.spec import SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from s2s.training.checkpoints import CHECKPOINT_DIR, LAST, TrainingState
 from s2s.training.config import STEP_DECODER_ARCHITECTURES, TrainConfig
+from s2s.training.model import ATTENTION_PROJECTION as ATTENTION_PROJECTION  # the layer names export reads weights by
+from s2s.training.model import SOFTMAX as SOFTMAX
 
 MODEL_FILE = "model.keras"
 ENCODER_FILE = "encoder.keras"

@@ -1,0 +1,239 @@
+"""The decoder step written directly in ONNX operators, from the weights of the tf2onnx conversion.
+
+tf2onnx's decoder is correct but carries what a step does not need:
+
+- the previous token enters as a one-hot row that the `LSTM` op multiplies
+  by its 4 x latent x vocabulary input weights: a fifth of the step's
+  multiply-adds, where looking up one row of those weights gives the same
+  numbers (one-hot times a matrix is a column of it);
+- Unsqueeze/Transpose/Squeeze around a one-step `LSTM`, a Concat copy before
+  the attention projection, and Keras's Tensordot as Shape -> Gather ->
+  Concat -> Reshape around every Dense: nodes that onnxruntime on a GPU
+  places on the CPU, forcing copies each step and ruling out CUDA graphs.
+
+`build_step` reads the trained weights out of the converted graph and writes
+the same computation with none of that: a `Gather` of (one-hot table x
+input weights + both biases), one `MatMul` per recurrent weight, the LSTM
+cell as element-wise ops, attention as two batched `MatMul`s, the projection
+as two `MatMul`s (context and decoder output) added, and the output `Dense`.
+Every shape follows from the inputs; the graph holds no Shape,
+ConstantOfShape or Reshape node. The inputs, outputs and their names are the
+contract's, unchanged: hosts cannot tell the difference except by speed.
+
+Export checks the result against Keras as before (states, probabilities,
+greedy strings); `retrofit` rebuilds an older export's decoder files from
+their own weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from s2s import onnx_contract as contract
+from s2s.training.model_dir import ATTENTION_PROJECTION, SOFTMAX
+
+SHAPE_OPS = frozenset({"Shape", "ConstantOfShape", "Size", "Reshape", "Expand", "Range"})  # shape arithmetic a step never needs
+KERAS_MASK_VALUE = 1.0e9  # Keras attention subtracts this from the scores of padding positions (float32)
+
+
+class StepGraphError(RuntimeError):
+    """The converted decoder does not have the structure `build_step` knows how to rewrite."""
+
+
+def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
+    """A decoder step (ModelProto) with decoder.onnx's inputs and outputs, built from the converted decoder's weights.
+
+    Args:
+        decoder: tf2onnx's decoder.onnx (with or without the `attention` output); its opset and IR version are kept.
+        num_layers: decoder LSTM layers.
+        attention: the model attends over `encoder_outputs` (arch attention).
+
+    Raises:
+        StepGraphError: the graph is not a stack of forward LSTMs with default activations, or a Dense is missing.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in decoder.graph.initializer}
+    lstms = [node for node in decoder.graph.node if node.op_type == "LSTM"]
+    if len(lstms) != num_layers:
+        raise StepGraphError(f"expected {num_layers} LSTM nodes in the decoder, found {len(lstms)}")
+    one_hot_table = _previous_token_table(decoder, weights)
+    vocab = one_hot_table.shape[0]
+    latent = weights[lstms[-1].input[2]].shape[-1]
+    builder = _Builder()
+    states = contract.state_names(num_layers)
+    next_states = contract.next_state_names(num_layers)
+
+    layer_input = None
+    for layer, node in enumerate(lstms):
+        input_weights, recurrent, bias = _lstm_weights(node, weights)
+        hidden = recurrent.shape[-1]
+        h, c = states[2 * layer], states[2 * layer + 1]
+        recurrent_part = builder.matmul(h, recurrent.T, f"layer{layer}_recurrent")
+        if layer == 0:  # one-hot row x input weights = one column of them: a lookup, biases folded in
+            table = (one_hot_table @ input_weights.T + bias).astype(np.float32)
+            input_part = builder.node("Gather", [builder.constant(f"layer{layer}_input_table", table), contract.PREVIOUS_TOKEN], axis=0)
+            gates = builder.node("Add", [input_part, recurrent_part])
+        else:
+            input_part = builder.matmul(layer_input, input_weights.T, f"layer{layer}_input")
+            gates = builder.node("Add", [builder.node("Add", [input_part, recurrent_part]), builder.constant(f"layer{layer}_bias", bias)])
+        gate_i, gate_o, gate_f, gate_c = builder.split(gates, 4, hidden)  # ONNX's gate order: input, output, forget, cell
+        cell = builder.node(
+            "Add",
+            [
+                builder.node("Mul", [builder.node("Sigmoid", [gate_f]), c]),
+                builder.node("Mul", [builder.node("Sigmoid", [gate_i]), builder.node("Tanh", [gate_c])]),
+            ],
+        )
+        builder.publish(cell, next_states[2 * layer + 1])
+        layer_input = builder.node("Mul", [builder.node("Sigmoid", [gate_o]), builder.node("Tanh", [cell])])
+        builder.publish(layer_input, next_states[2 * layer])
+
+    output_input = layer_input
+    if attention:
+        output_input = _attention(builder, decoder, weights, layer_input, latent)
+    output_weights, output_bias = _dense(decoder, weights, SOFTMAX)
+    logits = builder.node("Add", [builder.matmul(output_input, output_weights, "output"), builder.constant("output_bias", output_bias)])
+    builder.node("Softmax", [logits], output=contract.PROBABILITIES, axis=-1)
+
+    float_input = helper.make_tensor_value_info
+    inputs = [
+        float_input(contract.PREVIOUS_TOKEN, TensorProto.INT32, ["batch"]),
+        *[float_input(name, TensorProto.FLOAT, ["batch", latent]) for name in states],
+    ]
+    outputs = [
+        float_input(contract.PROBABILITIES, TensorProto.FLOAT, ["batch", vocab]),
+        *[float_input(name, TensorProto.FLOAT, ["batch", latent]) for name in next_states],
+    ]
+    if attention:
+        inputs += [
+            float_input(contract.ENCODER_OUTPUTS, TensorProto.FLOAT, ["batch", "source_time", latent]),
+            float_input(contract.SOURCE_MASK, TensorProto.FLOAT, ["batch", "source_time"]),
+        ]
+        outputs.append(float_input(contract.ATTENTION, TensorProto.FLOAT, ["batch", "source_time"]))
+    graph = helper.make_graph(builder.nodes, "s2s_decoder_step", inputs, outputs, initializer=builder.initializers)
+    model = helper.make_model(graph, opset_imports=list(decoder.opset_import), producer_name="s2s")
+    model.ir_version = decoder.ir_version
+    import onnx
+
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def shape_nodes(model: Any) -> list[str]:
+    """The op types of nodes that compute shapes at run time (`SHAPE_OPS`), which a CUDA graph step cannot hold."""
+    return [node.op_type for node in model.graph.node if node.op_type in SHAPE_OPS]
+
+
+def _attention(builder: _Builder, decoder: Any, weights: dict[str, np.ndarray], query: str, latent: int) -> str:
+    """Luong dot attention over `encoder_outputs`, padding masked as Keras does, then the tanh projection; returns its output."""
+    from onnx import TensorProto
+
+    step_axis = builder.constant("step_axis", np.array([1], dtype=np.int64))
+    column_axis = builder.constant("column_axis", np.array([2], dtype=np.int64))
+    # Scores as (batch, time, latent) x (batch, latent, 1): encoder_outputs is read as it lies, with no transposed copy.
+    scores = builder.node("MatMul", [contract.ENCODER_OUTPUTS, builder.node("Unsqueeze", [query, column_axis])])  # (batch, time, 1)
+    real = builder.node("Unsqueeze", [builder.node("Cast", [contract.SOURCE_MASK], to=TensorProto.BOOL), column_axis])
+    masked = builder.node("Where", [real, scores, builder.node("Sub", [scores, builder.constant("mask_value", np.float32(KERAS_MASK_VALUE))])])
+    step_weights = builder.node("Squeeze", [builder.node("Softmax", [masked], axis=1), column_axis])  # (batch, time)
+    builder.publish(step_weights, contract.ATTENTION)
+    context = builder.node(
+        "Squeeze", [builder.node("MatMul", [builder.node("Unsqueeze", [step_weights, step_axis]), contract.ENCODER_OUTPUTS]), step_axis]
+    )  # (batch, latent)
+    projection, bias = _dense(decoder, weights, ATTENTION_PROJECTION)
+    if projection.shape != (2 * latent, latent):
+        raise StepGraphError(f"the attention projection is {projection.shape}, expected {(2 * latent, latent)}")
+    # Keras concatenates (context, decoder output) before the Dense: two products of its halves, added, copy nothing.
+    summed = builder.node(
+        "Add", [builder.matmul(context, projection[:latent], "projection_context"), builder.matmul(query, projection[latent:], "projection_output")]
+    )
+    return builder.node("Tanh", [builder.node("Add", [summed, builder.constant("projection_bias", bias)])])
+
+
+def _previous_token_table(decoder: Any, weights: dict[str, np.ndarray]) -> np.ndarray:
+    """The one-hot table that `previous_token` is looked up in: (vocab, vocab), its padding row zero."""
+    for node in decoder.graph.node:
+        if node.op_type == "Gather" and node.input[1] == contract.PREVIOUS_TOKEN and node.input[0] in weights:
+            return weights[node.input[0]].astype(np.float32)
+    raise StepGraphError("the decoder does not look previous_token up in a one-hot table")
+
+
+def _lstm_weights(node: Any, weights: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W (4H, input), R (4H, H), the two biases summed (4H,)) of a forward, default-activation ONNX LSTM node."""
+    attributes = {attribute.name: attribute for attribute in node.attribute}
+    direction = attributes["direction"].s.decode() if "direction" in attributes else "forward"
+    activations = [name.decode().lower() for name in attributes["activations"].strings] if "activations" in attributes else []
+    if direction != "forward" or activations not in ([], ["sigmoid", "tanh", "tanh"]) or "clip" in attributes:
+        raise StepGraphError(f"{node.name}: only forward LSTMs with the default activations and no clip can be rewritten")
+    if attributes.get("input_forget") is not None and attributes["input_forget"].i:
+        raise StepGraphError(f"{node.name}: input_forget is not supported")
+    input_weights, recurrent = weights[node.input[1]][0], weights[node.input[2]][0]
+    hidden = recurrent.shape[-1]
+    bias = weights[node.input[3]][0] if len(node.input) > 3 and node.input[3] else np.zeros(8 * hidden, dtype=np.float32)
+    return input_weights, recurrent, (bias[: 4 * hidden] + bias[4 * hidden :]).astype(np.float32)
+
+
+def _dense(decoder: Any, weights: dict[str, np.ndarray], layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel (in, out), bias (out,)) of the Keras Dense named `layer`, from its MatMul and bias Add in the converted graph."""
+    kernel = bias = None
+    for node in decoder.graph.node:
+        if f"/{layer}" not in node.name:
+            continue
+        constants = [weights[name] for name in node.input if name in weights]
+        if node.op_type == "MatMul" and constants and constants[0].ndim == 2:
+            kernel = constants[0]
+        elif node.op_type == "Add" and constants and constants[0].ndim == 1:
+            bias = constants[0]
+    if kernel is None or bias is None:
+        raise StepGraphError(f"no Dense layer {layer!r} (MatMul and bias Add) in the converted decoder")
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+class _Builder:
+    """Collects nodes and initializers under generated names (`s2s_step/...`)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+
+    def _name(self, hint: str) -> str:
+        self._count += 1
+        return f"s2s_step/{hint}_{self._count}"
+
+    def constant(self, hint: str, value: np.ndarray | np.floating) -> str:
+        from onnx import numpy_helper
+
+        name = f"s2s_step/{hint}"
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name=name))
+        return name
+
+    def node(self, op_type: str, inputs: list[str], output: str | None = None, **attributes: Any) -> str:
+        from onnx import helper
+
+        name = self._name(op_type.lower())
+        output = output or name
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=name, **attributes))
+        return output
+
+    def publish(self, value: str, output: str) -> None:
+        """Makes `value` the graph output `output` through an Identity, so that nodes inside read `value`, never an output.
+
+        float16 conversion keeps outputs float32 with a Cast at the end; a node
+        reading the output itself would then mix float32 into float16 arithmetic.
+        """
+        self.node("Identity", [value], output=output)
+
+    def matmul(self, value: str, matrix: np.ndarray, hint: str) -> str:
+        return self.node("MatMul", [value, self.constant(hint, matrix.astype(np.float32))])
+
+    def split(self, value: str, parts: int, width: int) -> list[str]:
+        from onnx import helper
+
+        name = self._name("split")
+        outputs = [f"{name}:{index}" for index in range(parts)]
+        sizes = self.constant(f"{name.rsplit('/', 1)[1]}_sizes", np.full(parts, width, dtype=np.int64))
+        self.nodes.append(helper.make_node("Split", [value, sizes], outputs, name=name, axis=1))
+        return outputs
