@@ -1,9 +1,8 @@
-"""Beam search against greedy decoding on the CPU, side by side in one run: time and quality for the same sentences.
+"""Beam search against greedy decoding on the CPU, side by side in one run: the time for the same sentences.
 
 The goal is that beam 5 costs at most 5x greedy: every beam step is one
 decoder call over all sentences' beams (batch x beam rows) and one top-k over
-(batch, beam x vocab), so it should cost about beam times a greedy step, plus
-the greedy pass that beam search keeps as a candidate.
+(batch, beam x vocab), so it should cost about beam times a greedy step.
 
     python benchmarks/bench_beam.py [--sentences 2000] [--model models/fra-eng] [--beams 2 5]
 """
