@@ -151,7 +151,8 @@ def export_model(
 
 
 def training_minutes(history: list[dict[str, Any]]) -> float:
-    """Wall-clock minutes of training; each row's `seconds` counts from its session's start, and a resume starts a new one."""
+    """Minutes of training: each row's `seconds` is the training time so far, across resumes (older runs counted from each
+    session's start, and a resume started again: a fall marks a new session)."""
     total, previous = 0.0, 0.0
     for row in history:
         seconds = float(row.get("seconds", 0.0))

@@ -3,7 +3,8 @@
 After every epoch, in this order:
 1. `checkpoints/last.keras`: the whole model, optimizer state included;
 2. `checkpoints/best.keras` when validation loss improved;
-3. `checkpoints/state.json`: epochs done, best loss, patience used, per-epoch history.
+3. `checkpoints/state.json`: epochs done, best loss, patience used, training seconds across resumes, per-epoch history
+   and the progress points logged within epochs.
 Each is written to a temporary name and renamed, and state.json comes last,
 so after a kill at any moment state.json describes files that exist whole.
 A resumed run loads last.keras and continues at the next epoch with the
@@ -61,6 +62,8 @@ class TrainingState:
         self.data_fingerprint: str = values.get("data_fingerprint", "")
         self.finished: bool = values.get("finished", False)
         self.stop_reason: str = values.get("stop_reason", "")
+        self.training_seconds: float = values.get("training_seconds", 0.0)  # every run's, so a budget holds across resumes
+        self.progress: list[dict[str, float]] = values.get("progress", [])  # {step, minutes, loss, accuracy} per log line
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -86,40 +89,93 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buffer.getvalue()
 
 
-def make_checkpoint_callback(model_dir: Path, state: TrainingState, patience: int, max_minutes: float) -> Any:
-    """A Keras callback writing checkpoints, state and history.csv each epoch, and stopping early or on budget."""
+def is_better(val_loss: float, best: float, min_delta: float) -> bool:
+    """Whether a validation loss improves on the best by at least `min_delta` of it (Keras's min_delta, relative)."""
+    return val_loss < best * (1.0 - min_delta) if math.isfinite(best) else math.isfinite(val_loss)
+
+
+def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any) -> Any:
+    """A Keras callback writing checkpoints, state and history.csv each epoch, logging progress, stopping early or on budget.
+
+    `config` is the run's TrainConfig: patience, min_delta, the budget, the log interval and the batch size.
+    """
     import keras
 
     checkpoints = model_dir / CHECKPOINT_DIR
+    patience, max_minutes = config.early_stopping_patience, config.max_minutes
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.started = time.monotonic()
+            self.before = state.training_seconds  # earlier runs' time: the budget is the whole training's, not this run's
             self.partial_epoch = False
+            self.step = int(state.progress[-1]["step"]) if state.progress else 0
+            self.last_log, self.steps_since_log, self.epoch = self.started, 0, 0
+            self.logged_means = {"batches": 0, "loss": 0.0, "accuracy": 0.0}  # the epoch's running means at the last line
+
+        def elapsed(self) -> float:
+            return self.before + time.monotonic() - self.started
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+            self.logged_means = {"batches": 0, "loss": 0.0, "accuracy": 0.0}
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.step += 1
+            self.steps_since_log += 1
+            now = time.monotonic()
+            if config.log_every_seconds and now - self.last_log >= config.log_every_seconds:
+                self._log_progress(logs or {}, batch + 1, now)
             # A budget is a promise to a scheduler: stop mid-epoch rather than overrun it by most of an epoch.
             # Keras then validates and checkpoints the partial epoch as usual.
-            if max_minutes and time.monotonic() - self.started >= max_minutes * 60:
+            if max_minutes and self.elapsed() >= max_minutes * 60:
                 self.partial_epoch = True
                 self.model.stop_training = True
+
+        def _log_progress(self, logs: dict, batches: int, now: float) -> None:
+            """One line a person or a scheduler can follow, and a point of the curves.
+
+            Keras reports the epoch's running means; the line gives the mean of the batches since the last line, so a
+            curve drawn from these points shows where the loss is, not where the epoch's average lags behind.
+            """
+            before, since = self.logged_means, batches - self.logged_means["batches"]
+            interval = {}
+            for name in ("loss", "accuracy"):
+                mean = float(logs.get(name, math.nan))
+                interval[name] = (mean * batches - before[name] * before["batches"]) / since if since > 0 else mean
+                self.logged_means[name] = mean
+            self.logged_means["batches"] = batches
+            loss, accuracy = interval["loss"], interval["accuracy"]
+            pairs_per_second = self.steps_since_log * config.batch_size / max(now - self.last_log, 1e-9)
+            minutes = self.elapsed() / 60
+            left = f", budget left {max(max_minutes - minutes, 0.0):.1f} min" if max_minutes else ""
+            logger.info(
+                "step %d (epoch %d): loss %.4f, accuracy %.4f, about %.0f pairs/s, %.1f min trained%s",
+                self.step, self.epoch + 1, loss, accuracy, pairs_per_second, minutes, left,
+            )
+            state.progress.append({"step": self.step, "minutes": round(minutes, 4), "loss": loss, "accuracy": accuracy})
+            self.last_log, self.steps_since_log = now, 0
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = {key: float(value) for key, value in (logs or {}).items()}
             val_loss = logs.get("val_loss", math.inf)
-            improved = val_loss < state.best_val_loss
+            improved = val_loss < state.best_val_loss  # the best weights are kept on any decrease
             save_keras_atomically(self.model, checkpoints / LAST)
+            if is_better(val_loss, state.best_val_loss, config.min_delta):
+                state.epochs_without_improvement = 0
+            else:  # patience runs on tiny improvements too: a loss falling by 1e-6 an epoch has converged
+                state.epochs_without_improvement += 1
             if improved:
                 save_keras_atomically(self.model, checkpoints / BEST)
-                state.best_val_loss, state.best_epoch, state.epochs_without_improvement = val_loss, epoch, 0
-            else:
-                state.epochs_without_improvement += 1
+                state.best_val_loss, state.best_epoch = val_loss, epoch
             state.epochs_done = epoch + 1
-            state.history.append({"epoch": epoch, **logs, "seconds": round(time.monotonic() - self.started, 3)})
+            state.training_seconds = self.elapsed()
+            state.history.append({"epoch": epoch, **logs, "seconds": round(state.training_seconds, 3)})
             if patience and state.epochs_without_improvement >= patience:
-                state.stop_reason = f"early stopping: no better validation loss for {patience} epochs"
+                better = f"better by {config.min_delta:.2%}" if config.min_delta else "better"
+                state.stop_reason = f"early stopping: no validation loss {better} for {patience} epochs"
                 self.model.stop_training = True
-            elif max_minutes and time.monotonic() - self.started >= max_minutes * 60:
+            elif max_minutes and state.training_seconds >= max_minutes * 60:
                 where = f"during epoch {epoch + 1}" if self.partial_epoch else f"after epoch {epoch + 1}"
                 state.stop_reason = f"time budget of {max_minutes:g} minutes reached {where}"
                 self.model.stop_training = True
@@ -128,11 +184,11 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, patience: in
                 stream.write(history_csv(state.history))
             figures = ", ".join(f"{name} {logs[name]:.4f}" for name in ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
             logger.info(
-                "epoch %d/%s: %s (%.0f s)%s",
+                "epoch %d/%s: %s (%.1f min trained)%s",
                 epoch + 1,
                 self.params.get("epochs", "?"),
                 figures,
-                time.monotonic() - self.started,
+                state.training_seconds / 60,
                 ", best so far" if improved else "",
             )
 

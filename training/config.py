@@ -16,7 +16,7 @@ STEP_DECODER_ARCHITECTURES = (ATTENTION, LSTM)  # trained with teacher forcing, 
 OPTIMIZERS = ("rmsprop", "adam")
 
 # Settings that may change when a run is resumed; every other one must match the checkpoint.
-RESUMABLE_SETTINGS = frozenset({"epochs", "max_minutes", "early_stopping_patience"})
+RESUMABLE_SETTINGS = frozenset({"epochs", "max_minutes", "early_stopping_patience", "min_delta", "log_every_seconds"})
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,13 @@ class TrainConfig:
     learning_rate: float = setting(0.001, "the optimizer's step size")
     reverse_source: bool = setting(False, "feed source characters last to first (Sutskever et al. 2014)")
     early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early")
-    max_minutes: float = setting(0.0, "wall-clock training budget: stop once spent, mid-epoch if need be; 0 means no budget")
+    min_delta: float = setting(
+        0.001, "early stopping: a validation loss counts as better only when at least this fraction below the best; 0: any decrease"
+    )
+    max_minutes: float = setting(
+        0.0, "training time budget, counted across resumes: stop once spent, mid-epoch if need be; 0 means no budget"
+    )
+    log_every_seconds: float = setting(30.0, "a progress line (loss, accuracy, pairs/s, time and budget left) this often; 0: per epoch")
     bucket_by_length: bool = setting(False, "batch pairs of similar length and trim each batch's padding")
     shuffle_buffer: int = setting(10_000, "training pairs held for shuffling")
     max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all")
@@ -67,6 +73,8 @@ class TrainConfig:
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more"),
             (self.max_minutes >= 0, "max_minutes must be 0 (no budget) or more"),
+            (0.0 <= self.min_delta < 1.0, "min_delta must be in [0, 1): a fraction of the best validation loss"),
+            (self.log_every_seconds >= 0, "log_every_seconds must be 0 (per epoch) or more"),
             (self.shuffle_buffer >= 0, "shuffle_buffer must be 0 or more"),
             (self.max_train_pairs >= 0, "max_train_pairs must be 0 (all) or more"),
             (

@@ -66,7 +66,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     train_batches = training_batches(data_dir, "train", spec, config, training=True)
     validation_batches = training_batches(data_dir, "validation", spec, config, training=False)
     callbacks = [
-        make_checkpoint_callback(model_dir, state, config.early_stopping_patience, config.max_minutes),
+        make_checkpoint_callback(model_dir, state, config),
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
     ]
     # Bucketed batches have no known count per epoch, and Keras warns at every epoch's end that the data "ran out".
@@ -153,26 +153,35 @@ def _write_model_dir(model: Any, model_dir: Path, data_dir: Path, config: TrainC
     with atomic_open(model_dir / SPEC_FILE) as stream:
         stream.write((data_dir / SPEC_FILE).read_text(encoding="utf-8"))
     ModelDir(model_dir).write_settings(config, data_dir, state.data_fingerprint)
-    _plot_curves(state.history, model_dir / CURVES_FILE)
+    _plot_curves(state, model_dir / CURVES_FILE)
 
 
-def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, as a PNG."""
+def _plot_curves(state: TrainingState, path: Path) -> None:
+    """Loss and accuracy against minutes of training: training at every progress line, validation at each epoch's end.
+
+    Points per log interval, not per epoch, so that a run of a few minutes (one partial epoch) still draws a curve.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
-    epochs = [row["epoch"] + 1 for row in history]
+    epoch_minutes = [row.get("seconds", 0.0) / 60 for row in state.history]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for prefix, style in (("", "-"), ("val_", "--")):
-            values = [row.get(prefix + metric) for row in history]
-            if any(value is not None for value in values):
-                axis.plot(epochs, values, style, marker="o", label=f"{'validation' if prefix else 'training'} {metric}")
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # Progress points where there are some (an epoch's mean would lag behind them); else one point per epoch.
+        points = [(point["minutes"], point[metric]) for point in state.progress if metric in point]
+        label = f"training {metric} (mean since the last point)"
+        if not points:
+            points = [(minutes, row[metric]) for minutes, row in zip(epoch_minutes, state.history, strict=True) if metric in row]
+            label = f"training {metric} (each epoch's mean)"
+        if points:
+            axis.plot(*zip(*points, strict=True), "-", marker=".", label=label)
+        validation = [(minutes, row[f"val_{metric}"]) for minutes, row in zip(epoch_minutes, state.history, strict=True) if f"val_{metric}" in row]
+        if validation:
+            axis.plot(*zip(*validation, strict=True), "--", marker="o", label=f"validation {metric} (each epoch's end)")
+        axis.set_xlabel("minutes of training")
+        axis.set_xlim(left=0)
         axis.set_title(metric)
         axis.grid(alpha=0.3)
         axis.legend()

@@ -1,0 +1,66 @@
+"""Training that shows its progress and keeps its promises across resumes: log lines, the budget, min_delta, the curves."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from s2s.errors import ConfigError
+from s2s.training.checkpoints import is_better
+from s2s.training.config import TrainConfig
+from s2s.training.train import train
+
+SMALL = {"latent_dim": 32, "optimizer": "adam", "learning_rate": 0.005, "max_train_pairs": 3000, "seed": 1}
+
+
+def _state(model_dir: Path) -> dict:
+    return json.loads((model_dir / "checkpoints" / "state.json").read_text())
+
+
+def test_the_budget_counts_every_run_of_a_resumed_training_and_progress_is_logged_between_epochs(toy_model, tmp_path: Path, caplog) -> None:
+    """A 24-second budget spent, then a resume with the same budget: it stops at its first step (tracing included) instead
+    of running 24 more seconds. Progress lines arrive every second with loss, pairs/s, time and budget left, and are the
+    curves' points."""
+    config = TrainConfig(**SMALL, epochs=100, early_stopping_patience=0, max_minutes=0.4, log_every_seconds=1.0)
+    caplog.set_level(logging.INFO, logger="s2s")
+    first = train(toy_model.data_dir, tmp_path / "model", config)
+    spent = _state(tmp_path / "model")["training_seconds"]
+    assert first["stop_reason"].startswith("time budget of 0.4 minutes reached") and 24.0 <= spent < 40.0
+    lines = [record.getMessage() for record in caplog.records if "pairs/s" in record.getMessage()]
+    assert len(lines) >= 3 and all("min trained" in line and "budget left" in line for line in lines)
+    assert float(lines[-1].split("budget left ")[1].split(" min")[0]) < float(lines[0].split("budget left ")[1].split(" min")[0])
+
+    second = train(toy_model.data_dir, tmp_path / "model", config, resume=True)
+    state = _state(tmp_path / "model")
+    assert second["stop_reason"].startswith("time budget of 0.4 minutes reached during epoch")
+    assert state["training_seconds"] - spent < 12.0  # one step (traced anew) and a validation, not another 24 s
+    seconds = [row["seconds"] for row in state["history"]]
+    assert seconds == sorted(seconds) and seconds[-1] == pytest.approx(state["training_seconds"], abs=0.01)
+    points = state["progress"]
+    assert len(points) >= 3 and [point["minutes"] for point in points] == sorted(point["minutes"] for point in points)
+    assert [point["step"] for point in points] == sorted({point["step"] for point in points})
+    assert (tmp_path / "model" / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_early_stopping_needs_an_improvement_of_min_delta(toy_model, tmp_path: Path) -> None:
+    """With min_delta 0.9 no epoch after the first improves enough, whatever the loss does: patience 1 stops at epoch 2.
+    The best weights still follow any decrease."""
+    config = TrainConfig(**SMALL, epochs=10, early_stopping_patience=1, min_delta=0.9, log_every_seconds=0)
+    result = train(toy_model.data_dir, tmp_path / "model", config)
+    state = _state(tmp_path / "model")
+    assert state["epochs_done"] == 2 and result["stop_reason"] == "early stopping: no validation loss better by 90.00% for 1 epochs"
+    losses = [row["val_loss"] for row in state["history"]]
+    assert state["best_epoch"] == (1 if losses[1] < losses[0] else 0)
+    assert state["progress"] == []  # log_every_seconds 0: one line per epoch, no points between
+
+
+def test_is_better_is_relative_and_takes_the_first_finite_loss() -> None:
+    assert is_better(0.5, float("inf"), 0.001) and not is_better(float("nan"), float("inf"), 0.001)
+    assert is_better(0.998, 1.0, 0.001) and not is_better(0.9995, 1.0, 0.001)
+    assert is_better(0.9999999, 1.0, 0.0) and not is_better(1.0, 1.0, 0.0)
+    for bad in ({"min_delta": 1.0}, {"min_delta": -0.1}, {"log_every_seconds": -1.0}):
+        with pytest.raises(ConfigError):
+            TrainConfig(**bad).validate()
