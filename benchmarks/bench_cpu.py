@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from s2s import onnx_contract as contract  # noqa: E402
-from s2s.serving.translator import PRECISION_FILES, Translator  # noqa: E402
+from s2s.serving.translator import Translator  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,10 @@ def keras_run(model_dir: Path, lines: list[str]) -> tuple[float, list[str], Dime
     per_character = 0
     for layer in decoder.encoder.layers:
         for weight in layer.weights:
-            if weight.path.endswith("kernel") or "kernel" in weight.path.rsplit("/", 1)[-1]:
+            if "kernel" in weight.path.rsplit("/", 1)[-1]:  # kernel and recurrent_kernel, not the biases
                 per_character += int(np.prod(weight.shape))
     dims = Dimensions(per_character, settings.latent_dim, settings.num_layers, len(spec.target_vocabulary), settings.arch == contract.ARCH_ATTENTION)
-    texts = decoder.normalizer.normalize_lines(lines) if hasattr(decoder, "normalizer") else lines
+    texts = spec.normalizer.normalize_lines(lines)  # source lengths as the model reads them, as the ONNX rows count them
     decoder.translate(lines[:256])
     started = time.perf_counter()
     translations = decoder.translate(lines)
@@ -220,7 +220,7 @@ def main() -> None:
         for model_dir in args.model:
             dims = onnx_dimensions(model_dir)
             for precision, batch_size in ((precision, size) for precision in args.precision for size in args.batch_size):
-                if not all((model_dir / name).exists() for name in PRECISION_FILES[precision]):
+                if not all((model_dir / name).exists() for name in contract.PRECISION_FILES[precision]):
                     continue  # an older export without this precision's files
                 seconds, translations, translator = translate_file_run(model_dir, precision, lines, Path(scratch), batch_size)
                 sources = np.array([len(text) for text in translator.prepare_sources(lines)])

@@ -55,13 +55,14 @@ def retrofit(model_dir: Path, fitted: dict[str, float] | None) -> list[str]:
     """Brings every ONNX file of `model_dir` up to date (`fitted`: a new output limit, or None to keep); returns the files rewritten."""
     rebuilt = _new_files(model_dir)
     names = sorted({path.name for path in model_dir.glob("*.onnx")} | set(rebuilt))
+    int8_siblings = dict(zip(contract.PRECISION_FILES["int8"], contract.PRECISION_FILES["float32"], strict=True))
     for name in names:
-        model = rebuilt[name] if name in rebuilt else onnx.load(model_dir / name)
-        if (model_dir / name).exists():
-            metadata = {entry.key: entry.value for entry in onnx.load(model_dir / name).metadata_props}
-        else:  # a new int8 file: the metadata of its float32 sibling
-            sibling = contract.ENCODER_FILE if name == contract.ENCODER_INT8_FILE else contract.DECODER_GREEDY_FILE
-            metadata = {entry.key: entry.value for entry in onnx.load(model_dir / sibling).metadata_props}
+        existing = onnx.load(model_dir / name) if (model_dir / name).exists() else None
+        model = rebuilt.get(name, existing)
+        # A new int8 file takes the metadata of its float32 sibling.
+        source = existing if existing is not None else onnx.load(model_dir / int8_siblings[name])
+        metadata = {entry.key: entry.value for entry in source.metadata_props}
+        if existing is None:
             metadata[contract.META_PRECISION] = "int8"
         if metadata.get(contract.META_ROLE) in ("decoder", "decoder_greedy") and contract.ATTENTION not in {o.name for o in model.graph.output}:
             model = add_attention_output(model, half=metadata.get(contract.META_PRECISION) == "float16")

@@ -111,17 +111,11 @@ def agreement(reference: list[str], candidate: list[str], sources: list[str]) ->
     }
 
 
-VARIANT_FILES = {
-    "float16": (contract.ENCODER_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE),
-    "int8": (contract.ENCODER_INT8_FILE, contract.DECODER_GREEDY_INT8_FILE),
-}
-
-
 def variant_difference(
     directory: Path, precision: str, info: Any, batches: list[np.ndarray], sources: list[str], reference: list[str]
 ) -> dict[str, Any]:
     """A float16 or int8 variant against float32 ONNX: max abs probability difference and greedy string agreement, or why not measured."""
-    encoder_file, decoder_file = VARIANT_FILES[precision]
+    encoder_file, decoder_file = contract.PRECISION_FILES[precision]
     try:
         encoder_variant = EncoderSession(open_session(directory / encoder_file), info)
         decoder_variant = DecoderSession(open_session(directory / decoder_file), info)

@@ -50,6 +50,12 @@ ENCODER_FP16_FILE = "encoder_fp16.onnx"
 DECODER_GREEDY_FP16_FILE = "decoder_greedy_fp16.onnx"
 ENCODER_INT8_FILE = "encoder_int8.onnx"
 DECODER_GREEDY_INT8_FILE = "decoder_greedy_int8.onnx"
+# (encoder, decoder) per precision: the greedy decoder serves every loop, since hosts fetch outputs by name.
+PRECISION_FILES = {
+    "float32": (ENCODER_FILE, DECODER_GREEDY_FILE),
+    "float16": (ENCODER_FP16_FILE, DECODER_GREEDY_FP16_FILE),
+    "int8": (ENCODER_INT8_FILE, DECODER_GREEDY_INT8_FILE),
+}
 MODEL_CARD_FILE = "MODEL_CARD.md"
 CHECKSUMS_FILE = "SHA256SUMS"  # `sha256sum -c SHA256SUMS` format: hosts verify the files before loading them
 

@@ -153,7 +153,7 @@ class _Pool:
                 wider = np.zeros((len(pooled), width, *pooled.shape[2:]), dtype=pooled.dtype)
                 wider[:, : pooled.shape[1]] = pooled
                 self.memory[index] = pooled = wider
-                self._rebind()
+                self.bindings = []  # bound to the old memory; the spare arrays keep their shapes
             pooled[free, :width] = encoded[taken]
             pooled[free, width:] = 0
         self.rows[free] = queue.rows[taken]
@@ -175,9 +175,9 @@ class _Pool:
             self.bindings.reverse()
             self.tokens, self.spare_tokens = self.spare_tokens, self.tokens
             self.states, self.spare_states = self.spare_states, self.states
-            tokens = self.tokens
         else:
-            tokens, self.states = decoder.next_tokens(self.tokens, self.states, self.memory)
+            self.tokens, self.states = decoder.next_tokens(self.tokens, self.states, self.memory)
+        tokens = self.tokens
         width = int(self.steps.max(initial=0)) + 1
         if width > self.ids.shape[1]:
             wider = np.full((len(self.ids), 2 * width), END_ID, dtype=ID_DTYPE)
@@ -186,7 +186,6 @@ class _Pool:
         live = np.flatnonzero(self.active)
         self.ids[live, self.steps[live]] = tokens[live]
         self.steps[live] += 1
-        self.tokens = tokens
         ended = self.active & (tokens == END_ID)
         reached = self.active & ~ended & (self.steps >= self.limits)
         finished = np.flatnonzero(ended | reached)

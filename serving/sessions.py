@@ -156,12 +156,21 @@ class DecoderSession:
         self.session = session
         self.state_names = contract.state_names(info.num_layers)
         self.memory_names = contract.memory_names(info.arch)
-        self.output_names = [contract.PROBABILITIES, *contract.next_state_names(info.num_layers)]
+        self.next_state_names = contract.next_state_names(info.num_layers)
+        self.output_names = [contract.PROBABILITIES, *self.next_state_names]
         outputs = {output.name for output in session.get_outputs()}
         # Exports since the attention output have it; older ones and lstm models do not, and never need to.
         self.has_attention = contract.ATTENTION in outputs
         self.has_next_token = contract.NEXT_TOKEN in outputs  # decoder_greedy.onnx: the argmax comes out of the graph
-        self.token_names = [contract.NEXT_TOKEN if self.has_next_token else contract.PROBABILITIES, *contract.next_state_names(info.num_layers)]
+        self.token_names = [contract.NEXT_TOKEN if self.has_next_token else contract.PROBABILITIES, *self.next_state_names]
+
+    def _inputs(self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The step's inputs by name."""
+        return {
+            contract.PREVIOUS_TOKEN: tokens,
+            **dict(zip(self.state_names, states, strict=True)),
+            **dict(zip(self.memory_names, memory, strict=True)),
+        }
 
     def __call__(
         self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray], *, attention: bool = False
@@ -171,25 +180,15 @@ class DecoderSession:
         The attention weights are fetched only when asked for (and the file has them): a plain step computes them anyway,
         but copying them out costs a little.
         """
-        feeds = {
-            contract.PREVIOUS_TOKEN: tokens,
-            **dict(zip(self.state_names, states, strict=True)),
-            **dict(zip(self.memory_names, memory, strict=True)),
-        }
         names = [*self.output_names, contract.ATTENTION] if attention else self.output_names
-        probabilities, *outputs = self.session.run(names, feeds)
+        probabilities, *outputs = self.session.run(names, self._inputs(tokens, states, memory))
         if attention:
             return probabilities, outputs[:-1], outputs[-1]
         return probabilities, outputs, None
 
     def next_tokens(self, tokens: np.ndarray, states: list[np.ndarray], memory: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """(the argmax ids (batch,) int32, next states) of one step: greedy's step, which needs no probabilities on the host."""
-        feeds = {
-            contract.PREVIOUS_TOKEN: tokens,
-            **dict(zip(self.state_names, states, strict=True)),
-            **dict(zip(self.memory_names, memory, strict=True)),
-        }
-        chosen, *next_states = self.session.run(self.token_names, feeds)
+        chosen, *next_states = self.session.run(self.token_names, self._inputs(tokens, states, memory))
         if not self.has_next_token:
             chosen = chosen.argmax(axis=-1).astype(np.int32)
         return chosen, next_states
@@ -204,10 +203,8 @@ class DecoderSession:
         replacing one). Needs the `next_token` output (decoder_greedy.onnx).
         """
         binding = self.session.io_binding()
-        inputs = {contract.PREVIOUS_TOKEN: tokens, **dict(zip(self.state_names, states, strict=True))}
-        inputs.update(zip(self.memory_names, memory, strict=True))
-        outputs = {contract.NEXT_TOKEN: next_tokens, **dict(zip(contract.next_state_names(len(states) // 2), next_states, strict=True))}
-        for name, array in inputs.items():
+        outputs = {contract.NEXT_TOKEN: next_tokens, **dict(zip(self.next_state_names, next_states, strict=True))}
+        for name, array in self._inputs(tokens, states, memory).items():
             binding.bind_input(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
         for name, array in outputs.items():
             binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)

@@ -144,7 +144,7 @@ class Translator:
         encoder_options = _session_options(intra_op_threads, spinning=False)
         # One decoder file per precision: the greedy one (probabilities, states, attention and the argmax) serves every
         # loop, since sessions fetch outputs by name; greedy fetches only the argmax.
-        files = PRECISION_FILES[precision]
+        files = contract.PRECISION_FILES[precision]
         encoder_session = open_session(self.onnx_dir / files[0], providers, encoder_options, verify=verify)
         if self.device == "cuda" and CUDA_PROVIDER not in encoder_session.get_providers():
             # onnxruntime-gpu lists its CUDA provider on any machine; a session falls back to the CPU when no device is usable.
@@ -614,11 +614,6 @@ class Translator:
         return WindowTranslations(lines.tolist(), line_cut, results)
 
 
-PRECISION_FILES = {
-    "float32": (contract.ENCODER_FILE, contract.DECODER_GREEDY_FILE),
-    "float16": (contract.ENCODER_FP16_FILE, contract.DECODER_GREEDY_FP16_FILE),
-    "int8": (contract.ENCODER_INT8_FILE, contract.DECODER_GREEDY_INT8_FILE),
-}
 _NO_PREFIX = np.zeros(0, dtype=np.int32)
 _EMPTY_RESULT = TranslationResult([""], [0.0], None, [False])
 END_TOKEN = "</s>"

@@ -111,14 +111,13 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
             self.partial_epoch = False
             self.step = int(state.progress[-1]["step"]) if state.progress else 0
             self.last_log, self.steps_since_log, self.epoch = self.started, 0, 0
-            self.logged_means = {"batches": 0, "loss": 0.0, "accuracy": 0.0}  # the epoch's running means at the last line
 
         def elapsed(self) -> float:
             return self.before + time.monotonic() - self.started
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = epoch
-            self.logged_means = {"batches": 0, "loss": 0.0, "accuracy": 0.0}
+            self.logged_means = {"batches": 0, "loss": 0.0, "accuracy": 0.0}  # the epoch's running means at the last line
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1

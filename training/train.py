@@ -79,7 +79,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
             initial_epoch=state.epochs_done,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles
-            verbose="auto" if sys.stdout.isatty() else 0,  # a progress bar on a terminal; a job log gets one line per epoch
+            verbose="auto" if sys.stdout.isatty() else 0,  # a progress bar on a terminal; a job log gets the progress lines
         )
     if not state.stop_reason:
         state.stop_reason = f"ran all {config.epochs} epochs"
