@@ -1,36 +1,11 @@
 """The ONNX contract between `s2s export` and every host: file names, tensor names, metadata keys.
 
-Export writes it and serving reads it, both from this module, and hosts in
-other languages read the same names from the README and from each file's
-metadata. Everything a host needs to encode text and decode ids is in the
-`metadata_props` of each file, so no Python, TensorFlow or spec.json is
-needed beside the models.
-
-Files (in ONNX_DIR), format version 2: ids in, ids out. `(attention)` marks
-what only `s2s.arch = attention` models have.
-
-| file | inputs | outputs |
-|---|---|---|
-| `encoder.onnx` | `source_ids` int32 (batch, time) | `h_0`, `c_0`, ... float32 (batch, latent); (attention) `encoder_outputs` float32 (batch, time, latent), `source_mask` float32 (batch, time) |
-| `decoder.onnx` | `previous_token` int32 (batch), `h_0`, `c_0`, ...; (attention) `encoder_outputs`, `source_mask` | `probabilities` float32 (batch, target_vocab), `next_h_0`, `next_c_0`, ...; (attention) `attention` float32 (batch, time) |
-| `decoder_greedy.onnx` | as decoder.onnx | as decoder.onnx, plus `next_token` int32 (batch), the argmax |
-| `translator.onnx` | `source_ids`, optional `max_output_length` int32 scalar | `token_ids` int32 (batch, steps), end-token padded |
-| `encoder_fp16.onnx`, `decoder_greedy_fp16.onnx` | float16 variants for GPUs, same names and types; the greedy decoder also serves beam search, which fetches only `probabilities` and the states |
-| `encoder_int8.onnx`, `decoder_greedy_int8.onnx` | int8 variants for CPUs (onnxruntime dynamic quantization: `DynamicQuantizeLSTM`, `MatMulInteger`), same names and types |
-
-`attention` holds this step's attention weights over the source positions
-(each row sums to 1; padding gets 0). It was added to format 2 without a
-version change: a host that does not fetch it is unaffected. Exports made
-before it lack it, and `return_attention` then says so.
-
-`s2s.output_length` (JSON `{"slope", "intercept"}`) is the output limit a
-host should apply per sentence: `min(4096, ceil(slope * source characters +
-intercept))` (see `s2s.output_length`); exports before it lack the key.
-
-`source_ids` are vocabulary ids with 0 (`<pad>`) after each sentence's end;
-the encoder looks up their one-hot rows and derives each sentence's length
-in the graph. The decoder's `encoder_outputs` and `source_mask` are the
-encoder's outputs, passed back unchanged at every step.
+Export writes it and serving reads it, both from this module. Hosts in
+other languages read the same names from docs/onnx-contract.md, the one
+description of the files, tensors and metadata keys (a test checks that it
+and this module agree), and from each file's metadata: everything a host
+needs to encode text and decode ids is in the `metadata_props` of each file,
+so no Python, TensorFlow or spec.json is needed beside the models.
 
 Ids are int32: onnxruntime-node takes an `Int32Array` where int64 would need
 a `BigInt64Array` and BigInt conversions in the JavaScript host, and int32

@@ -1,6 +1,6 @@
 """The reliability suite: hostile but fair inputs a careless operator would try, each a clear one-line error or a counted outcome.
 
-Every case here failed once (see the reliability section of the README); each
+Every case here failed once (see docs/reliability.md); each
 test fails if its fix is undone.
 """
 
