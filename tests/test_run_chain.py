@@ -195,7 +195,15 @@ def test_a_stopped_run_says_so_in_one_line_in_its_exit_status_and_in_run_json(ch
     """A scheduler's stop is neither a stage failure nor a run left "running": it is recorded as interrupted."""
     command = [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), "--set", "train.epochs=30", *IN_PROCESS]
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # A shell without job control starts background jobs with SIGINT ignored, and Python keeps it so: the run must
+        # get the default handler that a scheduler's or a terminal's SIGINT meets, however the suite was started.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     state_path = chain / "run" / ".work" / "train" / "checkpoints" / "state.json"
     deadline = time.monotonic() + 240
