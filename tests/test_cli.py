@@ -7,21 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import REPO, assert_one_line_error, run_cli
 from tests.toy import IN_PROCESS
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def s2s(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.app.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("s2s: error:") and fragment in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -32,43 +19,43 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def test_missing_input(tmp_path: Path) -> None:
-    assert_one_line_error(s2s("prepare", "--input", str(tmp_path / "nope.tsv"), "--output", str(tmp_path / "out")), "matches no file")
+    assert_one_line_error(run_cli("prepare", "--input", str(tmp_path / "nope.tsv"), "--output", str(tmp_path / "out")), "matches no file")
 
 
 def test_empty_input(tmp_path: Path) -> None:
     (tmp_path / "empty.tsv").write_bytes(b"")
-    assert_one_line_error(s2s("prepare", "--input", str(tmp_path / "empty.tsv"), "--output", str(tmp_path / "out")), "input is empty")
+    assert_one_line_error(run_cli("prepare", "--input", str(tmp_path / "empty.tsv"), "--output", str(tmp_path / "out")), "input is empty")
 
 
 def test_unwritable_output(tmp_path: Path, corpus: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert_one_line_error(s2s("prepare", "--input", str(corpus), "--output", str(blocker / "out")), "cannot write to output directory")
+    assert_one_line_error(run_cli("prepare", "--input", str(corpus), "--output", str(blocker / "out")), "cannot write to output directory")
 
 
 def test_config_with_unknown_key(tmp_path: Path, corpus: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[prepare]\nmax_source_lenght = 5\n")
-    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--config", str(config))
+    result = run_cli("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--config", str(config))
     assert_one_line_error(result, "unknown key 'max_source_lenght'")
 
 
 def test_config_value_out_of_range(tmp_path: Path, corpus: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[prepare]\ntest_fraction = 1.5\n")
-    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--config", str(config))
+    result = run_cli("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--config", str(config))
     assert_one_line_error(result, "test_fraction must be in [0, 1)")
 
 
 def test_misspelt_option_is_not_passed_silently_to_beam(tmp_path: Path, corpus: Path) -> None:
-    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--max-source-lenght", "5")
+    result = run_cli("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--max-source-lenght", "5")
     assert_one_line_error(result, "unrecognised option --max-source-lenght")
 
 
 def test_garbage_file_is_counted_not_an_error(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.gz"
     garbage.write_bytes(gzip.compress(bytes(range(256)) * 40))
-    result = s2s("prepare", "--input", str(garbage), "--output", str(tmp_path / "out"), *IN_PROCESS)
+    result = run_cli("prepare", "--input", str(garbage), "--output", str(tmp_path / "out"), *IN_PROCESS)
     assert result.returncode == 0, result.stderr
     assert "kept 0 pairs" in result.stdout and "rejected" in result.stdout
     assert "Traceback" not in result.stderr
@@ -76,15 +63,15 @@ def test_garbage_file_is_counted_not_an_error(tmp_path: Path) -> None:
 
 def test_prepare_and_synth_succeed_and_report(tmp_path: Path) -> None:
     corpus = tmp_path / "r4.tsv"
-    assert s2s("synth", "reverse-4", "--n", "300", "--output", str(corpus)).returncode == 0
-    result = s2s("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--min-char-count", "1", *IN_PROCESS)
+    assert run_cli("synth", "reverse-4", "--n", "300", "--output", str(corpus)).returncode == 0
+    result = run_cli("prepare", "--input", str(corpus), "--output", str(tmp_path / "out"), "--min-char-count", "1", *IN_PROCESS)
     assert result.returncode == 0, result.stderr
     assert "read 300 lines" in result.stdout
     assert (tmp_path / "out" / "manifest.json").exists()
 
 
 def test_help_lists_every_prepare_option() -> None:
-    result = s2s("prepare", "--help")
+    result = run_cli("prepare", "--help")
     for option in (
         "--input",
         "--output",

@@ -17,8 +17,8 @@ from s2s.export.step_graph import SHAPE_OPS, shape_nodes
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
+from tests.cli import REPO, assert_one_line_error, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
 ALL_FILES = [
     contract.ENCODER_FILE,
     contract.DECODER_FILE,
@@ -176,15 +176,9 @@ def test_bad_input_is_a_one_line_error(toy_model, tmp_path: Path, damage: str) -
     else:
         (tmp_path / "file").write_text("")
         output = tmp_path / "file" / "onnx"
-    result = subprocess.run(
-        [sys.executable, "-m", "s2s.app.cli", "export", "--model", str(model_dir), "--output", str(output), "--verify-sources", "50"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
+    result = run_cli("export", "--model", str(model_dir), "--output", str(output), "--verify-sources", "50")
+    assert result.returncode == 1
+    assert_one_line_error(result, expected)
 
 
 def test_a_version_1_export_is_refused_in_one_line(exported, tmp_path: Path) -> None:
@@ -201,8 +195,7 @@ def test_a_version_1_export_is_refused_in_one_line(exported, tmp_path: Path) -> 
         onnx.save(model, path)
     source = tmp_path / "in.txt"
     source.write_text("abcdef\n")
-    command = [sys.executable, "-m", "s2s.app.cli", "translate", "--model", str(old), "-i", str(source), "-o", str(tmp_path / "out.txt")]
-    result = subprocess.run([*command, "--no-verify"], cwd=REPO, capture_output=True, text=True)
+    result = run_cli("translate", "--model", str(old), "-i", str(source), "-o", str(tmp_path / "out.txt"), "--no-verify")
     assert result.returncode == 65 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if "not verifying" not in line]
     assert len(lines) == 1 and "format version 1" in lines[0] and "re-export" in lines[0], result.stderr

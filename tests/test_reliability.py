@@ -23,21 +23,8 @@ import onnx
 import pytest
 
 from s2s import onnx_contract as contract
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def s2s(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.app.cli", *args], cwd=cwd, capture_output=True, text=True)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    # 1 a failure, 2 usage or config, 65 bad data, 66 missing input, 75 busy: see test_reliability_hostile for which is which
-    assert result.returncode in (1, 2, 65, 66, 75) and "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from tests.cli import REPO, assert_one_line_error, run_cli
+from tests.toy import IN_PROCESS
 
 
 @pytest.fixture
@@ -59,13 +46,13 @@ def source_file(tmp_path: Path) -> Path:
 )
 def test_meaningless_decoding_values_are_refused_before_any_work(toy_onnx, source_file: Path, tmp_path: Path, flags, fragment) -> None:
     output = tmp_path / "out.txt"
-    result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), *flags)
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), *flags)
     assert_one_line_error(result, fragment)
     assert not output.exists()
 
 
 def test_translate_beam_checks_its_decoding_values_before_the_pipeline_starts(toy_onnx, source_file: Path, tmp_path: Path) -> None:
-    result = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(tmp_path / "out"), "--beam-size", "5000")
+    result = run_cli("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(tmp_path / "out"), "--beam-size", "5000")
     assert_one_line_error(result, "beam_size must be between 1")
     assert not list(tmp_path.glob("out*"))
 
@@ -74,7 +61,7 @@ def test_max_output_length_0_means_the_models_own_limit_everywhere(toy_onnx, sou
     """One convention for "not set" in the flags, the chain's tables and the library: 0 is the model's limit."""
     default, zero, short = (tmp_path / f"{name}.txt" for name in ("default", "zero", "short"))
     for output, flags in ((default, []), (zero, ["--max-output-length", "0"]), (short, ["--max-output-length", "2"])):
-        result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), *flags)
+        result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), *flags)
         assert result.returncode == 0, result.stderr
     assert zero.read_text() == default.read_text() == "cba\n9N0\n"
     assert short.read_text() == "cb\n9N\n"
@@ -82,7 +69,7 @@ def test_max_output_length_0_means_the_models_own_limit_everywhere(toy_onnx, sou
 
 def test_an_attention_model_accepts_a_beam(toy_onnx, source_file: Path, tmp_path: Path) -> None:
     output = tmp_path / "out.txt"
-    result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), "--beam-size", "4")
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output), "--beam-size", "4")
     assert result.returncode == 0, result.stderr
     assert output.read_text().splitlines() == ["cba", "9N0"]
 
@@ -98,7 +85,7 @@ def test_metadata_out_of_range_is_an_error(toy_onnx, source_file: Path, tmp_path
             if entry.key == key:
                 entry.value = value
         onnx.save(model, path)
-    result = s2s("translate", "--model", str(damaged), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
+    result = run_cli("translate", "--model", str(damaged), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
     result.stderr = "\n".join(line for line in result.stderr.splitlines() if "not verifying" not in line)  # --no-verify's warning
     assert_one_line_error(result, "metadata out of range", value)
 
@@ -108,7 +95,7 @@ def test_a_misspelt_table_in_a_stage_config_is_refused(tmp_path: Path) -> None:
     config.write_text("[prepar]\nmin_char_count = 1\n")
     corpus = tmp_path / "pairs.tsv"
     corpus.write_text("a\tb\n")
-    result = s2s("prepare", "--config", str(config), "-i", str(corpus), "-o", str(tmp_path / "data"))
+    result = run_cli("prepare", "--config", str(config), "-i", str(corpus), "-o", str(tmp_path / "data"))
     assert_one_line_error(result, "unknown table [prepar]")
     assert not (tmp_path / "data").exists()
 
@@ -117,7 +104,7 @@ def test_run_rejects_an_unknown_option_even_when_prepare_would_be_skipped(tmp_pa
     config = tmp_path / "run.toml"
     config.write_text("[run]\ninput = ['pairs.tsv']\noutput = 'run'\n")
     (tmp_path / "pairs.tsv").write_text("a\tb\n")
-    result = s2s("run", "--config", str(config), "--bogus-option")
+    result = run_cli("run", "--config", str(config), "--bogus-option")
     assert_one_line_error(result, "unrecognised option --bogus-option")
     assert not (tmp_path / "run").exists()
 
@@ -128,7 +115,7 @@ def test_a_run_manifest_that_is_not_an_object_is_a_clear_error(tmp_path: Path) -
     (tmp_path / "pairs.tsv").write_text("a\tb\n")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "run.json").write_text("[]")
-    result = s2s("run", "--config", str(config))
+    result = run_cli("run", "--config", str(config))
     assert_one_line_error(result, "is not a run manifest")
 
 
@@ -156,11 +143,11 @@ def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, lines: int)
 def test_a_second_run_to_the_same_output_is_refused_and_the_first_finishes_intact(toy_onnx, tmp_path: Path) -> None:
     big, small = corpus(tmp_path / "big.txt", 40_000), corpus(tmp_path / "small.txt", 300, seed=1)
     reference = tmp_path / "reference.txt"
-    assert s2s("translate", "--model", str(toy_onnx[0]), "-i", str(big), "-o", str(reference), "--batch-size", "64").returncode == 0
+    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(big), "-o", str(reference), "--batch-size", "64").returncode == 0
     output = tmp_path / "same.out"
     first = start_translate(toy_onnx[0], big, output, "--batch-size", "64")
     wait_for_checkpoint(first, Path(f"{output}.partial.json"), 1024)
-    second = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(small), "-o", str(output))
+    second = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(small), "-o", str(output))
     assert_one_line_error(second, f"is being written by another s2s translate (pid {first.pid})")
     assert first.wait(timeout=300) == 0, first.stderr.read().decode()
     assert output.read_bytes() == reference.read_bytes()
@@ -173,7 +160,7 @@ def test_a_fifo_output_is_written_through_not_replaced(toy_onnx, source_file: Pa
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
     reader.start()
-    result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(fifo))
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(fifo))
     reader.join(timeout=60)
     assert result.returncode == 0, result.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -185,7 +172,7 @@ def test_a_fifo_output_is_written_through_not_replaced(toy_onnx, source_file: Pa
 def test_an_output_that_cannot_be_right_fails_before_any_work(toy_onnx, source_file: Path, tmp_path: Path, case: str) -> None:
     output = tmp_path if case == "directory" else source_file
     before = source_file.read_bytes()
-    result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output))
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(output))
     assert_one_line_error(result, "is a directory" if case == "directory" else "is also the output")
     assert source_file.read_bytes() == before
 
@@ -197,11 +184,11 @@ def test_gzip_input_is_read_decompressed_and_a_cut_one_is_refused(toy_onnx, tmp_
     outputs = {}
     for source in (plain, packed):
         outputs[source.name] = tmp_path / f"{source.name}.out"
-        assert s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(outputs[source.name])).returncode == 0
+        assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(outputs[source.name])).returncode == 0
     assert outputs["packed.txt.gz"].read_bytes() == outputs["plain.txt"].read_bytes()
     cut = tmp_path / "cut.txt.gz"
     cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
-    result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(cut), "-o", str(tmp_path / "cut.out"))
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(cut), "-o", str(tmp_path / "cut.out"))
     assert_one_line_error(result, f"input {cut} is a corrupt or truncated gzip file")
     assert not (tmp_path / "cut.out").exists()
 
@@ -210,7 +197,7 @@ def test_prepare_refuses_a_cut_gzip_corpus_in_one_line(tmp_path: Path) -> None:
     pairs = "".join(f"source {index}\tcible {index}\n" for index in range(5000)).encode()
     cut = tmp_path / "pairs.tsv.gz"
     cut.write_bytes(gzip.compress(pairs)[: len(gzip.compress(pairs)) // 2])
-    result = s2s("prepare", "-i", str(cut), "-o", str(tmp_path / "data"))
+    result = run_cli("prepare", "-i", str(cut), "-o", str(tmp_path / "data"))
     assert_one_line_error(result, f"input {cut} is not a whole gzip file", "cut short")
 
 
@@ -218,14 +205,14 @@ def test_prepare_refuses_a_cut_gzip_corpus_in_one_line(tmp_path: Path) -> None:
 def test_readable_non_regular_inputs_are_read_as_streams(toy_onnx, tmp_path: Path, kind: str) -> None:
     output = tmp_path / "out.txt"
     if kind == "dev-null":
-        result = s2s("translate", "--model", str(toy_onnx[0]), "-i", "/dev/null", "-o", str(output))
+        result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", "/dev/null", "-o", str(output))
         expected = b""
     else:
         fifo = tmp_path / "in.fifo"
         os.mkfifo(fifo)
         writer = threading.Thread(target=lambda: fifo.write_bytes(b"abcdef\nzzzAAA\n"))
         writer.start()
-        result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(fifo), "-o", str(output))
+        result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(fifo), "-o", str(output))
         writer.join(timeout=60)
         expected = b"cba\nzzz\n"
     assert result.returncode == 0, result.stderr
@@ -252,10 +239,10 @@ def test_resume_does_not_trust_a_checkpoint_that_no_longer_matches(toy_onnx, tmp
         source.write_text("\n".join(lines) + "\n")
         os.utime(source, ns=(status.st_atime_ns, status.st_mtime_ns))
         assert source.stat().st_size == status.st_size
-    result = s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64")
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64")
     assert result.returncode == 0, result.stderr
     fresh = tmp_path / "fresh.txt"
-    assert s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(fresh), "--batch-size", "64").returncode == 0
+    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(fresh), "--batch-size", "64").returncode == 0
     assert b"\0" not in output.read_bytes()
     assert output.read_bytes() == fresh.read_bytes()
 
@@ -267,7 +254,7 @@ def test_a_resumed_run_reports_the_rate_of_the_lines_it_translated(toy_onnx, tmp
     wait_for_checkpoint(process, Path(f"{output}.partial.json"), 4096)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert s2s("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64").returncode == 0
+    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64").returncode == 0
     summary = json.loads(Path(f"{output}.summary.json").read_text())
     translated = summary["lines"] - summary["resumed_at_line"]
     assert summary["resumed_at_line"] >= 4096 and summary["lines"] == 30_000
@@ -281,7 +268,7 @@ def test_flipped_weight_bytes_are_caught_at_load(toy_onnx, source_file: Path, tm
     content = bytearray(decoder.read_bytes())
     content[len(content) // 2] ^= 0x40  # inside the weights: onnxruntime would load it and translate garbage
     decoder.write_bytes(bytes(content))
-    result = s2s("translate", "--model", str(damaged), "-i", str(source_file), "-o", str(tmp_path / "out.txt"))
+    result = run_cli("translate", "--model", str(damaged), "-i", str(source_file), "-o", str(tmp_path / "out.txt"))
     assert_one_line_error(result, f"{decoder} is damaged", contract.CHECKSUMS_FILE)
 
 
@@ -294,7 +281,7 @@ def test_files_from_different_exports_are_refused(toy_onnx, source_file: Path, t
         if entry.key == contract.META_MODEL_ID:
             entry.value = "f" * 64
     onnx.save(decoder, mixed / contract.DECODER_GREEDY_FILE)
-    result = s2s("translate", "--model", str(mixed), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
+    result = run_cli("translate", "--model", str(mixed), "-i", str(source_file), "-o", str(tmp_path / "out.txt"), "--no-verify")
     result.stderr = "\n".join(line for line in result.stderr.splitlines() if "not verifying" not in line)  # --no-verify's warning
     assert_one_line_error(result, "are files from different exports")
 
@@ -337,7 +324,7 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFF
 def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
     """Beam's local runner serves pickled code and data over unauthenticated gRPC: nothing may listen beyond this machine."""
     corpus_path = tmp_path / "pairs.tsv"
-    assert s2s("synth", "reverse-4", "--n", "60000", "-o", str(corpus_path)).returncode == 0
+    assert run_cli("synth", "reverse-4", "--n", "20000", "-o", str(corpus_path)).returncode == 0
     process = subprocess.Popen(
         [sys.executable, "-m", "s2s.app.cli", "prepare", "-i", str(corpus_path), "-o", str(tmp_path / "data"), "--min-char-count", "1"],
         cwd=REPO,
@@ -358,7 +345,6 @@ def test_a_failure_inside_a_beam_pipeline_is_one_line_naming_the_step() -> None:
 
     from s2s.errors import S2SError
     from s2s.pipelines.options import beam_options, run_pipeline
-    from tests.toy import IN_PROCESS
 
     with pytest.raises(S2SError) as raised, run_pipeline(beam_options(IN_PROCESS), "the test pipeline") as pipeline:
         _ = pipeline | beam.Create([1, 2]) | "Explode" >> beam.Map(lambda value: value / 0)
@@ -381,13 +367,13 @@ def _dataset_is_whole(names: set[str]) -> bool:
 def test_republishing_a_dataset_never_shows_a_reader_a_partial_one(tmp_path: Path) -> None:
     """A reader listing the output while a second prepare publishes over the first sees the old dataset or the new, whole."""
     first, second = tmp_path / "first.tsv", tmp_path / "second.tsv"
-    assert s2s("synth", "reverse-4", "--n", "4000", "-o", str(first)).returncode == 0
-    assert s2s("synth", "reverse-4", "--n", "6000", "-o", str(second), "--seed", "1").returncode == 0
+    assert run_cli("synth", "reverse-4", "--n", "1000", "-o", str(first)).returncode == 0
+    assert run_cli("synth", "reverse-4", "--n", "1500", "-o", str(second), "--seed", "1").returncode == 0
     output = tmp_path / "data"
-    assert s2s("prepare", "-i", str(first), "-o", str(output), "--min-char-count", "1").returncode == 0
+    assert run_cli("prepare", "-i", str(first), "-o", str(output), "--min-char-count", "1", *IN_PROCESS).returncode == 0
     before = json.loads((output / "manifest.json").read_text())
     process = subprocess.Popen(
-        [sys.executable, "-m", "s2s.app.cli", "prepare", "-i", str(second), "-o", str(output), "--min-char-count", "1"],
+        [sys.executable, "-m", "s2s.app.cli", "prepare", "-i", str(second), "-o", str(output), "--min-char-count", "1", *IN_PROCESS],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -403,22 +389,22 @@ def test_republishing_a_dataset_never_shows_a_reader_a_partial_one(tmp_path: Pat
     assert process.returncode == 0, process.stderr.read().decode()
     assert observations > 100
     after = json.loads((output / "manifest.json").read_text())
-    assert after["lines_read"] == 6000 != before["lines_read"]
+    assert after["lines_read"] == 1500 != before["lines_read"]
     assert _dataset_is_whole({entry.name for entry in os.scandir(output)})
 
 
 def test_a_killed_runs_leftovers_are_removed_and_foreign_files_protected(tmp_path: Path) -> None:
     corpus_path = tmp_path / "pairs.tsv"
-    assert s2s("synth", "reverse-4", "--n", "2000", "-o", str(corpus_path)).returncode == 0
+    assert run_cli("synth", "reverse-4", "--n", "2000", "-o", str(corpus_path)).returncode == 0
     output = tmp_path / "data"
     (output / ".staging-0123456789ab").mkdir(parents=True)
     (output / ".spec.json.x1y2.tmp").write_text("{")
     (tmp_path / ".data.staging-ba9876543210").mkdir()
-    assert s2s("prepare", "-i", str(corpus_path), "-o", str(output), "--min-char-count", "1").returncode == 0
+    assert run_cli("prepare", "-i", str(corpus_path), "-o", str(output), "--min-char-count", "1", *IN_PROCESS).returncode == 0
     assert not [path.name for path in output.iterdir() if path.name.startswith(".")]
     assert not list(tmp_path.glob(".data.*"))
     (output / "notes.txt").write_text("mine")
-    result = s2s("prepare", "-i", str(corpus_path), "-o", str(output), "--min-char-count", "1")
+    result = run_cli("prepare", "-i", str(corpus_path), "-o", str(output), "--min-char-count", "1", *IN_PROCESS)
     assert_one_line_error(result, "holds notes.txt, which is not part of an s2s dataset")
     assert (output / "notes.txt").read_text() == "mine"
 
@@ -427,7 +413,7 @@ def test_a_worker_failure_in_prepare_prints_one_line_not_pages_of_tracebacks(tmp
     """A corrupt .bz2 (which Beam decompresses in its worker processes) fails there; the user sees one line."""
     corrupt = tmp_path / "pairs.tsv.bz2"
     corrupt.write_bytes(b"BZh91AY&SY" + b"not bzip2 data at all" * 20)
-    result = s2s("prepare", "-i", str(corrupt), "-o", str(tmp_path / "data"))
+    result = run_cli("prepare", "-i", str(corrupt), "-o", str(tmp_path / "data"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if " INFO " not in line]  # the timestamped progress log stays
     assert len(lines) == 1, result.stderr
@@ -435,12 +421,11 @@ def test_a_worker_failure_in_prepare_prints_one_line_not_pages_of_tracebacks(tmp
 
 
 def test_translate_beam_takes_batch_size_0_as_automatic(toy_onnx, source_file: Path, tmp_path: Path) -> None:
-    from tests.toy import IN_PROCESS
 
     prefix = tmp_path / "out" / "translated"
-    result = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "0", *IN_PROCESS)
+    result = run_cli("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "0", *IN_PROCESS)
     assert result.returncode == 0, result.stderr
     rows = sorted(line.split("\t")[1:] for path in prefix.parent.glob("translated-*.tsv") for line in path.read_text().splitlines())
     assert rows == [["1", "cba"], ["2", "9N0"]]
-    negative = s2s("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "-1")
+    negative = run_cli("translate-beam", "--model", str(toy_onnx[0]), "-i", str(source_file), "-o", str(prefix), "--batch-size", "-1")
     assert_one_line_error(negative, "batch_size must be 0 (automatic) or more")

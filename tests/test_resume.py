@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_PAIRS, BATCH, EPOCHS = 3000, 64, 12
+from tests.cli import REPO, run_cli
+
+TRAIN_PAIRS, BATCH, EPOCHS = 3000, 64, 8
 
 
-def train_command(data_dir: Path, model_dir: Path, *extra: str) -> list[str]:
+def train_args(data_dir: Path, model_dir: Path, *extra: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "s2s.app.cli",
         "train",
         "--data",
         str(data_dir),
@@ -47,26 +45,25 @@ def read_state(model_dir: Path) -> dict:
 
 def test_killed_training_resumes_where_it_stopped(toy_model, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
-    process = subprocess.Popen(train_command(toy_model.data_dir, model_dir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "s2s.app.cli", *train_args(toy_model.data_dir, model_dir)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
-    while read_state(model_dir).get("epochs_done", 0) < 3:
+    while read_state(model_dir).get("epochs_done", 0) < 2:
         assert process.poll() is None, process.stderr.read().decode()
         assert time.monotonic() < deadline, "training made no progress"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = read_state(model_dir)
-    assert 3 <= killed["epochs_done"] < EPOCHS and not killed["finished"]
+    assert 2 <= killed["epochs_done"] < EPOCHS and not killed["finished"]
 
-    refused = subprocess.run(train_command(toy_model.data_dir, model_dir), cwd=REPO, capture_output=True, text=True)
+    refused = run_cli(*train_args(toy_model.data_dir, model_dir))
     assert refused.returncode == 1 and "pass --resume" in refused.stderr
 
-    changed = subprocess.run(
-        train_command(toy_model.data_dir, model_dir, "--resume", "--seed", "5"), cwd=REPO, capture_output=True, text=True
-    )
+    changed = run_cli(*train_args(toy_model.data_dir, model_dir, "--resume", "--seed", "5"))
     assert changed.returncode == 1 and "other settings (seed)" in changed.stderr
 
-    resumed = subprocess.run(train_command(toy_model.data_dir, model_dir, "--resume"), cwd=REPO, capture_output=True, text=True)
+    resumed = run_cli(*train_args(toy_model.data_dir, model_dir, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     final = read_state(model_dir)
     assert final["finished"] and final["epochs_done"] == EPOCHS
@@ -81,7 +78,7 @@ def test_killed_training_resumes_where_it_stopped(toy_model, tmp_path: Path) -> 
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(toy_model, tmp_path: Path) -> None:
-    result = subprocess.run(train_command(toy_model.data_dir, tmp_path / "fresh", "--resume"), cwd=REPO, capture_output=True, text=True)
+    result = run_cli(*train_args(toy_model.data_dir, tmp_path / "fresh", "--resume"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"s2s: error: nothing to resume in {tmp_path / 'fresh'}: no checkpoint there; run without --resume"
@@ -98,7 +95,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(toy_model, tmp_path: Path)
     ],
 )
 def test_bad_settings_are_one_line_errors(toy_model, tmp_path: Path, args: list[str], message: str) -> None:
-    result = subprocess.run(train_command(toy_model.data_dir, tmp_path / "m", *args), cwd=REPO, capture_output=True, text=True)
+    result = run_cli(*train_args(toy_model.data_dir, tmp_path / "m", *args))
     assert result.returncode == 2 and "Traceback" not in result.stderr  # a config error: exit status 2
     assert message in result.stderr.strip().splitlines()[-1]
 
@@ -106,16 +103,14 @@ def test_bad_settings_are_one_line_errors(toy_model, tmp_path: Path, args: list[
 def test_a_config_naming_an_unknown_arch_lists_the_known_ones(toy_model, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[train]\narch = "transformer"\n')
-    result = subprocess.run(
-        train_command(toy_model.data_dir, tmp_path / "m", "--config", str(config)), cwd=REPO, capture_output=True, text=True
-    )
+    result = run_cli(*train_args(toy_model.data_dir, tmp_path / "m", "--config", str(config)))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown arch 'transformer': choose one of attention, lstm, repeat-vector" in lines[0], result.stderr
 
 
 def test_data_dir_without_records_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(train_command(tmp_path, tmp_path / "m"), cwd=REPO, capture_output=True, text=True)
+    result = run_cli(*train_args(tmp_path, tmp_path / "m"))
     assert result.returncode == 1
     assert "spec.json does not exist" in result.stderr and "Traceback" not in result.stderr
 
@@ -128,6 +123,6 @@ def test_spec_that_does_not_match_the_records_is_a_clear_error(toy_model, tmp_pa
     spec = json.loads((data_dir / "spec.json").read_text())
     spec["max_source_length"] += 2
     (data_dir / "spec.json").write_text(json.dumps(spec))
-    result = subprocess.run(train_command(data_dir, tmp_path / "m"), cwd=REPO, capture_output=True, text=True)
+    result = run_cli(*train_args(data_dir, tmp_path / "m"))
     assert result.returncode == 1
     assert "spec.json does not match the records" in result.stderr and "Traceback" not in result.stderr

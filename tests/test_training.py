@@ -124,27 +124,10 @@ def test_encode_sources_pads_to_the_longest_and_reverses_within_length(reverse: 
 
 
 def test_evaluate_cli_writes_json_and_markdown(toy_model) -> None:
-    import subprocess
-    import sys
+    from tests.cli import run_cli
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "s2s.app.cli",
-            "evaluate",
-            "--model",
-            str(toy_model.model_dir),
-            "--data",
-            str(toy_model.data_dir),
-            "--split",
-            "validation",
-            "--limit",
-            "40",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    args = ["--model", str(toy_model.model_dir), "--data", str(toy_model.data_dir), "--split", "validation", "--limit", "40"]
+    result = run_cli("evaluate", *args)
     assert result.returncode == 0, result.stderr
     assert "exact match 100.00%" in result.stdout
     report = json.loads((toy_model.model_dir / "eval-validation.json").read_text())

@@ -14,9 +14,8 @@ from s2s.serving.sessions import open_session
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
 from s2s.training.decoding import KerasGreedyDecoder
+from tests.cli import REPO, run_cli
 from tests.toy import kill_after_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_translate_batch_matches_the_keras_reference(translator, toy_model, validation_sources) -> None:
@@ -150,9 +149,6 @@ def test_translate_file_streams_in_windows_and_counts(translator, tmp_path: Path
     assert stats.lines == 35 and not Path(f"{output}.partial").exists()
 
 
-def s2s(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s2s.app.cli", *args], cwd=REPO, capture_output=True, text=True, **kwargs)
-
 
 def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
@@ -161,7 +157,7 @@ def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path
     corpus.write_text("".join("".join(rng.choice(alphabet, size=6)) + "\n" if i % 50 else "\n" for i in range(60_000)))
     args = ["translate", "--model", str(toy_onnx[0]), "--input", str(corpus), "--device", "cpu", "--batch-size", "64"]
     reference = tmp_path / "reference.txt"
-    assert s2s(*args, "--output", str(reference)).returncode == 0
+    assert run_cli(*args, "--output", str(reference)).returncode == 0
 
     output = tmp_path / "out.txt"
     checkpoint = Path(f"{output}.partial.json")
@@ -170,7 +166,7 @@ def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path
     done = json.loads(checkpoint.read_text())["lines_done"]
     assert 0 < done < 60_000
 
-    resumed = s2s(*args, "--output", str(output))
+    resumed = run_cli(*args, "--output", str(output))
     assert resumed.returncode == 0, resumed.stderr
     assert output.read_bytes() == reference.read_bytes()
     summary = json.loads(Path(f"{output}.summary.json").read_text())
@@ -214,7 +210,7 @@ def test_bad_input_is_a_one_line_error(toy_onnx, tmp_path: Path, damage: str) ->
     args += ["--device", "cuda" if damage == "cuda" else "cpu"]  # "auto" would add its one-line CPU fallback warning
     if damage in ("truncated_unlisted", "no_metadata"):
         args.append("--no-verify")  # a folder without SHA256SUMS loads only when asked to
-    result = s2s(*args)
+    result = run_cli(*args)
     assert result.returncode == code and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if "not verifying" not in line]  # --no-verify's warning
     assert len(lines) == 1 and expected in lines[0], result.stderr
@@ -267,7 +263,7 @@ def test_auto_device_on_the_cpu_build_translates_without_a_warning(toy_onnx, tmp
     """The CPU build of onnxruntime is a host's choice (the cpu extra): no warning on every run of a scheduled job."""
     source = tmp_path / "in.txt"
     source.write_text("abcdef\n")
-    result = s2s("translate", "--model", str(toy_onnx[0]), "--input", str(source), "--output", "-")
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "--input", str(source), "--output", "-")
     assert result.returncode == 0
     assert result.stdout == "cba\n"
     assert "WARNING" not in result.stderr
