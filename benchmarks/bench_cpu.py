@@ -165,10 +165,9 @@ def translate_file_run(
 
 def keras_run(model_dir: Path, lines: list[str]) -> tuple[float, list[str], Dimensions, np.ndarray]:
     """(seconds, translations, dimensions, source lengths) of the batched Keras greedy loop (`s2s evaluate`'s)."""
-    from s2s.training.decoding import KerasGreedyDecoder
     from s2s.training.model_dir import ModelDir
 
-    decoder = KerasGreedyDecoder.from_model_dir(model_dir)
+    decoder = ModelDir(model_dir).greedy_decoder()
     settings = ModelDir(model_dir).settings().config
     spec = decoder.spec
     per_character = 0

@@ -9,7 +9,7 @@
    prints the training time each needed (validation passes excluded) and
    the speed-up.
 
-    python benchmarks/bench_train.py --data runs/demo/data [--pairs 8000] [--epochs 3]
+    python benchmarks/bench_train.py --data runs/fra-eng/data [--pairs 8000] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def bucketing_speedup(data_dir: Path, spec: DatasetSpec, config: TrainConfig, ep
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="runs/demo/data", help="output of s2s prepare (make demo writes runs/demo/data)")
+    parser.add_argument("--data", default="runs/fra-eng/data", help="output of s2s prepare (s2s run --config configs/fra-eng.toml writes runs/fra-eng/data)")
     parser.add_argument("--pairs", type=int, default=8000, help="training pairs used")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--latent-dim", type=int, default=256)

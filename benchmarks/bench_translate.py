@@ -26,6 +26,7 @@ from s2s.records import load_references
 from s2s.serving.translator import Translator
 from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.model_dir import ModelDir
 from s2s.vocab import END_ID, START_ID
 
 
@@ -59,7 +60,7 @@ def timed(function, *args):
 
 
 def speed(model_dir: Path, onnx_dir: Path, sources: list[str], slow_sentences: int) -> None:
-    keras_decoder = KerasGreedyDecoder.from_model_dir(model_dir)
+    keras_decoder = ModelDir(model_dir).greedy_decoder()
     translator = Translator(onnx_dir, device="cpu")
     translator.translate_batch(sources[:256])  # warm up sessions
     keras_decoder.translate(sources[:256])

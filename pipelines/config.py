@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s2s.config import setting
+from s2s.config import check_choice, setting
 from s2s.errors import ConfigError
 
 RARE_POLICIES = ("unk", "reject")
@@ -50,9 +50,7 @@ class PrepareConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ConfigError("validation_fraction + test_fraction must stay below 1 to leave a training split")
-        if self.rare_characters not in RARE_POLICIES:
-            raise ConfigError(f"rare_characters must be one of {', '.join(RARE_POLICIES)}, got {self.rare_characters!r}")
-        if self.direction not in DIRECTIONS:
-            raise ConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        check_choice("rare_characters", self.rare_characters, RARE_POLICIES)
+        check_choice("direction", self.direction, DIRECTIONS)
         if not 0 <= self.num_shards <= MAX_SHARDS:
             raise ConfigError(f"num_shards must be 0 (automatic) to {MAX_SHARDS}, got {self.num_shards}")

@@ -13,6 +13,7 @@ import dataclasses
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,6 +113,24 @@ def _matches(value: Any, expected: Any) -> bool:
 
 def _describe(expected: Any) -> str:
     return getattr(expected, "__name__", str(expected))
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """The one wording of a value outside its choices, for config fields and API arguments alike.
+
+    Raises:
+        ConfigError: `value` is not one of `choices`.
+    """
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_choices(config: Any) -> None:
+    """`check_choice` for every field of a config dataclass declared with `setting(..., choices)`; `validate()` calls it first."""
+    for field in dataclasses.fields(config):
+        choices = field.metadata.get("choices")
+        if choices:
+            check_choice(field.name, getattr(config, field.name), choices)
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:

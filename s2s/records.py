@@ -117,11 +117,12 @@ def record_files(data_dir: str | Path, split: str) -> list[str]:
     return files
 
 
-def read_examples(data_dir: str | Path, split: str, spec: DatasetSpec) -> tf.data.Dataset:
+def read_examples(data_dir: str | Path, split: str, spec: DatasetSpec, *, one_hot_dtype: str = "float32") -> tf.data.Dataset:
     """Every feature of one split as a dict of tensors, one element per pair, in file order.
 
-    One-hot features come back as float32 of their stored shape; texts as
-    tf.string; lengths as int64 scalars.
+    One-hot features come back as `one_hot_dtype` (float32, or the stored
+    uint8, a quarter of the bytes to shuffle and batch) of their stored shape;
+    texts as tf.string; lengths as int64 scalars.
     """
     tf = import_tensorflow()
 
@@ -142,7 +143,7 @@ def read_examples(data_dir: str | Path, split: str, spec: DatasetSpec) -> tf.dat
     def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         example = tf.io.parse_single_example(serialized, description)
         for key, shape in ((ENCODER_INPUT, encoder_shape), (DECODER_INPUT, decoder_shape), (DECODER_TARGET, decoder_shape)):
-            example[key] = tf.cast(tf.reshape(tf.io.decode_raw(example[key], tf.uint8), shape), tf.float32)
+            example[key] = tf.cast(tf.reshape(tf.io.decode_raw(example[key], tf.uint8), shape), one_hot_dtype)
         return example
 
     files = record_files(data_dir, split)

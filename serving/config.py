@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s2s.config import setting
+from s2s.config import check_choices, setting
 from s2s.errors import ConfigError
 from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 from s2s.serving.options import DecodingOptions
@@ -59,10 +59,7 @@ class TranslateConfig:
 
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range (the model-dependent checks come with the model)."""
-        if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_choices(self)
         if self.batch_size < 0:
             raise ConfigError(f"batch_size must be 0 (automatic) or more, got {self.batch_size}")
         if self.max_output_length < 0:

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from s2s.compression import GzipIntegrity
-from s2s.config import log_config
+from s2s.config import check_choice, log_config
 from s2s.errors import ConfigError, InputDataError, InputMissingError, S2SError
 from s2s.files import atomic_open, open_no_follow
 from s2s.lines import MAX_LINE_BYTES, OVERSIZED_LINE, bounded_lines
@@ -87,8 +87,7 @@ class FileJob:
     batch_type: str = "examples"
 
     def check(self) -> None:
-        if self.input_format not in FORMATS:
-            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.input_format!r}")
+        check_choice("format", self.input_format, FORMATS)
         if self.column < 0:
             raise ConfigError(f"--column must be 0 or more, got {self.column}")
         if self.window < 1:

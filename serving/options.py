@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from s2s import output_length
+from s2s.config import check_choice
 from s2s.errors import ConfigError
 from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 
@@ -117,8 +118,7 @@ class DecodingOptions:
                 f"max_output_length must be at most {MAX_OUTPUT_LENGTH_CEILING} characters, got {self.max_output_length} "
                 "(long sources are split at the model's limit, so no piece needs more)"
             )
-        if self.long_lines not in LONG_LINE_POLICIES:
-            raise ConfigError(f"long_lines must be one of {', '.join(LONG_LINE_POLICIES)}, got {self.long_lines!r}")
+        check_choice("long_lines", self.long_lines, LONG_LINE_POLICIES)
         if not self.length_penalty >= 0:  # also refuses NaN
             raise ConfigError(f"length_penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
         if not 0 <= self.min_output_length <= (self.max_output_length or MAX_OUTPUT_LENGTH_CEILING):

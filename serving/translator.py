@@ -23,6 +23,7 @@ import numpy as np
 
 from s2s import onnx_contract as contract
 from s2s import output_length
+from s2s.config import check_choice
 from s2s.errors import ConfigError, InputDataError, InputMissingError, S2SError
 from s2s.onehot import gather_rows, ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, TranslateConfig, resolve_batch_size
@@ -125,10 +126,8 @@ class Translator:
         intra_op_threads: int = 0,
         verify: bool = True,
     ):
-        if device not in DEVICES:
-            raise S2SError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        if precision not in PRECISIONS:
-            raise S2SError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_choice("device", device, DEVICES)
+        check_choice("precision", precision, PRECISIONS)
         self.onnx_dir = Path(onnx_dir)
         if not self.onnx_dir.is_dir():
             raise InputMissingError(f"model directory {self.onnx_dir} does not exist: pass the output of s2s export")
@@ -488,8 +487,7 @@ class Translator:
     # The engine: batches of a prepared window, decoded within per-sentence limits.
 
     def _batch_size(self, max_batch_size: int, batch_type: str) -> int:
-        if batch_type not in BATCH_TYPES:
-            raise ConfigError(f"batch_type must be one of {', '.join(BATCH_TYPES)}, got {batch_type!r}")
+        check_choice("batch_type", batch_type, BATCH_TYPES)
         size = self.resolve_batch_size(max_batch_size)
         if batch_type == "tokens" and not max_batch_size:
             size *= max(1, self.info.max_source_length // 2)  # the examples default, at sentences of half the longest

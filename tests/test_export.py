@@ -16,7 +16,7 @@ from s2s.export.config import ExportConfig
 from s2s.export.step_graph import SHAPE_OPS, shape_nodes
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
-from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.model_dir import ModelDir
 from tests.cli import REPO, assert_one_line_error, run_cli
 
 ALL_FILES = [
@@ -149,7 +149,7 @@ def test_javascript_host_gets_the_same_strings(exported, toy_model, tmp_path: Pa
     source_file = tmp_path / "sources.txt"
     source_file.write_text("\n".join(sources) + "\n")
     spec = DatasetSpec.load(toy_model.model_dir)
-    reference = KerasGreedyDecoder.from_model_dir(toy_model.model_dir).translate([spec.normalizer(source) for source in sources])
+    reference = ModelDir(toy_model.model_dir).greedy_decoder().translate([spec.normalizer(source) for source in sources])
     for loop in ([], ["--loop-model"]):
         command = ["node", str(REPO / "js" / "bin" / "translate.mjs"), str(output), str(source_file), *loop]
         result = subprocess.run(command, capture_output=True, text=True)
@@ -218,7 +218,7 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
     metadata = {entry.key: entry.value for entry in encoder.metadata_props}
     assert metadata[contract.META_ARCH] == "lstm"
     sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 100)
-    reference = KerasGreedyDecoder.from_model_dir(tmp_path / "model").translate(sources)
+    reference = ModelDir(tmp_path / "model").greedy_decoder().translate(sources)
     translator = Translator(tmp_path / "onnx", device="cpu")
     # Keras' reference loop stops at the longest training target; the host's limit follows the source (s2s.output_length).
     assert translator.translate_batch(sources, max_output_length=translator.info.max_target_length) == reference

@@ -106,7 +106,7 @@ def test_a_config_naming_an_unknown_arch_lists_the_known_ones(toy_model, tmp_pat
     result = run_cli(*train_args(toy_model.data_dir, tmp_path / "m", "--config", str(config)))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "unknown arch 'transformer': choose one of attention, lstm, repeat-vector" in lines[0], result.stderr
+    assert len(lines) == 1 and "arch must be one of attention, lstm, repeat-vector, got 'transformer'" in lines[0], result.stderr
 
 
 def test_data_dir_without_records_is_a_clear_error(tmp_path: Path) -> None:

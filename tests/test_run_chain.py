@@ -114,6 +114,31 @@ def test_a_new_file_to_translate_reruns_only_translate(chain: Path) -> None:
     assert manifest["this_run"]["export"] == "skipped"
 
 
+def test_compare_with_scores_another_export_on_the_same_test_sources_and_the_report_shows_both(chain: Path, tmp_path: Path, capsys) -> None:
+    from s2s.app.chain.report import print_run_report
+    from s2s.records import load_references
+    from s2s.spec import DatasetSpec
+    from s2s.training.metrics import score
+
+    other = tmp_path / "other"
+    shutil.copytree(chain / "run" / "onnx", other)  # the same model again: its figures must be this run's to the digit
+    manifest = run(chain, f'translate.compare_with="{other}"')
+    assert manifest["this_run"] == {**{stage: "skipped" for stage in ALL_RAN}, "translate": "ran"}
+    figures = manifest["stages"]["translate"]["figures"]
+    ours, compared = figures["test_scores"], figures["compared"]
+    translation = chain / "run" / "translation"
+    hypotheses = (translation / "translations.txt").read_text(encoding="utf-8").splitlines()
+    _, references = load_references(chain / "run" / "data", "test", DatasetSpec.load(chain / "run" / "data"))
+    assert ours == {key: value for key, value in score(hypotheses, references).items() if key in ours} and ours["sentences"] > 50
+    assert compared == {"model": str(other), **ours}
+    assert (translation / "compared_translations.txt").read_text(encoding="utf-8") == (translation / "translations.txt").read_text(encoding="utf-8")
+    print_run_report(manifest, chain / "run")
+    printed = capsys.readouterr().out
+    assert f"translated by this run's model and by {other}" in printed
+    assert printed.count(f"{ours['chrf']:>6.2f}  {ours['bleu']:>6.2f}") == 2
+    assert f"this run's model | {other.name}:" in printed
+
+
 def test_a_changed_training_setting_reruns_training_and_everything_after(chain: Path) -> None:
     manifest = run(chain, "train.epochs=3")
     assert manifest["this_run"] == {**ALL_RAN, "prepare": "skipped"}
@@ -229,6 +254,7 @@ def test_config_errors_are_one_line_and_name_the_key(tmp_path: Path) -> None:
         "[run]\ninput = ['x']\noutput = 'r'\n[train]\ndropout = 1.5\n": "[train]: dropout must be in [0, 1)",
         "[run]\noutput = 'r'\n": "[run]: input is missing",
         "[run]\ninput = ['x']\noutput = 'r'\n[translate]\ndevice = 'tpu'\n": "[translate]: device must be one of auto, cuda, cpu",
+        "[run]\ninput = ['x']\noutput = 'r'\n[translate]\ncompare_with = 'nowhere'\n": "compare_with: ",
         "[run\n": "is not valid TOML",
     }
     for text, message in cases.items():

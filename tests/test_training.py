@@ -9,8 +9,8 @@ from s2s.onehot import encode_sources
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
 from s2s.training.config import EvaluateConfig
-from s2s.training.decoding import KerasGreedyDecoder
 from s2s.training.evaluate import evaluate
+from s2s.training.model_dir import ModelDir
 
 
 def test_toy_model_reaches_full_exact_match_on_held_out_sources(toy_model) -> None:
@@ -45,14 +45,14 @@ def test_model_dir_holds_everything_it_promises(toy_model) -> None:
 
 
 def test_greedy_decoder_translates_unseen_input(toy_model) -> None:
-    decoder = KerasGreedyDecoder.from_model_dir(toy_model.model_dir)
+    decoder = ModelDir(toy_model.model_dir).greedy_decoder()
     sources = ["abcdef", "0N9x1y", "zzzAAA"]
     assert decoder.translate(sources, batch_size=2) == ["cba", "9N0", "zzz"]
 
 
 def test_encoder_states_do_not_depend_on_padding(toy_model) -> None:
     """A source encoded alone and inside a batch padded 18 steps longer gives the same states and outputs within 1e-5."""
-    decoder = KerasGreedyDecoder.from_model_dir(toy_model.model_dir)
+    decoder = ModelDir(toy_model.model_dir).greedy_decoder()
     vocabulary = decoder.spec.source_vocabulary
     alone = encode_sources(["abcdef"], vocabulary, max_length=100, reverse=False)
     batch = encode_sources(["abcdef", "abcdef" * 4, "012345" * 3], vocabulary, max_length=100, reverse=False)

@@ -13,13 +13,13 @@ from s2s.serving.decoding import BoundGreedy, NumpyGreedy
 from s2s.serving.sessions import open_session
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
-from s2s.training.decoding import KerasGreedyDecoder
+from s2s.training.model_dir import ModelDir
 from tests.cli import REPO, run_cli
 from tests.toy import kill_after_checkpoint
 
 
 def test_translate_batch_matches_the_keras_reference(translator, toy_model, validation_sources) -> None:
-    reference = KerasGreedyDecoder.from_model_dir(toy_model.model_dir).translate(validation_sources)
+    reference = ModelDir(toy_model.model_dir).greedy_decoder().translate(validation_sources)
     assert translator.translate_batch(validation_sources, max_batch_size=64) == reference
     assert reference == [source[2::-1] for source in validation_sources]  # and the toy model is right
 

@@ -36,6 +36,7 @@ from s2s.files import atomic_open, read_json
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.keras"
 BEST = "best.keras"
+HISTORY_FILE = "history.csv"  # per-epoch figures beside the model, rewritten after each epoch
 STATE = "state.json"
 
 logger = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
                 state.stop_reason = f"time budget of {max_minutes:g} minutes reached {where}"
                 self.model.stop_training = True
             state.save(checkpoints)
-            with atomic_open(model_dir / "history.csv") as stream:
+            with atomic_open(model_dir / HISTORY_FILE) as stream:
                 stream.write(history_csv(state.history))
             figures = ", ".join(f"{name} {logs[name]:.4f}" for name in ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
             logger.info(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s2s.config import setting
+from s2s.config import check_choices, setting
 from s2s.errors import ConfigError
 from s2s.spec import SPLITS
 
@@ -61,9 +61,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range."""
+        check_choices(self)
         checks = [
-            (self.arch in ARCHITECTURES, f"unknown arch {self.arch!r}: choose one of {', '.join(ARCHITECTURES)}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             (self.latent_dim >= 1, "latent_dim must be at least 1"),
             (self.arch != ATTENTION or self.latent_dim % 2 == 0, "latent_dim must be even for arch = attention (half per direction)"),
             (1 <= self.num_layers <= 8, "num_layers must be between 1 and 8"),
@@ -98,8 +97,7 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         """Raises S2SError naming the first setting out of range."""
-        if self.split not in SPLITS:
-            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        check_choices(self)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.limit < 0 or self.max_output_length < 0:

@@ -30,8 +30,10 @@ def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config
     pairs = spec.split_sizes.get(split, 0)
     if training and config.max_train_pairs:
         pairs = min(pairs, config.max_train_pairs)
-    # Declaring the size lets Keras show progress and know an epoch's end on the first pass.
-    dataset = read_examples(data_dir, split, spec).take(pairs).apply(tf.data.experimental.assert_cardinality(pairs))
+    # Declaring the size lets Keras show progress and know an epoch's end on the first pass. One-hot rows stay uint8 through
+    # the shuffle buffer and batching (a quarter of float32's bytes to copy) and become float32 a batch at a time.
+    dataset = read_examples(data_dir, split, spec, one_hot_dtype="uint8").take(pairs)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(pairs))
     if training and config.shuffle_buffer:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     dataset = dataset.map(lambda example: _to_model_inputs(tf, example, config.reverse_source), num_parallel_calls=tf.data.AUTOTUNE)
@@ -45,7 +47,7 @@ def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config
     else:
         dataset = dataset.batch(config.batch_size)
     arrange = _repeat_vector_tuple if config.arch == REPEAT_VECTOR else _encoder_decoder_tuple
-    return dataset.map(arrange).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(lambda batch: arrange(_as_float(tf, batch)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def reverse_within_length(tf: Any, one_hot: Any, length: Any) -> Any:
@@ -61,7 +63,7 @@ def _to_model_inputs(tf: Any, example: dict[str, Any], reverse_source: bool) -> 
         "encoder_input": encoder_input,
         "decoder_input": example[DECODER_INPUT],
         "decoder_target": example[DECODER_TARGET],
-        "sample_weight": tf.reduce_sum(example[DECODER_TARGET], axis=-1),  # 1 at real steps, 0 at padding
+        "sample_weight": tf.reduce_max(example[DECODER_TARGET], axis=-1),  # 1 at real steps (one 1 in the row), 0 at padding
         "source_length": example[SOURCE_LENGTH],
         "target_length": example[TARGET_LENGTH],
     }
@@ -76,6 +78,14 @@ def _trim_padding(tf: Any, batch: dict[str, Any]) -> dict[str, Any]:
     for key in ("decoder_input", "decoder_target", "sample_weight"):
         trimmed[key] = batch[key][:, :decoder_steps]
     return trimmed
+
+
+def _as_float(tf: Any, batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch's one-hot rows and sample weights as the float32 the model and the loss take."""
+    return {
+        key: tf.cast(value, tf.float32) if key in ("encoder_input", "decoder_input", "decoder_target", "sample_weight") else value
+        for key, value in batch.items()
+    }
 
 
 def _encoder_decoder_tuple(batch: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -9,7 +9,6 @@ longest source.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from s2s.vocab import END_ID
 class KerasGreedyDecoder:
     """Greedy translation with a trained MODEL_DIR's Keras models.
 
-    >>> decoder = KerasGreedyDecoder.from_model_dir("runs/toy/model")  # doctest: +SKIP
+    >>> decoder = ModelDir("runs/toy/model").greedy_decoder()  # doctest: +SKIP
     >>> decoder.translate(["abcdef"])  # doctest: +SKIP
     ['cba']
     """
@@ -43,17 +42,6 @@ class KerasGreedyDecoder:
             step_signature = [[tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in decoder.inputs]]
             self._step = tf.function(lambda inputs: decoder(inputs, training=False), input_signature=step_signature)
             self.state_count = len(decoder.outputs) - 1  # probabilities, then h_0, c_0, ...
-
-    @classmethod
-    def from_model_dir(cls, model_dir: str | Path) -> KerasGreedyDecoder:
-        """Loads spec, settings and models written by `s2s train` (see `ModelDir`).
-
-        Raises:
-            S2SError: a file is missing or damaged.
-        """
-        from s2s.training.model_dir import ModelDir
-
-        return ModelDir(model_dir).greedy_decoder()
 
     def translate(self, sources: Sequence[str], *, batch_size: int = 256, max_output_length: int | None = None) -> list[str]:
         """Greedy translations of already cleaned sources, in order.

@@ -29,6 +29,7 @@ from s2s.spec import SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from s2s.training.checkpoints import CHECKPOINT_DIR, LAST, TrainingState
 from s2s.training.config import STEP_DECODER_ARCHITECTURES, TrainConfig
+from s2s.training.decoding import KerasGreedyDecoder
 from s2s.training.model import ATTENTION_PROJECTION as ATTENTION_PROJECTION  # the layer names export reads weights by
 from s2s.training.model import SOFTMAX as SOFTMAX
 
@@ -37,7 +38,6 @@ ENCODER_FILE = "encoder.keras"
 DECODER_FILE = "decoder.keras"
 CONFIG_FILE = "train_config.json"
 CURVES_FILE = "training_curves.png"
-HISTORY_FILE = "history.csv"
 
 
 @dataclass(frozen=True)
@@ -154,14 +154,15 @@ class ModelDir:
             models += [None, None]
         return TrainedModels(*models)
 
-    def greedy_decoder(self, models: TrainedModels | None = None) -> Any:
+    def greedy_decoder(self, models: TrainedModels | None = None) -> KerasGreedyDecoder:
         """A `KerasGreedyDecoder` over these models: the reference that evaluation scores and the ONNX export must match.
 
         Args:
             models: models already loaded by `load()`, to share rather than load again.
-        """
-        from s2s.training.decoding import KerasGreedyDecoder
 
+        Raises:
+            S2SError: a file is missing or damaged.
+        """
         settings = self.settings().config
         if settings.arch in STEP_DECODER_ARCHITECTURES:
             models = models or self.load()

@@ -8,7 +8,7 @@ output = "../runs/fra-eng"
 [train]                     # s2s train's settings
 [evaluate]                  # split, batch_size, limit
 [export]                    # verify_sources, float16
-[translate]                 # input (default: the test split's sources), device, batch_size, beam_size, ...
+[translate]                 # input (default: the test split's sources), compare_with, device, batch_size, ...
 ```
 
 Relative paths in the file are relative to the file's folder, so a scheduler
@@ -20,6 +20,7 @@ its name, not after hours of training.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,18 @@ class ChainTranslateConfig(TranslateConfig):
     """`[translate]`: `s2s translate`'s settings, plus the corpus the chain translates with the fresh export."""
 
     input: str = setting("", "a file or glob to translate; empty translates the distinct sources of the test split")
+    compare_with: str = setting(
+        "",
+        "an s2s export (such as the shipped models/fra-eng) that translates the same test sources, scored beside this run's "
+        "model; empty compares with none",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.compare_with and self.input:
+            raise ConfigError("compare_with scores translations of the test split: leave [translate] input empty to use it")
+        if self.compare_with and not Path(self.compare_with).is_dir():
+            raise ConfigError(f"compare_with: {self.compare_with} is not a folder; name an s2s export, such as models/fra-eng")
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,8 @@ def load_chain_settings(
     translate = tables["translate"]
     if isinstance(translate.get("input"), str) and translate["input"]:
         translate["input"] = _relative_to(base, translate["input"])
+    if isinstance(translate.get("compare_with"), str) and translate["compare_with"]:
+        translate["compare_with"] = os.path.normpath(_relative_to(base, translate["compare_with"]))  # a folder, named as printed
     built = {name: build_config(cls, tables[name], where=f"{path} [{name}]") for name, cls in classes.items()}
     return ChainSettings(config_path=path.resolve(), **built)
 

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from s2s.app.chain.settings import ChainSettings
-from s2s.checksums import file_sha256, value_digest
+from s2s.checksums import file_sha256, tree_checksums, value_digest
 from s2s.errors import S2SError
 from s2s.files import atomic_open
 
 SOURCES_FILE = "sources.txt"
 TRANSLATIONS_FILE = "translations.txt"
+COMPARED_FILE = "compared_translations.txt"  # the same sources by [translate] compare_with's model
+COMPARED_SUMMARY_FILE = "compared_summary.json"
 SUMMARY_FILE = "summary.json"
 
 
@@ -135,7 +137,11 @@ def _run_export(context: ChainContext, work: Path, _: bool) -> dict[str, Any]:
 def _translate_inputs(context: ChainContext) -> dict[str, Any]:
     source = context.settings.translate.input
     if not source:
-        return {"model": context.digest("export"), "data": context.digest("prepare")}
+        inputs = {"model": context.digest("export"), "data": context.digest("prepare")}
+        compared = context.settings.translate.compare_with
+        if compared:
+            inputs["compared_model"] = tree_checksums(Path(compared))
+        return inputs
     from s2s.serving.files import input_files
 
     return {"model": context.digest("export"), "corpus": {path: file_sha256(path) for path in input_files(source)}}
@@ -153,7 +159,28 @@ def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]
         context.folder("export"), source, str(work / TRANSLATIONS_FILE), settings, summary_path=str(work / SUMMARY_FILE)
     )
     summary = stats.to_dict()
-    return {key: summary[key] for key in ("lines", "sentences_per_second", "device", "unknown_characters", "truncated_lines")}
+    figures = {key: summary[key] for key in ("lines", "sentences_per_second", "device", "unknown_characters", "truncated_lines")}
+    if not settings.input:
+        figures["test_scores"] = _score_test_translations(context.folder("prepare"), work / TRANSLATIONS_FILE)
+    if settings.compare_with:
+        translate_corpus(settings.compare_with, source, str(work / COMPARED_FILE), settings, summary_path=str(work / COMPARED_SUMMARY_FILE))
+        figures["compared"] = {"model": settings.compare_with, **_score_test_translations(context.folder("prepare"), work / COMPARED_FILE)}
+    return figures
+
+
+def _score_test_translations(data_dir: Path, translations: Path) -> dict[str, Any]:
+    """BLEU, chrF, exact match and CER of one translation per distinct test source (in `_write_test_sources`' order) against
+    all its references: the same figures for this run's export and for the model it is compared with."""
+    from s2s.records import load_references
+    from s2s.spec import DatasetSpec
+    from s2s.training.metrics import score
+
+    _, references = load_references(data_dir, "test", DatasetSpec.load(data_dir))
+    hypotheses = translations.read_text(encoding="utf-8").splitlines()
+    if len(hypotheses) != len(references):
+        raise S2SError(f"{translations} holds {len(hypotheses)} lines for {len(references)} test sources")
+    figures = score(hypotheses, references)
+    return {key: figures[key] for key in ("sentences", "bleu", "chrf", "exact_match", "cer")}
 
 
 def _write_test_sources(data_dir: Path, path: Path) -> None:
