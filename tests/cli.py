@@ -72,5 +72,3 @@ def _byte_stream() -> io.TextIOWrapper:
 def _text(stream: io.TextIOWrapper) -> str:
     stream.flush()
     return stream.buffer.getvalue().decode("utf-8", errors="replace")
-
-

@@ -152,30 +152,28 @@ def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]
 
     settings = context.settings.translate
     source = settings.input
+    references = None
     if not source:
         source = str(work / SOURCES_FILE)
-        _write_test_sources(context.folder("prepare"), Path(source))
+        references = _write_test_sources(context.folder("prepare"), Path(source))
     stats = translate_corpus(
         context.folder("export"), source, str(work / TRANSLATIONS_FILE), settings, summary_path=str(work / SUMMARY_FILE)
     )
     summary = stats.to_dict()
     figures = {key: summary[key] for key in ("lines", "sentences_per_second", "device", "unknown_characters", "truncated_lines")}
-    if not settings.input:
-        figures["test_scores"] = _score_test_translations(context.folder("prepare"), work / TRANSLATIONS_FILE)
-    if settings.compare_with:
+    if references is not None:
+        figures["test_scores"] = _score_test_translations(work / TRANSLATIONS_FILE, references)
+    if settings.compare_with:  # settings.validate() allows it only with the test split
         translate_corpus(settings.compare_with, source, str(work / COMPARED_FILE), settings, summary_path=str(work / COMPARED_SUMMARY_FILE))
-        figures["compared"] = {"model": settings.compare_with, **_score_test_translations(context.folder("prepare"), work / COMPARED_FILE)}
+        figures["compared"] = {"model": settings.compare_with, **_score_test_translations(work / COMPARED_FILE, references)}
     return figures
 
 
-def _score_test_translations(data_dir: Path, translations: Path) -> dict[str, Any]:
+def _score_test_translations(translations: Path, references: list[list[str]]) -> dict[str, Any]:
     """BLEU, chrF, exact match and CER of one translation per distinct test source (in `_write_test_sources`' order) against
     all its references: the same figures for this run's export and for the model it is compared with."""
-    from s2s.records import load_references
-    from s2s.spec import DatasetSpec
     from s2s.training.metrics import score
 
-    _, references = load_references(data_dir, "test", DatasetSpec.load(data_dir))
     hypotheses = translations.read_text(encoding="utf-8").splitlines()
     if len(hypotheses) != len(references):
         raise S2SError(f"{translations} holds {len(hypotheses)} lines for {len(references)} test sources")
@@ -183,16 +181,18 @@ def _score_test_translations(data_dir: Path, translations: Path) -> dict[str, An
     return {key: figures[key] for key in ("sentences", "bleu", "chrf", "exact_match", "cer")}
 
 
-def _write_test_sources(data_dir: Path, path: Path) -> None:
-    """The distinct sources of the test split, one per line: text nobody trained on, for a translation smoke run."""
+def _write_test_sources(data_dir: Path, path: Path) -> list[list[str]]:
+    """Writes the distinct sources of the test split, one per line (text nobody trained on, for a translation smoke run);
+    returns their references, in the same order, for scoring the translations."""
     from s2s.records import load_references
     from s2s.spec import DatasetSpec
 
-    sources, _ = load_references(data_dir, "test", DatasetSpec.load(data_dir))
+    sources, references = load_references(data_dir, "test", DatasetSpec.load(data_dir))
     if not sources:
         raise S2SError(f"the test split of {data_dir} is empty: set [translate] input to a file to translate")
     with atomic_open(path) as stream:
         stream.writelines(source + "\n" for source in sources)
+    return references
 
 
 STAGE_FOLDERS = {"prepare": "data", "train": "model", "evaluate": "evaluation", "export": "onnx", "translate": "translation"}
