@@ -388,8 +388,8 @@ def default_model() -> str:
 
 def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
     from s2s.serving.config import TranslateConfig
-    from s2s.serving.files import is_special_output
     from s2s.serving.jobs import translate_corpus
+    from s2s.serving.writer import is_special_output
 
     config = _config(args, TranslateConfig, "translate", other_keys=("input",))
     interactive = args.input == "-" and not args.verbose  # `echo ... | s2s translate -i - -o -`: the translation alone

@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from s2s import onnx_contract as contract  # noqa: E402
 from s2s.serving.translator import Translator  # noqa: E402
+from s2s.serving.windows import prepare_sources  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def main() -> None:
                 if not all((model_dir / name).exists() for name in contract.PRECISION_FILES[precision]):
                     continue  # an older export without this precision's files
                 seconds, translations, translator = translate_file_run(model_dir, precision, lines, Path(scratch), batch_size)
-                sources = np.array([len(text) for text in translator.prepare_sources(lines)])
+                sources = np.array([len(text) for text in prepare_sources(translator.info, lines)])
                 outputs = np.array([len(text) for text in translations])
                 flops = useful_flops(dims, np.minimum(sources, translator.info.max_source_length), outputs)
                 reference = reference or translations

@@ -34,10 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from s2s.onehot import ID_DTYPE, encode_ids, texts_of_ids
-from s2s.serving.files import FileJob, _raw_lines, _sources_of, _windows
+from s2s.serving.engine import Engine
+from s2s.serving.file_job import FileJob
+from s2s.serving.inputs import LineWindows, decoded_sources, line_blocks
 from s2s.serving.options import DecodingOptions
 from s2s.serving.stats import TranslationStats
-from s2s.serving.translator import Translator
+from s2s.serving.windows import prepare_window
 from s2s.vocab import END_ID, PAD_ID
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +56,9 @@ def corpus_lines(count: int) -> tuple[list[str], list[str]]:
     return [source for source, _ in repeated], [target for _, target in repeated]
 
 
-def decoder_output(targets: list[str], translator: Translator) -> list[np.ndarray]:
+def decoder_output(targets: list[str], engine: Engine) -> list[np.ndarray]:
     """The ids a decoder would return for `targets`, per window: (window, steps) int32, end-token padded."""
-    info = translator.info
+    info = engine.info
     outputs = []
     for start in range(0, len(targets), WINDOW):
         texts = info.normalizer.normalize_lines(targets[start : start + WINDOW])
@@ -66,21 +68,21 @@ def decoder_output(targets: list[str], translator: Translator) -> list[np.ndarra
     return outputs
 
 
-def ours(path: Path, output: Path, translator: Translator, decoded: list[np.ndarray]) -> tuple[dict[str, float], list[str]]:
-    info, seconds = translator.info, dict.fromkeys(("read", "normalise", "encode", "decode", "write"), 0.0)
+def ours(path: Path, output: Path, engine: Engine, decoded: list[np.ndarray]) -> tuple[dict[str, float], list[str]]:
+    info, seconds = engine.info, dict.fromkeys(("read", "normalise", "encode", "decode", "write"), 0.0)
     stats, strings = TranslationStats(), []
     clock = time.perf_counter
     with open(output, "wb") as sink:
-        windows = _windows([str(path)], WINDOW, 0)
+        windows = iter(LineWindows([str(path)], WINDOW))
         for window_ids in decoded:
             started = clock()
             chunk = next(windows)
             seconds["read"] += clock() - started
             started = clock()
-            window = translator.prepare_window(_sources_of(chunk, JOB, stats)[0], stats)
+            window = prepare_window(info, decoded_sources(chunk, JOB, stats)[0], stats)
             seconds["normalise"] += clock() - started
             started = clock()
-            for _ in translator._batches(window, BATCH, "examples"):
+            for _ in engine.batches(window, BATCH, "examples"):
                 pass
             seconds["encode"] += clock() - started
             started = clock()
@@ -93,12 +95,12 @@ def ours(path: Path, output: Path, translator: Translator, decoded: list[np.ndar
     return seconds, strings
 
 
-def per_line(path: Path, output: Path, translator: Translator, decoded: list[np.ndarray]) -> tuple[dict[str, float], list[str]]:
-    info, seconds = translator.info, dict.fromkeys(("read", "normalise", "encode", "decode", "write"), 0.0)
+def per_line(path: Path, output: Path, engine: Engine, decoded: list[np.ndarray]) -> tuple[dict[str, float], list[str]]:
+    info, seconds = engine.info, dict.fromkeys(("read", "normalise", "encode", "decode", "write"), 0.0)
     source_ids, limit, strings = info.source_vocabulary._ids, info.max_source_length, []
     clock = time.perf_counter
     with open(output, "wb") as sink:
-        lines = (line for block in _raw_lines([str(path)]) for line in block)
+        lines = (line for block in line_blocks([str(path)]) for line in block)
         for window_ids in decoded:
             started = clock()
             chunk = [raw for _, raw in zip(range(WINDOW), lines, strict=False)]
@@ -142,15 +144,15 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000, help="corpus lines (default 1,000,000)")
     parser.add_argument("--model", default=str(REPO / "models" / "fra-eng"), help="an export folder, for its vocabularies and normalisation")
     args = parser.parse_args()
-    translator = Translator.from_dir(args.model, device="cpu")
+    engine = Engine.open(args.model, device="cpu")
     sources, targets = corpus_lines(args.lines)
-    decoded = decoder_output(targets, translator)
+    decoded = decoder_output(targets, engine)
     with tempfile.TemporaryDirectory() as scratch:
         corpus = Path(scratch) / "corpus.txt"
         corpus.write_text("".join(f"{source}\n" for source in sources), encoding="utf-8")
-        translator.info.normalizer.normalize_lines(["warm up the character table"])
-        fast, fast_strings = measure("vectorised", ours, corpus, Path(scratch) / "ours.txt", translator, decoded)
-        slow, slow_strings = measure("per line", per_line, corpus, Path(scratch) / "reference.txt", translator, decoded)
+        engine.info.normalizer.normalize_lines(["warm up the character table"])
+        fast, fast_strings = measure("vectorised", ours, corpus, Path(scratch) / "ours.txt", engine, decoded)
+        slow, slow_strings = measure("per line", per_line, corpus, Path(scratch) / "reference.txt", engine, decoded)
         same_file = (Path(scratch) / "ours.txt").read_bytes() == (Path(scratch) / "reference.txt").read_bytes()
     assert fast_strings == slow_strings and same_file, "the vectorised host path must write exactly the per-line path's output"
     lines = len(sources)

@@ -2,8 +2,11 @@
 
 The files are built, written to a staging folder, loaded back with
 onnxruntime as a host would and verified against the Keras models (see
-`export.verify`). Only an export that passes is moved into ONNX_DIR, one
-file at a time by rename, with its model card and `verification.json`.
+`export.verify`). Only an export that passes takes ONNX_DIR's place, with
+its model card and `verification.json`, in one atomic exchange
+(`s2s.publish.replace_directory`): a host loading the folder meanwhile
+sees the old export or the new one, never a mix. Files in ONNX_DIR that
+the export does not write are kept.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import random
 import shutil
 import time
@@ -26,15 +28,16 @@ import s2s
 from s2s import onnx_contract as contract
 from s2s import output_length
 from s2s.checksums import file_sha256
-from s2s.config import log_config
+from s2s.config import log_config, validated
 from s2s.errors import S2SError
 from s2s.export import graphs, verify
 from s2s.export.config import ExportConfig
 from s2s.export.convert import OPSET, convert_decoder, convert_encoder
 from s2s.export.step_graph import build_step
-from s2s.files import atomic_open, read_json, write_json
+from s2s.files import read_json
 from s2s.onehot import encode_ids, one_hot
 from s2s.onnx_contract import metadata_props
+from s2s.publish import atomic_open, replace_directory, write_json
 from s2s.records import load_references
 from s2s.serving.sessions import DecoderSession, EncoderSession, model_info, open_session
 from s2s.spec import DatasetSpec
@@ -81,7 +84,7 @@ def export_model(
     """
     started = time.time()
     config = config or ExportConfig()
-    config.validate()
+    validated(config)
     verify_sources, float16 = config.verify_sources, config.float16
     trained, output_dir = ModelDir(model_dir), Path(output_dir)
     trained_settings, spec = trained.settings(), trained.spec()
@@ -121,7 +124,8 @@ def export_model(
 
     shared = _shared_metadata(spec, trained_settings, model)
     shared[contract.META_OUTPUT_LENGTH] = _fit_output_length(Path(data_dir or trained_settings.data_dir), spec)
-    staging = output_dir / f".staging-{uuid.uuid4().hex[:12]}"
+    target = output_dir.resolve()  # the real folder: "." or a link to a folder is replaced where it really is
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:12]}")
     staging.mkdir()
     try:
         for name, (onnx_model, role, precision) in files.items():
@@ -143,8 +147,7 @@ def export_model(
         write_json(staging / VERIFICATION_FILE, report)
         with atomic_open(staging / contract.MODEL_CARD_FILE) as stream:
             stream.write(model_card(report, trained, Path(evaluation or trained / EVALUATION_FILE)))
-        for path in staging.iterdir():
-            os.replace(path, output_dir / path.name)
+        replace_directory(staging, target, keep_others=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
@@ -249,11 +252,13 @@ def _describe(name: str) -> str:
 
 
 def _ensure_writable(output_dir: Path) -> None:
+    """Fails before minutes of conversion, not after: the output folder and its parent (where the export is staged) must be writable."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / f".write-probe-{uuid.uuid4().hex[:8]}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        for folder in (output_dir, output_dir.resolve().parent):
+            probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"")
+            probe.unlink()
     except OSError as error:
         raise S2SError(f"cannot write to output directory {output_dir}: {error.strerror or error}") from None
 

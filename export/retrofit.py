@@ -34,7 +34,7 @@ from s2s.checksums import file_sha256
 from s2s.export.export import OUTPUT_DOCS
 from s2s.export.graphs import add_attention_output, add_greedy_head, to_float16, to_int8
 from s2s.export.step_graph import build_step
-from s2s.files import atomic_open
+from s2s.publish import atomic_open
 from s2s.text import TextNormalizer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s2s.config import check_choice, setting
+from s2s.config import setting
 from s2s.errors import ConfigError
 
 RARE_POLICIES = ("unk", "reject")
@@ -25,32 +25,27 @@ class PrepareConfig:
     and 349 characters).
     """
 
-    max_source_length: int = setting(80, "characters of a cleaned source; longer pairs are rejected")
-    max_target_length: int = setting(100, "characters of a cleaned target; longer pairs are rejected")
-    min_char_count: int = setting(10, "a character seen fewer times on its side is rare (see rare_characters); 1 makes none rare")
+    max_source_length: int = setting(80, "characters of a cleaned source; longer pairs are rejected", at_least=1)
+    max_target_length: int = setting(100, "characters of a cleaned target; longer pairs are rejected", at_least=1)
+    min_char_count: int = setting(10, "a character seen fewer times on its side is rare (see rare_characters); 1 makes none rare", at_least=0)
     rare_characters: str = setting(
         "unk", "unk: rare characters stay out of the vocabulary and read as <unk>, the pair is kept; reject: the pair is rejected", RARE_POLICIES
     )
     direction: str = setting(
         "forward", "forward: the first column is the source; reverse: the second is, so one corpus trains both ways", DIRECTIONS
     )
-    validation_fraction: float = setting(0.05, "share of distinct sources held out for validation")
-    test_fraction: float = setting(0.05, "share of distinct sources held out for testing")
+    validation_fraction: float = setting(0.05, "share of distinct sources held out for validation", at_least=0, below=1)
+    test_fraction: float = setting(0.05, "share of distinct sources held out for testing", at_least=0, below=1)
     fold_quotes: bool = setting(True, "typographic apostrophes and quotes become ASCII")
-    num_shards: int = setting(0, "files per split, and for the rejects; 0 = automatic: 2, or one per 16 MiB of input")
+    num_shards: int = setting(
+        0, "files per split, and for the rejects; 0 = automatic: 2, or one per 16 MiB of input", at_least=0, at_most=MAX_SHARDS, zero="automatic"
+    )
 
     def validate(self) -> None:
-        """Raises S2SError naming the first value out of range."""
-        if self.max_source_length < 1 or self.max_target_length < 1:
-            raise ConfigError("max_source_length and max_target_length must be at least 1")
-        if self.min_char_count < 0:
-            raise ConfigError("min_char_count must be 0 or more")
-        for name in ("validation_fraction", "test_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        """The rules between settings (each setting's own range is declared with it and checked by `s2s.config.validated`).
+
+        Raises:
+            ConfigError: the first rule broken.
+        """
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ConfigError("validation_fraction + test_fraction must stay below 1 to leave a training split")
-        check_choice("rare_characters", self.rare_characters, RARE_POLICIES)
-        check_choice("direction", self.direction, DIRECTIONS)
-        if not 0 <= self.num_shards <= MAX_SHARDS:
-            raise ConfigError(f"num_shards must be 0 (automatic) to {MAX_SHARDS}, got {self.num_shards}")

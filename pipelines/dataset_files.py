@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -26,9 +25,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from s2s.pipelines.atomic_files import fill_missing, publish, publish_lines
 from s2s.pipelines.cleaning import Pair
 from s2s.pipelines.transforms import FACTS, DatasetFactsFn, shard_of, without_broadcasts
+from s2s.publish import fill_missing, publish_lines, publish_stream
 from s2s.records import ExampleEncoder
 from s2s.spec import RECORD_SUFFIX, SPLITS
 from s2s.tensorflow_import import import_tensorflow
@@ -38,15 +37,8 @@ REJECTS = "rejects"
 REJECTS_SUFFIX = ".jsonl"
 SUMMARY = "summary"
 SUMMARY_FILE = "summary.json"
-BYTES_PER_SHARD = 16 << 20  # with automatic sharding: input bytes per shard of each split
-MAX_AUTOMATIC_SHARDS = 256
 
 FileKey = tuple[str, int]  # (a split name, "rejects" or "summary"; shard number)
-
-
-def automatic_shards(input_bytes: int) -> int:
-    """Shards per split and for the rejects: 2 at least, so two local workers share the encoding; one more per 16 MiB of input."""
-    return max(2, min(MAX_AUTOMATIC_SHARDS, math.ceil(input_bytes / BYTES_PER_SHARD)))
 
 
 def file_name(kind: str, shard: int, num_shards: int) -> str:
@@ -148,7 +140,7 @@ def write_records(path: str, encoder: ExampleEncoder, pairs: list[Pair]) -> int:
             for pair in pairs:
                 writer.write(encoder.encode(pair.source, pair.target))
         with open(local.name, "rb") as stream:
-            publish(path, stream)
+            publish_stream(path, stream)
     finally:
         os.unlink(local.name)
     return len(pairs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import logging
 import os
@@ -32,23 +31,21 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import s2s
-from s2s.compression import GZIP_SUFFIX, GzipIntegrity
-from s2s.config import log_config
+from s2s.config import log_config, validated
 from s2s.errors import S2SError, first_line
-from s2s.files import atomic_open
 from s2s.locks import exclusive_lock
 from s2s.pipelines import cleaning, dataset_files, transforms
 from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
+from s2s.pipelines.inputs import DATASET_SHARDS, automatic_shards, input_bytes, resolve_inputs
 from s2s.pipelines.options import beam_options, run_pipeline
+from s2s.publish import publish_text, replace_directory
 from s2s.spec import MANIFEST_FILE, SPEC_FILE, SPLITS, TEST, TRAIN, VALIDATION, DatasetSpec, record_pattern
-from s2s.swap import replace_directory
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 
 REJECTS_PATTERN = f"{dataset_files.REJECTS}-*-of-*{dataset_files.REJECTS_SUFFIX}"
 _SUMMARY_NAME = dataset_files.SUMMARY_FILE
-_CHECKSUM_CHUNK = 1 << 22
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +63,7 @@ def prepare(inputs: list[str], output_dir: str, config: PrepareConfig, pipeline_
         S2SError: an input is missing or empty, the output is unwritable, an option is unknown.
     """
     started = time.time()
-    config.validate()
+    validated(config)
     options = beam_options(list(pipeline_args or []))
     input_files = resolve_inputs(inputs)
     if FileSystems.get_scheme(output_dir) is None:
@@ -105,7 +102,7 @@ def _prepare_owned(input_files: list[dict[str, Any]], output_dir: str, config: P
     else:
         staging = FileSystems.join(output_dir, f".staging-{uuid.uuid4().hex[:12]}")
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
-    num_shards = config.num_shards or dataset_files.automatic_shards(sum(entry["bytes"] for entry in input_files))
+    num_shards = config.num_shards or automatic_shards(input_bytes(input_files), DATASET_SHARDS)
     try:
         paths = [entry["path"] for entry in input_files]
         with run_pipeline(options, f"the prepare pipeline over {', '.join(paths)}") as pipeline:
@@ -227,50 +224,6 @@ def _check_rows_written(staging: str, summary: dict[str, Any]) -> None:
     logger.info("wrote %s records and %d rejects, as counted", "/".join(str(summary["split_sizes"].get(s, 0)) for s in SPLITS), rejects)
 
 
-def resolve_inputs(patterns: list[str]) -> list[dict[str, Any]]:
-    """Each input file matched by `patterns` with its size and SHA-256.
-
-    Raises:
-        S2SError: no pattern given, a pattern matches no file, or every file is empty.
-    """
-    if not patterns:
-        raise S2SError("no input given: pass --input PATH (a file or a glob)")
-    files: dict[str, int] = {}
-    for pattern in patterns:
-        try:
-            matched = FileSystems.match([pattern])[0].metadata_list
-        except Exception as error:  # Beam raises BeamIOError or ValueError depending on the filesystem
-            raise S2SError(f"cannot read input {pattern}: {first_line(error)}") from None
-        matched = [metadata for metadata in matched if not metadata.path.endswith("/")]
-        if not matched:
-            raise S2SError(f"input {pattern} matches no file")
-        files.update({metadata.path: metadata.size_in_bytes for metadata in matched})
-    if sum(files.values()) == 0:
-        raise S2SError(f"input is empty: {', '.join(sorted(files))} hold no bytes")
-    return [{"path": path, "bytes": size, "sha256": _sha256(path)} for path, size in sorted(files.items())]
-
-
-def _sha256(path: str) -> str:
-    """The file's SHA-256; a `.gz` file is also checked, in the same pass, to end where gzip says it ends.
-
-    Not `hashlib.file_digest`: one read of a remote file feeds both the digest and the gzip check.
-    """
-    digest = hashlib.sha256()
-    integrity = GzipIntegrity() if path.endswith(GZIP_SUFFIX) else None
-    try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-            while chunk := stream.read(_CHECKSUM_CHUNK):
-                digest.update(chunk)
-                if integrity is not None:
-                    integrity.feed(chunk)
-    except OSError as error:
-        raise S2SError(f"cannot read input {path}: {error}") from None
-    problem = integrity.finish() if integrity is not None else None
-    if problem:
-        raise S2SError(f"input {path} is not a whole gzip file: {problem}")
-    return digest.hexdigest()
-
-
 def _ensure_writable(output_dir: str) -> None:
     probe = FileSystems.join(output_dir, f".write-probe-{uuid.uuid4().hex[:8]}")
     try:
@@ -370,8 +323,8 @@ def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[st
     if FileSystems.get_scheme(output_dir) is None:
         staged = Path(staging)
         (staged / _SUMMARY_NAME).unlink(missing_ok=True)
-        _write_text(str(staged / SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        _write_text(str(staged / MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        publish_text(str(staged / SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        publish_text(str(staged / MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         replace_directory(staged, Path(output_dir))
         return
     stale = [
@@ -387,20 +340,8 @@ def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[st
     staged = [metadata.path for metadata in FileSystems.match([FileSystems.join(staging, "*")])[0].metadata_list]
     staged = [path for path in staged if not path.endswith(_SUMMARY_NAME)]
     FileSystems.rename(staged, [FileSystems.join(output_dir, path.rsplit("/", 1)[-1]) for path in staged])
-    _write_text(FileSystems.join(output_dir, SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    _write_text(FileSystems.join(output_dir, MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def _write_text(path: str, text: str) -> None:
-    """Writes a small text file atomically: temp file and rename, locally or on a remote filesystem."""
-    if FileSystems.get_scheme(path) is None:
-        with atomic_open(path) as stream:
-            stream.write(text)
-        return
-    temp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with FileSystems.create(temp, mime_type="application/json") as stream:
-        stream.write(text.encode("utf-8"))
-    FileSystems.rename([temp], [path])
+    publish_text(FileSystems.join(output_dir, SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    publish_text(FileSystems.join(output_dir, MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _read_text(path: str) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from s2s.errors import S2SError
-from s2s.files import atomic_open
+from s2s.publish import atomic_open
 
 CARDINALITY_50 = (string.digits + string.ascii_lowercase + string.ascii_uppercase)[:50]
 

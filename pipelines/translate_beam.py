@@ -32,10 +32,8 @@ is there, and the manifest lists its shards, row count, inputs and model.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
-import math
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -50,24 +48,24 @@ from apache_beam.metrics import Metrics
 from s2s.config import log_config
 from s2s.errors import ConfigError, S2SError
 from s2s.locks import exclusive_lock
-from s2s.pipelines.atomic_files import delete_files, fill_missing, publish, publish_lines
 from s2s.pipelines.config import MAX_SHARDS
+from s2s.pipelines.inputs import TRANSLATION_SHARDS, automatic_shards, input_bytes, resolve_inputs
 from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
-from s2s.pipelines.prepare import resolve_inputs
 from s2s.pipelines.row_counts import count_lines_in
 from s2s.pipelines.transforms import ReadNumberedLines, shard_of
+from s2s.publish import delete_files, fill_missing, publish_lines, publish_text
 from s2s.serving.config import TranslateConfig, resolve_batch_size
+from s2s.serving.file_job import default_window
 
 SHARD_SUFFIX = ".tsv"
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 _SHARD_NAME = re.compile(r"-\d{5}-of-\d{5}\.tsv")  # what follows the prefix in a shard's name
-BYTES_PER_SHARD = 4 << 20  # with automatic sharding: about 100,000 short lines, a minute or two of one CPU worker
 
 logger = logging.getLogger(__name__)
-_translators: dict[tuple[str, TranslateConfig], Any] = {}
-_translators_lock = threading.Lock()
+_engines: dict[tuple[str, TranslateConfig], Any] = {}
+_engines_lock = threading.Lock()
 
 
 def shard_path(output_prefix: str, shard: int, num_shards: int) -> str:
@@ -75,22 +73,17 @@ def shard_path(output_prefix: str, shard: int, num_shards: int) -> str:
     return f"{output_prefix}-{shard:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
 
 
-def automatic_shards(input_bytes: int) -> int:
-    """One shard per 4 MiB of input (compressed size for .gz), at least 1: small enough to spread, large enough to batch."""
-    return max(1, min(MAX_SHARDS, math.ceil(input_bytes / BYTES_PER_SHARD)))
+def _engine(model: str, model_id: str, config: TranslateConfig) -> Any:
+    """The worker process's engine for this model, opened (and fetched, when remote) once."""
+    from s2s.serving.engine import Engine
 
-
-def _translator(model: str, model_id: str, config: TranslateConfig) -> Any:
-    """The worker process's Translator for this model, loaded (and fetched, when remote) once."""
-    from s2s.serving.translator import Translator
-
-    with _translators_lock:
+    with _engines_lock:
         key = (model, config)
-        if key not in _translators:
-            translator = Translator.from_config(local_model_dir(model), config)
-            check_model_id(model, translator.model_id, model_id)
-            _translators[key] = translator
-        return _translators[key]
+        if key not in _engines:
+            engine = Engine.open(local_model_dir(model), config.device, precision=config.precision, verify=config.verify)
+            check_model_id(model, engine.model_id, model_id)
+            _engines[key] = engine
+        return _engines[key]
 
 
 class _TranslateShardFn(beam.DoFn):
@@ -104,13 +97,12 @@ class _TranslateShardFn(beam.DoFn):
     def process(self, element: tuple[int, Iterable[tuple[tuple[str, int], bytes]]]) -> Iterator[tuple[int, int]]:
         shard, lines = element
         lines = sorted(lines)
-        translator = _translator(self.model, self.model_id, self.config)
+        engine = _engine(self.model, self.model_id, self.config)
         sources = (raw.rstrip(b"\r").decode("utf-8", errors="replace") for _, raw in lines)
-        decoding = dataclasses.replace(self.config.decoding(), num_hypotheses=1, return_scores=False, return_attention=False)
+        decoding = engine.validated(dataclasses.replace(self.config.decoding(), num_hypotheses=1, return_scores=False, return_attention=False))
         # A window of 16 batches, as translate_file reads: sorted by length, its batches carry little padding.
-        translations = translator.translate_iterable(
-            sources, max_batch_size=self.config.batch_size, window=16 * self.config.batch_size, **decoding.to_dict()
-        )
+        batch_size = self.config.batch_size
+        translations = engine.translate_stream(sources, None, batch_size, default_window(batch_size), decoding)
         rows = (f"{path}\t{line_number}\t{translation}" for ((path, line_number), _), translation in zip(lines, translations, strict=True))
         written = publish_lines(shard_path(self.output_prefix, shard, self.num_shards), rows)
         self.rows_written.inc(written)
@@ -141,23 +133,23 @@ def translate_beam(
         S2SError: an input is missing or empty, an option is unknown, a decoding value is out of range, or the
             rows written do not match the lines read.
     """
-    from s2s.serving.translator import Translator
+    from s2s.serving.engine import Engine
 
     config = config or TranslateConfig()
     if not 0 <= num_shards <= MAX_SHARDS:
         raise ConfigError(f"num_shards must be 0 (automatic) to {MAX_SHARDS}, got {num_shards}")
     options = beam_options(list(pipeline_args or []))
     # Opened here too, to fail fast on a bad model and to learn the model id every worker's copy must carry.
-    translator = Translator.from_dir(local_model_dir(model), device="cpu" if config.device == "cpu" else "auto", verify=config.verify)
-    config.decoding().check(len(translator.info.target_vocabulary))
-    device = translator.device if config.device == "auto" else config.device  # auto: as this machine's onnxruntime finds it
+    engine = Engine.open(local_model_dir(model), "cpu" if config.device == "cpu" else "auto", verify=config.verify)
+    engine.validated(config.decoding())
+    device = engine.device if config.device == "auto" else config.device  # auto: as this machine's onnxruntime finds it
     config = dataclasses.replace(config, batch_size=resolve_batch_size(config.batch_size, device))
     log_config(logger, "translate-beam", config)
     input_files = resolve_inputs(inputs)
     files = [entry["path"] for entry in input_files]
-    num_shards = num_shards or automatic_shards(sum(entry["bytes"] for entry in input_files))
+    num_shards = num_shards or automatic_shards(input_bytes(input_files), TRANSLATION_SHARDS)
     logger.info("translating %s into %d shard(s) %s", ", ".join(files), num_shards, shard_path(output_prefix, 0, num_shards))
-    translate_shard = _TranslateShardFn(model, translator.model_id, config, output_prefix, num_shards)
+    translate_shard = _TranslateShardFn(model, engine.model_id, config, output_prefix, num_shards)
     with _owned(output_prefix):
         # From here until the new manifest is written, the prefix holds no manifest: a run killed midway leaves shards
         # that nothing vouches for, never a mix of two runs' shards that looks complete.
@@ -183,10 +175,10 @@ def translate_beam(
             "num_shards": num_shards,
             "shards": [shard.rsplit("/", 1)[-1] for shard in shards],
             "inputs": input_files,
-            "model_id": translator.model_id,
+            "model_id": engine.model_id,
             "settings": dataclasses.asdict(config),
         }
-        publish(manifest_path(output_prefix), io.BytesIO(json.dumps(manifest, indent=2, sort_keys=True).encode()))
+        publish_text(manifest_path(output_prefix), json.dumps(manifest, indent=2, sort_keys=True))
     return rows
 
 

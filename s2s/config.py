@@ -48,14 +48,10 @@ def load_config(
 def build_config(cls: type[ConfigT], values: dict[str, Any], where: str) -> ConfigT:
     """Builds and validates a `cls` dataclass from `values`; `where` names their origin in error messages."""
     _check_keys_and_types(cls, values, where=where)
-    config = cls(**values)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except S2SError as error:
-            raise ConfigError(f"{where}: {error}") from None
-    return config
+    try:
+        return validated(cls(**values))
+    except S2SError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -115,7 +111,7 @@ def _describe(expected: Any) -> str:
     return getattr(expected, "__name__", str(expected))
 
 
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+def validate_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     """The one wording of a value outside its choices, for config fields and API arguments alike.
 
     Raises:
@@ -125,17 +121,78 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
-def check_choices(config: Any) -> None:
-    """`check_choice` for every field of a config dataclass declared with `setting(..., choices)`; `validate()` calls it first."""
+def validate_range(name: str, value: float, *, at_least: float | None = None, at_most: float | None = None, below: float | None = None, above: float | None = None, zero: str | None = None) -> None:
+    """The one wording of a number out of its range; `zero` says what 0 means where it means more than nothing ("automatic").
+
+    Written as `not (value >= bound)`, so NaN is refused too.
+
+    Raises:
+        ConfigError: `value` is outside the range.
+    """
+    low = f"0 ({zero})" if at_least == 0 and zero else f"{at_least:g}" if at_least is not None else None
+    if at_least is not None and below is not None:
+        ok, wording = at_least <= value < below, f"in [{at_least:g}, {below:g})"
+    elif at_least is not None and at_most is not None:
+        ok = at_least <= value <= at_most
+        wording = f"{low} to {at_most:g}" if at_least == 0 and zero else f"between {at_least:g} and {at_most:g}"
+    elif at_least is not None:
+        ok, wording = value >= at_least, f"{low} or more" if at_least == 0 else f"at least {at_least:g}"
+    elif above is not None:
+        ok, wording = value > above, f"above {above:g}"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{name} must be {wording}, got {value!r}")
+
+
+def validate_settings(config: Any) -> None:
+    """Each field of a config dataclass against what its `setting(...)` declares: its choices and its range.
+
+    Raises:
+        ConfigError: the first field outside them, named.
+    """
     for field in dataclasses.fields(config):
-        choices = field.metadata.get("choices")
-        if choices:
-            check_choice(field.name, getattr(config, field.name), choices)
+        value = getattr(config, field.name)
+        if field.metadata.get("choices"):
+            validate_choice(field.name, value, field.metadata["choices"])
+        bounds = field.metadata.get("range")
+        if bounds:
+            validate_range(field.name, value, **bounds)
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A config dataclass field whose help text (and choices) also documents its command-line flag."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def validated(config: ConfigT) -> ConfigT:
+    """`config` once its fields are within their declared choices and ranges and its own `validate()` (the rules between
+    fields) passes: what every entry point calls, whether the config came from a file, flags or Python.
+
+    Raises:
+        ConfigError: the first problem found.
+    """
+    validate_settings(config)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def setting(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    below: float | None = None,
+    above: float | None = None,
+    zero: str | None = None,
+) -> Any:
+    """A config dataclass field whose help text, choices and range also document and check its command-line flag.
+
+    Args:
+        at_least, at_most: inclusive bounds; below, above: exclusive ones.
+        zero: what 0 means, for a field where it stands for something ("automatic", "all"), used in the error message.
+    """
+    bounds = {name: value for name, value in (("at_least", at_least), ("at_most", at_most), ("below", below), ("above", above), ("zero", zero)) if value is not None}
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "range": bounds or None})
 
 
 def add_config_flags(parser: Any, cls: type) -> None:

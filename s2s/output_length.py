@@ -62,7 +62,7 @@ def limits(source_lengths: np.ndarray, fitted: dict[str, float] | None, longest_
     return np.clip(values, 1, CEILING)
 
 
-def check(fitted: dict[str, float]) -> str | None:
+def problem(fitted: dict[str, float]) -> str | None:
     """What is wrong with a fitted line read from metadata, or None."""
     slope, intercept = fitted.get("slope"), fitted.get("intercept")
     for name, value in (("slope", slope), ("intercept", intercept)):

@@ -13,7 +13,8 @@ from typing import Any
 
 from s2s import vocab as vocab_module
 from s2s.errors import S2SError
-from s2s.files import read_json, write_json
+from s2s.files import read_json
+from s2s.publish import write_json
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
 

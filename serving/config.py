@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s2s.config import check_choices, setting
+from s2s.config import setting
 from s2s.errors import ConfigError
 from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 from s2s.serving.options import DecodingOptions
@@ -40,35 +40,31 @@ class TranslateConfig:
 
     device: str = setting("auto", "auto: CUDA if usable, else the CPU; cuda: an error without a GPU", DEVICES)
     precision: str = setting("float32", "float16 uses the *_fp16.onnx files (GPUs), int8 the *_int8.onnx files (CPUs)", PRECISIONS)
-    batch_size: int = setting(0, "sentences decoded together; 0 picks for the device: 64 on the CPU, 16384 on a GPU")
-    beam_size: int = setting(1, "1 for greedy decoding, K for beam search over K hypotheses")
-    max_output_length: int = setting(0, "most characters per translation; 0 uses the model's")
-    length_penalty: float = setting(1.0, "beam score = log-probability / length ** A")
+    batch_size: int = setting(0, "sentences decoded together; 0 picks for the device: 64 on the CPU, 16384 on a GPU", at_least=0, zero="automatic")
+    beam_size: int = setting(1, "1 for greedy decoding, K for beam search over K hypotheses", at_least=1)
+    max_output_length: int = setting(0, "most characters per translation; 0 uses the model's", at_least=0, zero="the model's")
+    length_penalty: float = setting(1.0, "beam score = log-probability / length ** A", at_least=0)
     long_lines: str = setting(
         SPLIT, "a source longer than the model's limit: split at sentence ends and join the translations, truncate, or error", LONG_LINE_POLICIES
     )
-    min_output_length: int = setting(0, "the end token is forbidden before this many characters")
-    num_hypotheses: int = setting(1, "translations per source (n-best), at most beam_size; needs --format tsv or jsonl")
+    min_output_length: int = setting(0, "the end token is forbidden before this many characters", at_least=0)
+    num_hypotheses: int = setting(1, "translations per source (n-best), at most beam_size; needs --format tsv or jsonl", at_least=1)
     scores: bool = setting(False, "write each translation's score (log-probability / length ** length_penalty); tsv or jsonl")
     attention: bool = setting(False, "write the attention weights of each output character (jsonl)")
     replace_unknowns: bool = setting(False, "an <unk> in the output becomes the source character attended to most")
-    sampling_topk: int = setting(1, "1: the most likely character (greedy); K > 1: sample among the K most likely; 0: among all")
-    sampling_temperature: float = setting(1.0, "with sampling: below 1 sharper, above 1 flatter")
+    sampling_topk: int = setting(1, "1: the most likely character (greedy); K > 1: sample among the K most likely; 0: among all", at_least=0, zero="all")
+    sampling_temperature: float = setting(1.0, "with sampling: below 1 sharper, above 1 flatter", above=0)
     sampling_seed: int = setting(0, "the random seed of sampling, so a run can be repeated")
     verify: bool = setting(True, "check the model's files against its SHA256SUMS; --no-verify loads a hand-made folder, with a warning")
 
     def validate(self) -> None:
-        """Raises S2SError naming the first setting out of range (the model-dependent checks come with the model)."""
-        check_choices(self)
-        if self.batch_size < 0:
-            raise ConfigError(f"batch_size must be 0 (automatic) or more, got {self.batch_size}")
-        if self.max_output_length < 0:
-            raise ConfigError(f"max_output_length must be 0 (the model's) or more, got {self.max_output_length}")
-        if self.beam_size < 1:
-            raise ConfigError(f"beam_size must be at least 1, got {self.beam_size}")
-        if self.num_hypotheses < 1:
-            raise ConfigError(f"num_hypotheses must be at least 1, got {self.num_hypotheses}")
-        self.decoding().check_model_free()
+        """The rules between settings that need no model (each setting's own range is declared with it; the rules that
+        depend on the model come with it, in `DecodingOptions.validate`).
+
+        Raises:
+            ConfigError: the first rule broken.
+        """
+        self.decoding().validate_model_free()
 
     def decoding(self) -> DecodingOptions:
         """The frozen decoding options these settings ask for."""

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from s2s.serving.stats import TranslationStats
 
 if TYPE_CHECKING:
-    from s2s.serving.files import FileJob
-    from s2s.serving.translator import WindowTranslations
+    from s2s.serving.file_job import FileJob
+    from s2s.serving.windows import WindowTranslations
 
 TEXT, TSV, JSONL = "text", "tsv", "jsonl"
 FORMATS = (TEXT, TSV, JSONL)

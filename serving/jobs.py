@@ -2,7 +2,8 @@
 
 Both read a `TranslateConfig`, open the model the same way, log the resolved
 settings and report progress the same way, so the command line and `s2s run`
-cannot drift apart in how they translate.
+cannot drift apart in how they translate. The config's `DecodingOptions`
+travel whole, from the config to the engine.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from s2s.config import validated
 from s2s.serving.config import TranslateConfig
-from s2s.serving.files import input_size
+from s2s.serving.engine import Engine
+from s2s.serving.file_job import FileJob, default_window
+from s2s.serving.inputs import input_size
 from s2s.serving.progress import Progress
 from s2s.serving.stats import TranslationStats
-from s2s.serving.translator import Translator
+from s2s.serving.writer import write_translations
 
 logger = logging.getLogger(__name__)
 
@@ -33,21 +37,14 @@ def translate_corpus(
     """Opens the model as `config` says and translates `source_path` into `output_path` with a progress display.
 
     Raises:
-        S2SError: a bad setting, a missing or damaged model, or any problem `Translator.translate_file` reports.
+        S2SError: a bad setting, a missing or damaged model, or any problem `write_translations` reports.
     """
-    translator = Translator.from_config(model_dir, config)
+    validated(config)
+    engine = Engine.open(model_dir, config.device, precision=config.precision, verify=config.verify)
+    batch_size = engine.batch_size(config.batch_size)  # 0 (automatic) is resolved for the device the model opened on
+    job = FileJob(batch_size, default_window(batch_size), config.decoding(), input_format, column, field)
     progress = Progress(total_bytes=input_size(source_path))
     try:
-        return translator.translate_file(
-            source_path,
-            output_path,
-            max_batch_size=config.batch_size,  # 0 (automatic) is resolved by translate_file, as for every caller
-            input_format=input_format,
-            column=column,
-            field=field,
-            summary_path=summary_path,
-            progress=progress,
-            **config.decoding().to_dict(),
-        )
+        return write_translations(engine, source_path, output_path, job, summary_path=summary_path, progress=progress)
     finally:
         progress.close()

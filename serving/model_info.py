@@ -76,10 +76,10 @@ class ModelInfo:
             raise InputDataError(f"{where} has no {error.args[0]} in its metadata: it is not an s2s export (re-run s2s export)") from None
         except (ValueError, TypeError) as error:
             raise InputDataError(f"{where} has malformed s2s metadata ({error}): re-run s2s export") from None
-        info.check(where)
+        info.validate(where)
         return info
 
-    def check(self, where: str) -> None:
+    def validate(self, where: str) -> None:
         """Raises S2SError when a metadata value is out of its range: a damaged or hand-edited file."""
         problems = [
             f"{name} = {value}"
@@ -94,7 +94,7 @@ class ModelInfo:
         if self.max_target_length > MAX_OUTPUT_LENGTH_CEILING:
             problems.append(f"max_target_length = {self.max_target_length} (at most {MAX_OUTPUT_LENGTH_CEILING})")
         if self.output_length is not None:
-            problem = output_length.check(self.output_length) if isinstance(self.output_length, dict) else "output_length"
+            problem = output_length.problem(self.output_length) if isinstance(self.output_length, dict) else "output_length"
             if problem:
                 problems.append(problem)
         if self.arch not in (contract.ARCH_ATTENTION, contract.ARCH_LSTM):

@@ -2,7 +2,7 @@
 
 `s2s translate`, `s2s translate-beam`, the chain and library callers
 (`translate_batch`, `translate_iterable`, `translate_file`) all build one
-`DecodingOptions` and go through `DecodingOptions.check`, so a value that
+`DecodingOptions` and go through `DecodingOptions.validate`, so a value that
 would decode nothing (`max_output_length` 0), run out of memory (a beam of
 100,000 hypotheses per sentence) or reward ever longer output (a negative
 length penalty) is one clear error, never an empty result with exit status 0.
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from s2s import output_length
-from s2s.config import check_choice
+from s2s.config import validate_choice
 from s2s.errors import ConfigError
 from s2s.serving.long_lines import LONG_LINE_POLICIES, SPLIT
 
@@ -94,7 +94,7 @@ class DecodingOptions:
     def needs_attention(self) -> bool:
         return self.return_attention or self.replace_unknowns
 
-    def check(self, target_vocab_size: int, *, has_attention: bool = True) -> None:
+    def validate(self, target_vocab_size: int, *, has_attention: bool = True) -> None:
         """Raises ConfigError naming the first value out of range for a model with this target vocabulary."""
         if self.max_output_length is not None and self.max_output_length < 1:
             raise ConfigError(f"max_output_length must be at least 1 (or None for the model's own), got {self.max_output_length}")
@@ -109,16 +109,16 @@ class DecodingOptions:
                 f"{what} needs the decoder's attention weights, which this model does not export "
                 "(an lstm model, or an export made before them: export it again)"
             )
-        self.check_model_free()
+        self.validate_model_free()
 
-    def check_model_free(self) -> None:
+    def validate_model_free(self) -> None:
         """The checks that need no model: what `TranslateConfig.validate` can run before one is loaded."""
         if self.max_output_length is not None and self.max_output_length > MAX_OUTPUT_LENGTH_CEILING:
             raise ConfigError(
                 f"max_output_length must be at most {MAX_OUTPUT_LENGTH_CEILING} characters, got {self.max_output_length} "
                 "(long sources are split at the model's limit, so no piece needs more)"
             )
-        check_choice("long_lines", self.long_lines, LONG_LINE_POLICIES)
+        validate_choice("long_lines", self.long_lines, LONG_LINE_POLICIES)
         if not self.length_penalty >= 0:  # also refuses NaN
             raise ConfigError(f"length_penalty must be 0 or more (a negative one rewards ever longer output), got {self.length_penalty}")
         if not 0 <= self.min_output_length <= (self.max_output_length or MAX_OUTPUT_LENGTH_CEILING):

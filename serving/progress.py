@@ -10,9 +10,16 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 logger = logging.getLogger(__name__)
+
+
+class ProgressCallback(Protocol):
+    """What a file translation calls after each window it writes: `Progress` is one; any callable of this shape will do."""
+
+    def __call__(self, lines: int, seconds: float, bytes_done: int = 0) -> None:
+        """`lines` input lines done, `seconds` since the run began, `bytes_done` input bytes done (skipped ones of a resumed run included)."""
 
 
 class Progress:

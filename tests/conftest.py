@@ -42,6 +42,14 @@ def translator(toy_onnx):
 
 
 @pytest.fixture(scope="session")
+def engine(toy_onnx):
+    """The toy export's engine on the CPU: the sessions and decoding loops under `Translator`, for tests of the loops."""
+    from s2s.serving.engine import Engine
+
+    return Engine.open(toy_onnx[0], device="cpu")
+
+
+@pytest.fixture(scope="session")
 def validation_sources(toy_model) -> list[str]:
     """The toy task's first 500 distinct validation sources (its target is each source's first three characters reversed)."""
     from s2s.records import load_references

@@ -22,9 +22,11 @@ from s2s import onnx_contract as contract
 from s2s import output_length
 from s2s.app.cli import main
 from s2s.checksums import file_sha256
+from s2s.serving.engine import Engine
 from s2s.serving.results import TranslationResult
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
+from s2s.serving.windows import prepare_sources, prepare_window
 from s2s.vocab import END_ID, START_ID, UNKNOWN_ID
 from tests.toy import kill_after_checkpoint
 
@@ -37,12 +39,12 @@ def sources(validation_sources) -> list[str]:
 
 
 def reference_decode(
-    translator: Translator, source: str, *, limit: int, prefix: list[int] = (), min_length: int = 0
+    engine: Engine, source: str, *, limit: int, prefix: list[int] = (), min_length: int = 0
 ) -> tuple[list[int], list[np.ndarray], list[np.ndarray]]:
     """One sentence, greedily, over the raw sessions: (ids before the end, each step's probabilities, each step's attention)."""
-    info = translator.info
-    ids = info.encode(translator.prepare_sources([source]))
-    encoder, decoder = translator.encoder.session, translator.decoder.session
+    info = engine.info
+    ids = info.encode(prepare_sources(info, [source]))
+    encoder, decoder = engine.encoder.session, engine.decoder.session
     state_names = contract.state_names(info.num_layers)
     memory_names = contract.memory_names(info.arch)
     encoded = encoder.run([*state_names, *memory_names], {contract.SOURCE_IDS: ids})
@@ -206,28 +208,28 @@ def test_translate_iterable_takes_the_batch_options_and_yields_after_one_batch(t
     assert next(read) <= 3 * 8  # one batch decoded, the next read ahead: never a 4,096-line window
 
 
-def test_target_prefix_forces_the_start_and_decoding_goes_on_from_it(translator) -> None:
+def test_target_prefix_forces_the_start_and_decoding_goes_on_from_it(engine, translator) -> None:
     vocabulary = translator.info.target_vocabulary
     for source, prefix in [("abcdef", "c"), ("abcdef", "x"), ("0N9x1y", "9Nz")]:
-        expected, _, _ = reference_decode(translator, source, limit=9, prefix=vocabulary.encode(prefix))
+        expected, _, _ = reference_decode(engine, source, limit=9, prefix=vocabulary.encode(prefix))
         (translation,) = translator.translate_batch([source], [prefix])
         assert translation == vocabulary.decode(expected) and translation.startswith(prefix)
 
 
-def test_min_and_max_decoding_length_bound_each_translation(translator, sources) -> None:
+def test_min_and_max_decoding_length_bound_each_translation(engine, translator, sources) -> None:
     vocabulary = translator.info.target_vocabulary
     longer = translator.translate_batch(sources[:20], min_decoding_length=5)
     for source, translation in zip(sources[:20], longer, strict=True):
-        expected, _, _ = reference_decode(translator, source, limit=9, min_length=5)
+        expected, _, _ = reference_decode(engine, source, limit=9, min_length=5)
         assert translation == vocabulary.decode(expected) and len(translation) >= 5
     shorter = translator.translate_batch(sources[:20], max_decoding_length=2, return_scores=True)
     assert all(result.hypotheses[0] == source[2:0:-1] and result.cut == [True] for result, source in zip(shorter, sources, strict=False))
 
 
-def test_return_attention_gives_the_decoders_weights(translator, sources) -> None:
+def test_return_attention_gives_the_decoders_weights(engine, translator, sources) -> None:
     results = translator.translate_batch(sources[:10], return_attention=True, max_batch_size=4)
     for source, result in zip(sources[:10], results, strict=True):
-        _, _, weights = reference_decode(translator, source, limit=9)
+        _, _, weights = reference_decode(engine, source, limit=9)
         (attention,) = result.attention
         assert attention.shape == (3, len(source))
         assert np.allclose(attention, np.array(weights[:3])[:, : len(source)], atol=1e-5)
@@ -245,7 +247,7 @@ def test_replace_unknowns_copies_the_source_character_attended_to_most(translato
     assert translator.info.target_vocabulary.encode("é") == [UNKNOWN_ID]
 
 
-def test_sampling_draws_among_the_top_k_and_repeats_with_its_seed(translator, sources) -> None:
+def test_sampling_draws_among_the_top_k_and_repeats_with_its_seed(engine, translator, sources) -> None:
     vocabulary = translator.info.target_vocabulary
     options = {"sampling_topk": 2, "sampling_temperature": 20.0, "sampling_seed": 11}  # hot: the toy model is all but certain
     results = translator.translate_batch(sources[:40], return_scores=True, **options)
@@ -255,25 +257,25 @@ def test_sampling_draws_among_the_top_k_and_repeats_with_its_seed(translator, so
     assert first != translator.translate_batch(sources[:40])  # a hot temperature strays from greedy somewhere
     for source, sampled, result in zip(sources[:40], first, results, strict=True):
         forced = [*vocabulary.encode(sampled), *([] if result.cut[0] else [END_ID])]
-        _, steps, _ = reference_decode(translator, source, limit=len(forced), prefix=forced)
+        _, steps, _ = reference_decode(engine, source, limit=len(forced), prefix=forced)
         for token, probabilities in zip(forced, steps, strict=False):
             assert token in np.argsort(-probabilities)[:2]  # every sampled character was one of the two most likely
     assert translator.translate_batch(sources[:40], sampling_topk=0, sampling_temperature=0.01) == translator.translate_batch(sources[:40])
 
 
-def test_token_batches_hold_at_most_the_budget_and_translate_the_same(translator) -> None:
+def test_token_batches_hold_at_most_the_budget_and_translate_the_same(engine, translator) -> None:
     mixed = ["a", "abcdef", "ab", "0N9x1y", "xyzxyz", "q"] * 10
     assert translator.translate_batch(mixed, max_batch_size=12, batch_type="tokens") == translator.translate_batch(mixed)
-    window = translator.prepare_window(mixed)
-    for indices, batch in translator._batches(window, 12, "tokens"):
+    window = prepare_window(engine.info, mixed)
+    for indices, batch in engine.batches(window, 12, "tokens"):
         assert batch.size <= 12 or len(indices) == 1
 
 
-def test_score_batch_gives_each_characters_log_probability(translator) -> None:
+def test_score_batch_gives_each_characters_log_probability(engine, translator) -> None:
     (result,) = translator.score_batch(["abcdef"], ["cba"])
     assert result.tokens == ["c", "b", "a", "</s>"]
     forced = [*translator.info.target_vocabulary.encode("cba"), END_ID]
-    _, steps, _ = reference_decode(translator, "abcdef", limit=4, prefix=forced)
+    _, steps, _ = reference_decode(engine, "abcdef", limit=4, prefix=forced)
     expected = [float(np.log(probabilities[token])) for token, probabilities in zip(forced, steps, strict=True)]
     assert result.log_probs == pytest.approx(expected, abs=1e-5)
     assert result.score == pytest.approx(sum(expected) / 4, abs=1e-5)
@@ -321,9 +323,9 @@ def test_retrofit_brings_an_older_export_up_to_date_without_changing_its_transla
     names = sorted(path.name for path in old.glob("*.onnx"))
     (old / contract.CHECKSUMS_FILE).write_text("".join(f"{file_sha256(old / name)}  {name}\n" for name in names))
     before = Translator(old, device="cpu")
-    assert not before.decoder.has_attention and before.info.output_length is None
+    assert not Engine.open(old, "cpu").decoder.has_attention and before.info.output_length is None
     assert retrofit([str(old), "--pairs", str(toy_model.corpus)]) == 0
     after = Translator(old, device="cpu")
-    assert after.decoder.has_attention and after.info.output_length["slope"] > 0
+    assert Engine.open(old, "cpu").decoder.has_attention and after.info.output_length["slope"] > 0
     assert after.translate_batch(sources) == before.translate_batch(sources) == [source[2::-1] for source in sources]
     assert after.translate_batch(["abcdef"], return_attention=True)[0].attention[0].shape == (3, 6)

@@ -210,7 +210,14 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
 
     config = TrainConfig(arch="lstm", latent_dim=64, optimizer="adam", learning_rate=0.005, epochs=2, max_train_pairs=4000, seed=1)
     train(toy_model.data_dir, tmp_path / "model", config)
+    # Exported into a folder that already holds a file of its own and an older encoder: the export replaces the folder in
+    # one exchange, keeping the foreign file and leaving no staging folder behind.
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "NOTES.txt").write_text("ours")
+    (tmp_path / "onnx" / contract.ENCODER_FILE).write_bytes(b"an older export")
     report = export_model(tmp_path / "model", tmp_path / "onnx", ExportConfig(verify_sources=200, float16=False), data_dir=toy_model.data_dir)
+    assert (tmp_path / "onnx" / "NOTES.txt").read_text() == "ours"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "onnx"]
     assert max(report["parity_max_abs_difference"].values()) <= 1e-4
     assert report["greedy_step_loop"]["agreement"] == report["greedy_translator"]["agreement"] == 1.0
     encoder = onnx.load(tmp_path / "onnx" / contract.ENCODER_FILE)
@@ -234,7 +241,14 @@ def test_a_stacked_attention_model_with_dropout_trains_and_exports(toy_model, tm
 
     config = TrainConfig(num_layers=2, latent_dim=32, dropout=0.2, optimizer="adam", learning_rate=0.005, epochs=1, max_train_pairs=3000)
     train(toy_model.data_dir, tmp_path / "model", config)
+    # Exported into a folder that already holds a file of its own and an older encoder: the export replaces the folder in
+    # one exchange, keeping the foreign file and leaving no staging folder behind.
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "NOTES.txt").write_text("ours")
+    (tmp_path / "onnx" / contract.ENCODER_FILE).write_bytes(b"an older export")
     report = export_model(tmp_path / "model", tmp_path / "onnx", ExportConfig(verify_sources=200, float16=False), data_dir=toy_model.data_dir)
+    assert (tmp_path / "onnx" / "NOTES.txt").read_text() == "ours"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "onnx"]
     assert max(report["parity_max_abs_difference"].values()) <= 1e-4
     assert report["greedy_step_loop"]["agreement"] == report["greedy_translator"]["agreement"] == 1.0
     encoder = onnx.load(tmp_path / "onnx" / contract.ENCODER_FILE)

@@ -9,20 +9,21 @@ from s2s import onnx_contract as contract
 from s2s.serving.decoding import NumpyGreedy, end_positions, ids_before_end
 from s2s.serving.refill import RefillGreedy
 from s2s.serving.sessions import DecoderSession, open_session
+from s2s.serving.windows import prepare_sources
 
 
 def _batches(ids: np.ndarray, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Encoder batches by ascending length, as the translator makes them, each cut to its longest source."""
+    """Encoder batches by ascending length, as the engine makes them, each cut to its longest source."""
     lengths = (ids > 0).sum(axis=1)
     order = np.argsort(lengths, kind="stable")
     return [(rows, ids[rows][:, : max(1, int(lengths[rows].max()))]) for rows in np.array_split(order, range(size, len(order), size))]
 
 
-def _decode(decoder: DecoderSession, translator, batches, limits: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+def _decode(decoder: DecoderSession, engine, batches, limits: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
     found: list[list[int]] = [[] for _ in limits]
     cut = np.zeros(len(limits), dtype=bool)
     seen = []
-    for finished in RefillGreedy(translator.encoder, decoder).decode(iter(batches), limits):
+    for finished in RefillGreedy(engine.encoder, decoder).decode(iter(batches), limits):
         for row, ids, was_cut in zip(finished.rows.tolist(), ids_before_end(finished.ids), finished.cut.tolist(), strict=True):
             found[row], cut[row] = ids, was_cut
         seen += finished.rows.tolist()
@@ -31,27 +32,27 @@ def _decode(decoder: DecoderSession, translator, batches, limits: np.ndarray) ->
 
 
 @pytest.mark.parametrize("batch_size", [1, 8, 32])
-def test_a_pool_refilled_as_sentences_end_gives_the_ids_of_batch_by_batch_decoding(translator, validation_sources, batch_size: int) -> None:
+def test_a_pool_refilled_as_sentences_end_gives_the_ids_of_batch_by_batch_decoding(engine, validation_sources, batch_size: int) -> None:
     """Rows of many lengths and limits (every seventh cut at 2 characters), more rows than the pool (the first batch's
     size) holds: slots are refilled, the pool's memory widens as longer sources arrive and it shrinks at the end, and each
     row still gets exactly its own ids."""
     sources = [*validation_sources[:150], "zz", "a", "0123456789" * 3, "abcdefghijklmnopqrstuvwxyz"]
-    ids = translator.info.encode(translator.prepare_sources(sources))
+    ids = engine.info.encode(prepare_sources(engine.info, sources))
     limits = np.where(np.arange(len(sources)) % 7 == 0, 2, 12).astype(np.int64)
-    expected = NumpyGreedy(translator.encoder, translator.decoder)(ids, limits)
-    found, cut = _decode(translator.decoder, translator, _batches(ids, batch_size), limits)
+    expected = NumpyGreedy(engine.encoder, engine.decoder)(ids, limits)
+    found, cut = _decode(engine.decoder, engine, _batches(ids, batch_size), limits)
     assert found == ids_before_end(expected)
     assert cut.tolist() == (end_positions(expected) >= limits).tolist()
     assert cut[::7].any() and not cut.all()
 
 
-def test_the_bound_step_and_the_plain_step_agree(toy_onnx, translator, validation_sources) -> None:
+def test_the_bound_step_and_the_plain_step_agree(toy_onnx, engine, validation_sources) -> None:
     """decoder_greedy.onnx runs under IO binding on preallocated arrays; decoder.onnx (no next_token) through session.run
     and a host argmax: the same ids."""
-    plain = DecoderSession(open_session(toy_onnx[0] / contract.DECODER_FILE), translator.info)
-    assert translator.decoder.has_next_token and not plain.has_next_token
-    ids = translator.info.encode(translator.prepare_sources(validation_sources[:100]))
+    plain = DecoderSession(open_session(toy_onnx[0] / contract.DECODER_FILE), engine.info)
+    assert engine.decoder.has_next_token and not plain.has_next_token
+    ids = engine.info.encode(prepare_sources(engine.info, validation_sources[:100]))
     limits = np.full(len(ids), 10, dtype=np.int64)
-    bound = _decode(translator.decoder, translator, _batches(ids, 16), limits)
-    unbound = _decode(plain, translator, _batches(ids, 16), limits)
+    bound = _decode(engine.decoder, engine, _batches(ids, 16), limits)
+    unbound = _decode(plain, engine, _batches(ids, 16), limits)
     assert bound[0] == unbound[0] and bound[1].tolist() == unbound[1].tolist()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from s2s.config import validated
 from s2s.errors import ConfigError
 from s2s.training.checkpoints import is_better
 from s2s.training.config import TrainConfig
@@ -63,4 +64,4 @@ def test_is_better_is_relative_and_takes_the_first_finite_loss() -> None:
     assert is_better(0.9999999, 1.0, 0.0) and not is_better(1.0, 1.0, 0.0)
     for bad in ({"min_delta": 1.0}, {"min_delta": -0.1}, {"log_every_seconds": -1.0}):
         with pytest.raises(ConfigError):
-            TrainConfig(**bad).validate()
+            validated(TrainConfig(**bad))

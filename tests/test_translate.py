@@ -10,9 +10,11 @@ import pytest
 
 from s2s.errors import S2SError
 from s2s.serving.decoding import BoundGreedy, NumpyGreedy
+from s2s.serving.engine import Engine
 from s2s.serving.sessions import open_session
 from s2s.serving.stats import TranslationStats
 from s2s.serving.translator import Translator
+from s2s.serving.windows import prepare_sources
 from s2s.training.model_dir import ModelDir
 from tests.cli import REPO, run_cli
 from tests.toy import kill_after_checkpoint
@@ -30,7 +32,7 @@ def test_empty_lines_and_order_are_kept(translator) -> None:
     assert (stats.lines, stats.empty_lines) == (4, 2)
 
 
-def test_io_binding_loop_equals_the_numpy_loop(toy_onnx, translator, validation_sources) -> None:
+def test_io_binding_loop_equals_the_numpy_loop(engine, toy_onnx, translator, validation_sources) -> None:
     """The GPU path's logic (device-resident states, ids only back to the host), run here on the CPU device."""
     directory = toy_onnx[0]
     info = translator.info
@@ -41,24 +43,24 @@ def test_io_binding_loop_equals_the_numpy_loop(toy_onnx, translator, validation_
         info.arch,
         "cpu",
     )
-    numpy_loop = NumpyGreedy(translator.encoder, translator.decoder)
+    numpy_loop = NumpyGreedy(engine.encoder, engine.decoder)
     batch = info.encode(validation_sources[:100])
     assert np.array_equal(bound(batch, info.max_target_length), numpy_loop(batch, info.max_target_length))
 
 
-def test_beam_one_is_greedy_and_beam_k_scores_at_least_greedy(translator, validation_sources) -> None:
+def test_beam_one_is_greedy_and_beam_k_scores_at_least_greedy(engine, translator, validation_sources) -> None:
     sources = [*validation_sources[:60], "zz", "a", "0123456789"]  # short and long inputs off the training distribution too
     greedy = translator.translate_batch(sources)
     assert translator.translate_batch(sources, beam_size=1) == greedy
     beam = translator.translate_batch(sources, beam_size=4)
     vocabulary = translator.info.target_vocabulary
-    greedy_scores = translator.score(sources, [vocabulary.encode(text) for text in greedy])
-    beam_scores = translator.score(sources, [vocabulary.encode(text) for text in beam])
+    greedy_scores = engine.score_ids(sources, [vocabulary.encode(text) for text in greedy])
+    beam_scores = engine.score_ids(sources, [vocabulary.encode(text) for text in beam])
     assert all(b >= g - 1e-9 for b, g in zip(beam_scores, greedy_scores, strict=True))
 
 
 def _one_sentence_beam(
-    translator: Translator, source_ids: np.ndarray, beam_size: int, max_length: int, penalty: float, n_best: int = 1
+    engine: Engine, source_ids: np.ndarray, beam_size: int, max_length: int, penalty: float, n_best: int = 1
 ) -> list[tuple[list[int], float]]:
     """Textbook beam search for one sentence: every hypothesis extended by every token, no batching, OpenNMT's stopping rule.
 
@@ -67,8 +69,8 @@ def _one_sentence_beam(
     """
     from s2s.vocab import END_ID, START_ID
 
-    vocab = len(translator.info.target_vocabulary)
-    states, memory = translator.encoder(source_ids)
+    vocab = len(engine.info.target_vocabulary)
+    states, memory = engine.encoder(source_ids)
     hypotheses = [([], 0.0, states)]
     ended: list[tuple[list[int], float]] = []
 
@@ -82,7 +84,7 @@ def _one_sentence_beam(
         candidates = []
         for sequence, score, hypothesis_states in hypotheses:
             token = np.array([sequence[-1] if sequence else START_ID], dtype=np.int32)
-            probabilities, next_states, _ = translator.decoder(token, hypothesis_states, memory)
+            probabilities, next_states, _ = engine.decoder(token, hypothesis_states, memory)
             log_probabilities = np.log(np.maximum(probabilities[0].astype(np.float64), 1e-30))
             keep(sequence, (score + log_probabilities[END_ID]) / (step + 1) ** penalty)
             candidates += [([*sequence, v], score + log_probabilities[v], next_states) for v in range(vocab) if v != END_ID]
@@ -95,22 +97,22 @@ def _one_sentence_beam(
 
 
 @pytest.mark.parametrize(("penalty", "n_best"), [(0.0, 1), (1.0, 1), (1.0, 3)])
-def test_batched_pruned_beam_search_equals_the_textbook_one(translator, validation_sources, penalty: float, n_best: int) -> None:
+def test_batched_pruned_beam_search_equals_the_textbook_one(engine, translator, validation_sources, penalty: float, n_best: int) -> None:
     """The batched search (top-k over beam x vocab, sentences leaving once decided) finds what plain beam search finds."""
     from s2s.serving.decoding import beam_search
 
     sources = [*validation_sources[:12], "zz", "0123456789"]
-    batch = translator.info.encode(translator.prepare_sources(sources))
-    limit = translator.info.max_target_length
-    vocab = len(translator.info.target_vocabulary)
-    batched = beam_search(translator.encoder, translator.decoder, batch, vocab, limit, 3, penalty, n_best)
+    batch = engine.info.encode(prepare_sources(engine.info, sources))
+    limit = engine.info.max_target_length
+    vocab = len(engine.info.target_vocabulary)
+    batched = beam_search(engine.encoder, engine.decoder, batch, vocab, limit, 3, penalty, n_best)
     for row, found in enumerate(batched):
-        expected = _one_sentence_beam(translator, batch[row : row + 1], 3, limit, penalty, n_best)
+        expected = _one_sentence_beam(engine, batch[row : row + 1], 3, limit, penalty, n_best)
         assert [ids for ids, _ in found] == [ids for ids, _ in expected], sources[row]
         assert [score for _, score in found] == pytest.approx([score for _, score in expected], abs=1e-5)
 
 
-def test_n_best_results_carry_hypotheses_and_their_scores(translator, validation_sources) -> None:
+def test_n_best_results_carry_hypotheses_and_their_scores(engine, translator, validation_sources) -> None:
     from s2s.serving.results import TranslationResult
 
     sources = [*validation_sources[:10], "", "zz"]
@@ -124,11 +126,11 @@ def test_n_best_results_carry_hypotheses_and_their_scores(translator, validation
         assert len(result.hypotheses) == 3 and len(set(result.hypotheses)) == 3
         assert result.scores == sorted(result.scores, reverse=True)
         ids = [translator.info.target_vocabulary.encode(text) for text in result.hypotheses]
-        assert translator.score([source] * 3, ids) == pytest.approx(result.scores, abs=1e-4)  # the model's score of each text
+        assert engine.score_ids([source] * 3, ids) == pytest.approx(result.scores, abs=1e-4)  # the model's score of each text
     greedy = translator.translate_batch(sources, return_scores=True)
     assert [result.hypotheses for result in greedy] == [[text] for text in translator.translate_batch(sources)]
     ids = [translator.info.target_vocabulary.encode(greedy[0].hypotheses[0])]
-    assert greedy[0].scores == pytest.approx(translator.score(sources[:1], ids), abs=1e-4)
+    assert greedy[0].scores == pytest.approx(engine.score_ids(sources[:1], ids), abs=1e-4)
     with pytest.raises(S2SError, match="num_hypotheses must be between 1 and beam_size"):
         translator.translate_batch(sources, beam_size=2, num_hypotheses=3)
 
@@ -220,7 +222,7 @@ def test_serving_needs_neither_tensorflow_nor_beam(toy_onnx) -> None:
     script = f"""
 import sys
 from s2s.serving.translator import Translator
-import s2s.serving.files, s2s.serving.jobs, s2s.serving.config
+import s2s.serving.files, s2s.serving.jobs, s2s.serving.config, s2s.serving.engine, s2s.serving.writer, s2s.serving.inputs, s2s.serving.resume
 print(Translator.from_dir({str(toy_onnx[0])!r}, device="cpu").translate_batch(["abcdef"]))
 print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", "onnx") if name in sys.modules))
 """

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from s2s.files import atomic_open, read_json
+from s2s.files import read_json
+from s2s.publish import atomic_open
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.keras"

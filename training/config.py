@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from s2s.config import check_choices, setting
+from s2s.config import setting
 from s2s.errors import ConfigError
 from s2s.spec import SPLITS
 
@@ -36,54 +36,44 @@ class TrainConfig:
         ARCHITECTURES,
     )
     latent_dim: int = setting(
-        256, "width of the (h, c) states: decoder LSTM units; attention's encoder has latent_dim / 2 units each direction"
+        256, "width of the (h, c) states: decoder LSTM units; attention's encoder has latent_dim / 2 units each direction", at_least=1
     )
-    num_layers: int = setting(1, "stacked LSTM layers in the encoder and in the decoder; layer i's final state seeds decoder layer i")
-    dropout: float = setting(0.0, "dropout on each LSTM layer's inputs, in [0, 1)")
-    batch_size: int = setting(64, "pairs per batch")
-    epochs: int = setting(100, "the most epochs to run; early stopping usually ends sooner")
+    num_layers: int = setting(1, "stacked LSTM layers in the encoder and in the decoder; layer i's final state seeds decoder layer i", at_least=1, at_most=8)
+    dropout: float = setting(0.0, "dropout on each LSTM layer's inputs, in [0, 1)", at_least=0, below=1)
+    batch_size: int = setting(64, "pairs per batch", at_least=1)
+    epochs: int = setting(100, "the most epochs to run; early stopping usually ends sooner", at_least=1)
     optimizer: str = setting("rmsprop", "rmsprop (the source material's) or adam", OPTIMIZERS)
-    learning_rate: float = setting(0.001, "the optimizer's step size")
+    learning_rate: float = setting(0.001, "the optimizer's step size", above=0)
     reverse_source: bool = setting(False, "feed source characters last to first (Sutskever et al. 2014)")
-    early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early")
+    early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early", at_least=0)
     min_delta: float = setting(
-        0.001, "early stopping: a validation loss counts as better only when at least this fraction below the best; 0: any decrease"
+        0.001, "early stopping: a validation loss counts as better only when at least this fraction below the best; 0: any decrease",
+        at_least=0,
+        below=1,
     )
     max_minutes: float = setting(
-        0.0, "training time budget, counted across resumes: stop once spent, mid-epoch if need be; 0 means no budget"
+        0.0, "training time budget, counted across resumes: stop once spent, mid-epoch if need be; 0 means no budget",
+        at_least=0,
+        zero="no budget",
     )
-    log_every_seconds: float = setting(30.0, "a progress line (loss, accuracy, pairs/s, time and budget left) this often; 0: per epoch")
+    log_every_seconds: float = setting(30.0, "a progress line (loss, accuracy, pairs/s, time and budget left) this often; 0: per epoch", at_least=0, zero="per epoch"
+    )
     bucket_by_length: bool = setting(False, "batch pairs of similar length and trim each batch's padding")
-    shuffle_buffer: int = setting(10_000, "training pairs held for shuffling")
-    max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all")
+    shuffle_buffer: int = setting(10_000, "training pairs held for shuffling", at_least=0)
+    max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all", at_least=0, zero="all")
     seed: int = setting(0, "weights, shuffling and dropout seed")
     deterministic: bool = setting(False, "make TensorFlow ops deterministic: repeatable runs, somewhat slower")
 
     def validate(self) -> None:
-        """Raises S2SError naming the first setting out of range."""
-        check_choices(self)
-        checks = [
-            (self.latent_dim >= 1, "latent_dim must be at least 1"),
-            (self.arch != ATTENTION or self.latent_dim % 2 == 0, "latent_dim must be even for arch = attention (half per direction)"),
-            (1 <= self.num_layers <= 8, "num_layers must be between 1 and 8"),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.learning_rate > 0, "learning_rate must be positive"),
-            (self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more"),
-            (self.max_minutes >= 0, "max_minutes must be 0 (no budget) or more"),
-            (0.0 <= self.min_delta < 1.0, "min_delta must be in [0, 1): a fraction of the best validation loss"),
-            (self.log_every_seconds >= 0, "log_every_seconds must be 0 (per epoch) or more"),
-            (self.shuffle_buffer >= 0, "shuffle_buffer must be 0 or more"),
-            (self.max_train_pairs >= 0, "max_train_pairs must be 0 (all) or more"),
-            (
-                not (self.bucket_by_length and self.arch == REPEAT_VECTOR),
-                "bucket_by_length needs arch = attention or lstm: repeat-vector emits a fixed number of steps",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        """The rules between settings (each setting's own range is declared with it and checked by `s2s.config.validated`).
+
+        Raises:
+            ConfigError: the first rule broken.
+        """
+        if self.arch == ATTENTION and self.latent_dim % 2:
+            raise ConfigError(f"latent_dim must be even for arch = attention (half per direction), got {self.latent_dim}")
+        if self.bucket_by_length and self.arch == REPEAT_VECTOR:
+            raise ConfigError("bucket_by_length needs arch = attention or lstm: repeat-vector emits a fixed number of steps")
 
 
 @dataclass(frozen=True)
@@ -91,14 +81,6 @@ class EvaluateConfig:
     """Settings of `s2s evaluate` and the chain's `[evaluate]` table: which split is scored, and how."""
 
     split: str = setting("test", "the split to score", SPLITS)
-    batch_size: int = setting(256, "sentences decoded together")
-    limit: int = setting(0, "score only the first N distinct sources; 0 scores all")
-    max_output_length: int = setting(0, "most characters per translation; 0 uses the spec's longest target")
-
-    def validate(self) -> None:
-        """Raises S2SError naming the first setting out of range."""
-        check_choices(self)
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.limit < 0 or self.max_output_length < 0:
-            raise ConfigError("limit and max_output_length must be 0 (all, the spec's) or more")
+    batch_size: int = setting(256, "sentences decoded together", at_least=1)
+    limit: int = setting(0, "score only the first N distinct sources; 0 scores all", at_least=0, zero="all")
+    max_output_length: int = setting(0, "most characters per translation; 0 uses the spec's longest target", at_least=0, zero="the spec's")

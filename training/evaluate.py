@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from s2s.config import log_config
+from s2s.config import log_config, validated
 from s2s.errors import S2SError
-from s2s.files import atomic_open, write_json
+from s2s.publish import atomic_open, write_json
 from s2s.records import load_references
 from s2s.spec import DatasetSpec
 from s2s.training.config import EvaluateConfig
@@ -43,7 +43,7 @@ def evaluate(
         S2SError: an unknown split, missing files, or data normalised with another scheme.
     """
     config = config or EvaluateConfig()
-    config.validate()
+    validated(config)
     split, limit = config.split, config.limit
     model_dir, data_dir = Path(model_dir), Path(data_dir)
     decoder = ModelDir(model_dir).greedy_decoder()

@@ -24,7 +24,8 @@ from typing import Any
 
 from s2s.config import build_config
 from s2s.errors import S2SError, first_line
-from s2s.files import read_json, write_json
+from s2s.files import read_json
+from s2s.publish import write_json
 from s2s.spec import SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from s2s.training.checkpoints import CHECKPOINT_DIR, LAST, TrainingState

@@ -12,9 +12,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from s2s.config import log_config
+from s2s.config import log_config, validated
 from s2s.errors import S2SError
-from s2s.files import atomic_open
+from s2s.publish import atomic_open
 from s2s.records import record_files
 from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
@@ -35,7 +35,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
             unfinished run and `resume` is False, or the checkpoint does not match.
     """
     started = time.time()
-    config.validate()
+    validated(config)
     data_dir, model_dir = Path(data_dir), Path(model_dir)
     spec = DatasetSpec.load(data_dir)
     for split in ("train", "validation"):

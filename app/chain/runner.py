@@ -25,7 +25,6 @@ the same settings. One `s2s run` at a time holds a run directory.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from contextlib import AbstractContextManager
@@ -38,8 +37,9 @@ from s2s.app.chain.settings import ChainSettings
 from s2s.app.chain.stages import STAGE_FOLDERS, STAGE_LIST, STAGES, ChainContext, Stage
 from s2s.checksums import tree_checksums, value_digest
 from s2s.errors import InputDataError, S2SError, Terminated, first_line
-from s2s.files import atomic_open, read_json, write_json
+from s2s.files import read_json
 from s2s.locks import exclusive_lock
+from s2s.publish import atomic_open, replace_directory, write_json
 from s2s.stage_log import stage_context
 
 RUN_MANIFEST = "run.json"
@@ -166,14 +166,9 @@ def _prepare_work_folder(stage: Stage, work: Path, key: str) -> bool:
 
 
 def _publish(work: Path, folder: Path) -> None:
-    """Swaps the finished work folder in for the stage's folder: two renames, the old folder deleted last."""
-    old = folder.with_name(f".old-{folder.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(work, folder)
+    """Swaps the finished work folder in for the stage's folder in one step (`s2s.publish.replace_directory`), then drops its key."""
+    replace_directory(work, folder)
     work.with_name(f"{work.name}.key").unlink(missing_ok=True)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_outputs(folder: Path, recorded: dict[str, str]) -> str | None:

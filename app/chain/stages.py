@@ -17,7 +17,7 @@ from typing import Any
 from s2s.app.chain.settings import ChainSettings
 from s2s.checksums import file_sha256, tree_checksums, value_digest
 from s2s.errors import S2SError
-from s2s.files import atomic_open
+from s2s.publish import atomic_open
 
 SOURCES_FILE = "sources.txt"
 TRANSLATIONS_FILE = "translations.txt"
@@ -64,7 +64,7 @@ class Stage:
 
 
 def _prepare_inputs(context: ChainContext) -> dict[str, Any]:
-    from s2s.pipelines.prepare import resolve_inputs
+    from s2s.pipelines.inputs import resolve_inputs
 
     return {"corpus": {entry["path"]: entry["sha256"] for entry in resolve_inputs(list(context.settings.run.input))}}
 
@@ -142,7 +142,7 @@ def _translate_inputs(context: ChainContext) -> dict[str, Any]:
         if compared:
             inputs["compared_model"] = tree_checksums(Path(compared))
         return inputs
-    from s2s.serving.files import input_files
+    from s2s.serving.inputs import input_files
 
     return {"model": context.digest("export"), "corpus": {path: file_sha256(path) for path in input_files(source)}}
 
