@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import s2s
+from s2s.app.summaries import EvaluationSummary, ExportSummary, PrepareSummary, TrainSummary, translation_line
 from s2s.config import add_config_flags, config_overrides, load_config
 from s2s.errors import (
     EXIT_BROKEN_PIPE,
@@ -220,19 +221,10 @@ def _run_prepare(args: argparse.Namespace, pipeline_args: list[str]) -> int:
 
 
 def _print_prepare_summary(manifest: dict[str, Any], output: str) -> None:
-    rejected = manifest["rejected"]
-    print(f"read {manifest['lines_read']} lines from {len(manifest['inputs'])} file(s) in {manifest['elapsed_seconds']:.1f} s")
-    print(f"kept {manifest['pairs_kept']} pairs: " + ", ".join(f"{split} {size}" for split, size in manifest["split_sizes"].items()))
-    print(
-        f"rejected {sum(rejected.values())} lines: "
-        + (", ".join(f"{reason} {count}" for reason, count in rejected.items() if count) or "none")
-    )
-    print(
-        f"vocabularies: source {manifest['source_vocabulary_size']}, target {manifest['target_vocabulary_size']}; "
-        f"longest source {manifest['max_source_length']}, target {manifest['max_target_length']} characters"
-    )
+    summary = PrepareSummary.of(manifest)
+    print("\n".join(summary.lines()))
     print(f"wrote {output}/spec.json, manifest.json, TFRecords and rejects")
-    if manifest["pairs_kept"] == 0:
+    if summary.pairs_kept == 0:
         print("s2s: warning: no pair survived cleaning; see the rejects file for why", file=sys.stderr)
 
 
@@ -259,10 +251,7 @@ def _run_train(args: argparse.Namespace, _: list[str]) -> int:
 
     config = _config(args, TrainConfig, "train")
     summary = train(args.data, args.output, config, resume=args.resume)
-    print(f"trained {summary['epochs']} epochs in {summary['seconds']:.0f} s ({summary['stop_reason']})")
-    print(
-        f"best epoch {summary['best_epoch']}: validation loss {summary['best_val_loss']:.4f}, accuracy {summary['best_val_accuracy']:.4f}"
-    )
+    print("\n".join(TrainSummary.of(summary).lines()))
     print(f"wrote {summary['model_dir']}")
     return 0
 
@@ -290,9 +279,7 @@ def _run_evaluate(args: argparse.Namespace, _: list[str]) -> int:
 
     config = _config(args, EvaluateConfig, "evaluate")
     report = evaluate(args.model, args.data, config)
-    overall = report["overall"]
-    print(f"{report['split']}: {report['sources']} sources in {report['seconds']} s ({report['sentences_per_second']} sentences/s)")
-    print(f"BLEU {overall['bleu']}  chrF {overall['chrf']}  exact match {overall['exact_match']:.2%}  CER {overall['cer']:.4f}")
+    print(f"{EvaluationSummary.of(report).line()}, in {report['seconds']} s ({report['sentences_per_second']} sentences/s)")
     for sample in report["samples"][:5]:
         print(f"  {sample['source']}  ->  {sample['translation']}")
     print(f"wrote {Path(args.model) / report_name(report['split'], 'json')} and .md")
@@ -323,15 +310,7 @@ def _run_export(args: argparse.Namespace, _: list[str]) -> int:
 
     config = _config(args, ExportConfig, "export")
     report = export_model(args.model, args.output, config, data_dir=args.data)
-    parity = report["parity_max_abs_difference"]
-    print(f"exported model {report['model_id'][:16]} to {args.output} in {report['seconds']} s (opset {report['opset']})")
-    print(
-        f"verified on {report['verification_sources']} sources: max abs difference {max(parity.values()):.1e}; greedy strings identical "
-        f"{report['greedy_step_loop']['identical']}/{report['greedy_step_loop']['compared']} (step loop), "
-        f"{report['greedy_translator']['identical']}/{report['greedy_translator']['compared']} (translator.onnx)"
-    )
-    for name, size in sorted(report["files"].items()):
-        print(f"  {name}  {size:,} bytes")
+    print("\n".join(ExportSummary.of(report).lines(args.output)))
     return 0
 
 
@@ -405,14 +384,10 @@ def _run_translate(args: argparse.Namespace, _: list[str]) -> int:
         field=args.field,
         summary_path=args.summary,
     )
-    summary = stats.to_dict()
     if interactive:
         return 0
     print(
-        f"translated {summary['lines']} lines on {summary['device']} in {summary['seconds']:.1f} s "
-        f"({summary['sentences_per_second']} sentences/s); unknown characters {summary['unknown_characters']}, "
-        f"truncated lines {summary['truncated_lines']}, cut translations {summary['cut_translations']}, "
-        f"invalid UTF-8 lines {summary['invalid_utf8_lines']}",
+        translation_line(stats),
         file=sys.stderr if args.output == "-" or is_special_output(args.output) else sys.stdout,  # keep a streamed output clean
     )
     return 0
@@ -447,11 +422,11 @@ def _add_translate_beam(commands: Any) -> None:
 
 
 def _run_translate_beam(args: argparse.Namespace, pipeline_args: list[str]) -> int:
-    from s2s.pipelines.translate_beam import SHARD_SUFFIX, translate_beam
+    from s2s.pipelines.translate_pipeline import SHARD_SUFFIX, translate_with_pipeline
     from s2s.serving.config import TranslateConfig
 
     config = _config(args, TranslateConfig, "translate", other_keys=("input",))
-    rows = translate_beam(
+    rows = translate_with_pipeline(
         args.model or default_model(), args.input, args.output, config, num_shards=args.num_shards, pipeline_args=pipeline_args
     )
     print(f"wrote {rows} rows, one per input line, to {args.output}-*{SHARD_SUFFIX}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_beam import REPO, sentences  # the same corpus sample as the beam benchmark
+from bench_beam_search import REPO, sentences  # the same corpus sample as the beam benchmark
 
 from s2s.serving.translator import Translator
 

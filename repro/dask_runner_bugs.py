@@ -29,7 +29,7 @@ them right. What each prints, FnApiRunner against DaskRunner:
 ending in a writing step of their own that writes each file whole, with no
 tagged output and no side input (prepare joins its global values in with a
 GroupByKey). Both give the same files on this runner as locally;
-tests/test_translate_beam.py and tests/test_prepare_pipeline.py check that.
+tests/test_translate_pipeline.py and tests/test_prepare_pipeline.py check that.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ STAGES = tuple(name for name in FOLDERS if name != "s2s")
 ALLOWED: dict[str, dict[str, set[str] | None]] = {
     "s2s": {},
     "s2s.serving": {},
-    "s2s.pipelines": {"s2s.serving": {"config", "translator"}},
+    "s2s.pipelines": {"s2s.serving": {"config", "engine", "file_job"}},
     "s2s.training": {},
     "s2s.export": {"s2s.training": {"model_dir", "config"}, "s2s.serving": {"sessions", "decoding", "model_info"}},
     "s2s.app": {stage: None for stage in STAGES if stage != "s2s.app"},

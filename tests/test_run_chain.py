@@ -137,6 +137,9 @@ def test_compare_with_scores_another_export_on_the_same_test_sources_and_the_rep
     assert f"translated by this run's model and by {other}" in printed
     assert printed.count(f"{ours['chrf']:>6.2f}  {ours['bleu']:>6.2f}") == 2
     assert f"this run's model | {other.name}:" in printed
+    evaluation, training = manifest["stages"]["evaluate"]["figures"], manifest["stages"]["train"]["figures"]
+    assert f"chrF {evaluation['chrf']}, exact match {evaluation['exact_match']:.2%}" in printed  # the same printer as s2s evaluate's
+    assert f"best epoch {training['best_epoch']}: validation loss {training['best_val_loss']:.4f}" in printed
 
 
 def test_a_changed_training_setting_reruns_training_and_everything_after(chain: Path) -> None:

@@ -12,6 +12,7 @@ from s2s.config import validated
 from s2s.errors import ConfigError
 from s2s.training.checkpoints import is_better
 from s2s.training.config import TrainConfig
+from s2s.training.schedules import budget_rate
 from s2s.training.train import train
 
 SMALL = {"latent_dim": 32, "optimizer": "adam", "learning_rate": 0.005, "max_train_pairs": 3000, "seed": 1}
@@ -24,11 +25,18 @@ def _state(model_dir: Path) -> dict:
 def test_the_budget_counts_every_run_of_a_resumed_training_and_progress_is_logged_between_epochs(toy_model, tmp_path: Path, caplog) -> None:
     """An 18-second budget spent, then a resume with the same budget: it stops at its first step (tracing included) instead
     of running 18 more seconds. Progress lines arrive every second with loss, pairs/s, time and budget left, and are the
-    curves' points."""
-    config = TrainConfig(**SMALL, epochs=100, early_stopping_patience=0, max_minutes=0.3, log_every_seconds=1.0)
+    curves' points. The learning rate decays over the budget, to a tenth of the set rate once it is spent."""
+    import keras
+
+    config = TrainConfig(
+        **SMALL, epochs=100, early_stopping_patience=0, max_minutes=0.3, log_every_seconds=1.0, learning_rate_decay="budget", label_smoothing=0.1
+    )
     caplog.set_level(logging.INFO, logger="s2s")
     first = train(toy_model.data_dir, tmp_path / "model", config)
     spent = _state(tmp_path / "model")["training_seconds"]
+    saved = keras.models.load_model(tmp_path / "model" / "checkpoints" / "last.keras")
+    assert 0.1 * 0.005 * 0.999 <= float(saved.optimizer.learning_rate) < 0.2 * 0.005  # near the floor once the budget is spent
+    assert saved.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
     assert first["stop_reason"].startswith("time budget of 0.3 minutes reached") and 18.0 <= spent < 34.0
     lines = [record.getMessage() for record in caplog.records if "pairs/s" in record.getMessage()]
     assert len(lines) >= 3 and all("min trained" in line and "budget left" in line for line in lines)
@@ -62,6 +70,12 @@ def test_is_better_is_relative_and_takes_the_first_finite_loss() -> None:
     assert is_better(0.5, float("inf"), 0.001) and not is_better(float("nan"), float("inf"), 0.001)
     assert is_better(0.998, 1.0, 0.001) and not is_better(0.9995, 1.0, 0.001)
     assert is_better(0.9999999, 1.0, 0.0) and not is_better(1.0, 1.0, 0.0)
-    for bad in ({"min_delta": 1.0}, {"min_delta": -0.1}, {"log_every_seconds": -1.0}):
+    for bad in ({"min_delta": 1.0}, {"min_delta": -0.1}, {"log_every_seconds": -1.0}, {"learning_rate_decay": "budget"}, {"label_smoothing": 1.0}):
         with pytest.raises(ConfigError):
             validated(TrainConfig(**bad))
+
+
+def test_the_budget_decay_runs_a_cosine_from_the_rate_to_a_tenth() -> None:
+    rates = [budget_rate(0.01, share / 10) for share in range(11)]
+    assert rates[0] == pytest.approx(0.01) and rates[5] == pytest.approx(0.0055) and rates[10] == pytest.approx(0.001)
+    assert rates == sorted(rates, reverse=True) and budget_rate(0.01, 1.7) == pytest.approx(0.001)

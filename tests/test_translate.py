@@ -232,13 +232,13 @@ print(sorted(name for name in ("tensorflow", "keras", "apache_beam", "tf2onnx", 
 
 
 def test_beam_pipeline_gives_the_same_lines_as_s2s_translate(toy_onnx, translator, tmp_path: Path) -> None:
-    from s2s.pipelines.translate_beam import translate_beam
+    from s2s.pipelines.translate_pipeline import translate_with_pipeline
     from s2s.serving.config import TranslateConfig
 
     first, second = tmp_path / "a.txt", tmp_path / "b.txt"
     first.write_text("abcdef\n\n0N9x1y\n")
     second.write_bytes(b"zzzAAA\r\nbad\xff12\n")
-    translate_beam(
+    translate_with_pipeline(
         str(toy_onnx[0]),
         [str(tmp_path / "*.txt")],
         str(tmp_path / "out" / "translated"),
@@ -332,7 +332,7 @@ def test_long_lines_split_at_sentence_ends_then_spaces(text: str, limit: int, pi
 
 
 def test_translate_beam_fails_when_the_runner_lost_rows(tmp_path: Path) -> None:
-    from s2s.pipelines.translate_beam import check_row_count
+    from s2s.pipelines.translate_pipeline import check_row_count
 
     source = tmp_path / "in.txt"
     source.write_text("a\n\nb\n")

@@ -14,6 +14,7 @@ REPEAT_VECTOR = "repeat-vector"
 ARCHITECTURES = (ATTENTION, LSTM, REPEAT_VECTOR)
 STEP_DECODER_ARCHITECTURES = (ATTENTION, LSTM)  # trained with teacher forcing, decoded one step at a time
 OPTIMIZERS = ("rmsprop", "adam")
+LEARNING_RATE_DECAYS = ("none", "plateau", "budget")
 
 # Settings that may change when a run is resumed; every other one must match the checkpoint.
 RESUMABLE_SETTINGS = frozenset({"epochs", "max_minutes", "early_stopping_patience", "min_delta", "log_every_seconds"})
@@ -44,6 +45,13 @@ class TrainConfig:
     epochs: int = setting(100, "the most epochs to run; early stopping usually ends sooner", at_least=1)
     optimizer: str = setting("rmsprop", "rmsprop (the source material's) or adam", OPTIMIZERS)
     learning_rate: float = setting(0.001, "the optimizer's step size", above=0)
+    learning_rate_decay: str = setting(
+        "none",
+        "none: a constant rate; plateau: halved after an epoch without a better validation loss (down to 1/32); budget: "
+        "cosine decay to a tenth over max_minutes",
+        LEARNING_RATE_DECAYS,
+    )
+    label_smoothing: float = setting(0.0, "share of each target's probability spread over the other characters (0: none)", at_least=0, below=1)
     reverse_source: bool = setting(False, "feed source characters last to first (Sutskever et al. 2014)")
     early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early", at_least=0)
     min_delta: float = setting(
@@ -72,6 +80,8 @@ class TrainConfig:
         """
         if self.arch == ATTENTION and self.latent_dim % 2:
             raise ConfigError(f"latent_dim must be even for arch = attention (half per direction), got {self.latent_dim}")
+        if self.learning_rate_decay == "budget" and not self.max_minutes:
+            raise ConfigError("learning_rate_decay = budget decays over max_minutes: set max_minutes too")
         if self.bucket_by_length and self.arch == REPEAT_VECTOR:
             raise ConfigError("bucket_by_length needs arch = attention or lstm: repeat-vector emits a fixed number of steps")
 

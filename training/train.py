@@ -23,6 +23,7 @@ from s2s.training.config import RESUMABLE_SETTINGS, STEP_DECODER_ARCHITECTURES, 
 from s2s.training.data import check_records_match_spec, training_batches
 from s2s.training.model import build_inference_models, build_training_model
 from s2s.training.model_dir import CURVES_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE, ModelDir
+from s2s.training.schedules import learning_rate_callbacks
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
         model.compile(
             optimizer=_optimizer(keras, config),
-            loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight"),  # mean over real steps only
+            # mean over real steps only
+            loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight", label_smoothing=config.label_smoothing),
             weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
     train_batches = training_batches(data_dir, "train", spec, config, training=True)
@@ -68,6 +70,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     callbacks = [
         make_checkpoint_callback(model_dir, state, config),
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
+        *learning_rate_callbacks(config, state),
     ]
     # Bucketed batches have no known count per epoch, and Keras warns at every epoch's end that the data "ran out".
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -120,7 +123,10 @@ def _load_or_start(model_dir: Path, config: TrainConfig, fingerprint: str, resum
     if resume:
         if state is None or not (checkpoints / LAST).exists():
             raise S2SError(f"nothing to resume in {model_dir}: no checkpoint there; run without --resume")
-        changed = sorted(key for key in settings if key not in RESUMABLE_SETTINGS and state.config.get(key) != settings[key])
+        defaults = dataclasses.asdict(TrainConfig())  # a checkpoint from before a setting existed ran on its default
+        changed = sorted(
+            key for key in settings if key not in RESUMABLE_SETTINGS and state.config.get(key, defaults[key]) != settings[key]
+        )
         if changed:
             raise S2SError(
                 f"cannot resume: the checkpoint was trained with other settings ({', '.join(changed)}); "

@@ -9,6 +9,7 @@ from typing import Any
 
 from s2s.app.chain.runner import RUN_MANIFEST
 from s2s.app.chain.stages import COMPARED_FILE, SOURCES_FILE, STAGE_FOLDERS, SUMMARY_FILE, TRANSLATIONS_FILE
+from s2s.app.summaries import EvaluationSummary, TrainSummary, translation_line
 from s2s.files import read_json
 
 SAMPLES = 5
@@ -20,12 +21,12 @@ def print_run_report(manifest: dict[str, Any], run_dir: str | Path) -> None:
         record = manifest["stages"][stage]
         when = f"in {record['seconds']:.1f} s" if outcome == "ran" else f"(unchanged since {record['finished_at']})"
         print(f"{stage:<10} {outcome:<8} {STAGE_FOLDERS[stage] + '/':<13} {when}")
+    training = manifest["stages"].get("train", {}).get("figures")
+    if training:
+        print("\n" + "\n".join(TrainSummary.of(training).lines()))
     evaluation = manifest["stages"].get("evaluate", {}).get("figures")
     if evaluation:
-        print(
-            f"\nevaluation on the {evaluation['split']} split ({evaluation['sources']} sources, greedy): BLEU {evaluation['bleu']}, "
-            f"chrF {evaluation['chrf']}, exact match {evaluation['exact_match']:.2%}, CER {evaluation['cer']:.4f}"
-        )
+        print(f"\n{EvaluationSummary.of(evaluation).line()}")
     translation = run_dir / STAGE_FOLDERS["translate"]
     figures = manifest["stages"].get("translate", {}).get("figures") or {}
     compared = figures.get("compared")
@@ -35,7 +36,7 @@ def print_run_report(manifest: dict[str, Any], run_dir: str | Path) -> None:
         _print_samples(translation, Path(compared["model"]).name if compared else None)
     summary = read_json(translation / SUMMARY_FILE) if (translation / SUMMARY_FILE).exists() else None
     if summary:
-        print(f"\ntranslated {summary['lines']} lines on {summary['device']} at {summary['sentences_per_second']} sentences/s")
+        print(f"\n{translation_line(summary)}")
     print(f"\nrun manifest: {run_dir / RUN_MANIFEST}; ONNX model: {run_dir / STAGE_FOLDERS['export']}")
 
 

@@ -7,7 +7,7 @@ from apache_beam.io.filesystem import CompressionTypes, FileMetadata, MatchResul
 from apache_beam.io.localfilesystem import LocalFileSystem
 
 from s2s.errors import S2SError
-from s2s.pipelines.translate_beam import translate_beam
+from s2s.pipelines.translate_pipeline import translate_with_pipeline
 from s2s.serving.config import TranslateConfig
 
 IN_PROCESS = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
@@ -56,7 +56,7 @@ def validation_sources(toy_model) -> list[str]:
 
 
 def test_shards_are_complete_sorted_and_counted(toy_onnx, corpus: str, tmp_path: Path, validation_sources) -> None:
-    rows = translate_beam(str(toy_onnx[0]), [corpus], str(tmp_path / "out" / "t"), num_shards=4, pipeline_args=IN_PROCESS)
+    rows = translate_with_pipeline(str(toy_onnx[0]), [corpus], str(tmp_path / "out" / "t"), num_shards=4, pipeline_args=IN_PROCESS)
     shards = sorted((tmp_path / "out").glob("t-*-of-00004.tsv"))
     assert rows == 120 + 1 + 80 and len(shards) == 4
     for shard in shards:
@@ -70,31 +70,31 @@ def test_shards_are_complete_sorted_and_counted(toy_onnx, corpus: str, tmp_path:
 
 
 def test_a_model_on_another_filesystem_is_fetched_and_translates_alike(toy_onnx, corpus: str, tmp_path: Path) -> None:
-    translate_beam(str(toy_onnx[0]), [corpus], str(tmp_path / "local" / "t"), num_shards=2, pipeline_args=IN_PROCESS)
+    translate_with_pipeline(str(toy_onnx[0]), [corpus], str(tmp_path / "local" / "t"), num_shards=2, pipeline_args=IN_PROCESS)
     remote = MIRROR + str(toy_onnx[0])
-    translate_beam(remote, [corpus], str(tmp_path / "mirror" / "t"), num_shards=2, pipeline_args=IN_PROCESS)
+    translate_with_pipeline(remote, [corpus], str(tmp_path / "mirror" / "t"), num_shards=2, pipeline_args=IN_PROCESS)
     assert _rows(tmp_path / "mirror" / "t") == _rows(tmp_path / "local" / "t")
 
 
 def test_a_worker_refuses_a_model_that_changed_since_the_job_started(toy_onnx) -> None:
-    from s2s.pipelines.translate_beam import _translator
+    from s2s.pipelines.translate_pipeline import _engine
 
     with pytest.raises(S2SError, match="changed during the job"):
-        _translator(MIRROR + str(toy_onnx[0]), "0" * 64, TranslateConfig(batch_size=3, device="cpu"))
+        _engine(MIRROR + str(toy_onnx[0]), "0" * 64, TranslateConfig(batch_size=3, device="cpu"))
 
 
 def test_a_missing_remote_model_is_one_clear_error(tmp_path: Path, corpus: str) -> None:
     with pytest.raises(S2SError, match="holds no files"):
-        translate_beam(MIRROR + str(tmp_path / "nothing"), [corpus], str(tmp_path / "t"), pipeline_args=IN_PROCESS)
+        translate_with_pipeline(MIRROR + str(tmp_path / "nothing"), [corpus], str(tmp_path / "t"), pipeline_args=IN_PROCESS)
 
 
 def test_dask_cluster_writes_the_same_rows_as_the_local_runner(toy_onnx, corpus: str, tmp_path: Path) -> None:
     """A real distributed engine: a LocalCluster of two worker processes, through Beam's DaskRunner."""
     import distributed  # in the dev extra
 
-    translate_beam(str(toy_onnx[0]), [corpus], str(tmp_path / "local" / "t"), num_shards=3)
+    translate_with_pipeline(str(toy_onnx[0]), [corpus], str(tmp_path / "local" / "t"), num_shards=3)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         dask = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", f"--dask_client_address={cluster.scheduler_address}"]
-        rows = translate_beam(str(toy_onnx[0]), [corpus], str(tmp_path / "dask" / "t"), num_shards=3, pipeline_args=dask)
+        rows = translate_with_pipeline(str(toy_onnx[0]), [corpus], str(tmp_path / "dask" / "t"), num_shards=3, pipeline_args=dask)
     assert rows == 201
     assert _rows(tmp_path / "dask" / "t") == _rows(tmp_path / "local" / "t")

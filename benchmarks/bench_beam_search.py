@@ -4,7 +4,7 @@ The goal is that beam 5 costs at most 5x greedy: every beam step is one
 decoder call over all sentences' beams (batch x beam rows) and one top-k over
 (batch, beam x vocab), so it should cost about beam times a greedy step.
 
-    python benchmarks/bench_beam.py [--sentences 2000] [--model models/fra-eng] [--beams 2 5]
+    python benchmarks/bench_beam_search.py [--sentences 2000] [--model models/fra-eng] [--beams 2 5]
 """
 
 from __future__ import annotations
