@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_beam_search import REPO, sentences  # the same corpus sample as the beam benchmark
+from bench_beam_search import REPO, sentences, time_cases  # the same corpus sample as the beam benchmark
 
 from s2s.serving.translator import Translator
 
@@ -41,12 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     translator = Translator.from_dir(args.model, device="cpu")
     texts = sentences(args.sentences)
-    translator.translate_batch(texts[:64])  # warm up the sessions
-    rows = []
-    for name, options in CASES.items():
-        started = time.perf_counter()
-        translator.translate_batch(texts, **options)
-        rows.append((name, time.perf_counter() - started))
+    rows = time_cases(translator, texts, CASES)
     plain = rows[0][1]
     print(f"Richer outputs against plain greedy: {len(texts):,} sentences, default batch, CPU ({os.cpu_count()} cores)\n")
     print("| output | seconds | sentences/s | cost against plain greedy |")

@@ -20,8 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from s2s.config import validated
-from s2s.serving.config import TranslateConfig
 from s2s.serving.engine import Engine, sampler_of
 from s2s.serving.file_job import FileJob, default_window
 from s2s.serving.model_info import ModelInfo
@@ -66,12 +64,6 @@ class Translator:
     def from_dir(cls, model_dir: str | Path, *, device: str = "auto", precision: str = "float32", **session_options: Any) -> Translator:
         """The translator of an export folder (the output of `s2s export`), as CTranslate2's `Translator(model_path, device)`."""
         return cls(model_dir, device, precision=precision, **session_options)
-
-    @classmethod
-    def from_config(cls, model_dir: str | Path, config: TranslateConfig) -> Translator:
-        """The translator a `[translate]` table or the translate flags ask for."""
-        validated(config)
-        return cls(model_dir, config.device, precision=config.precision, verify=config.verify)
 
     @property
     def info(self) -> ModelInfo:

@@ -79,3 +79,15 @@ def test_the_budget_decay_runs_a_cosine_from_the_rate_to_a_tenth() -> None:
     rates = [budget_rate(0.01, share / 10) for share in range(11)]
     assert rates[0] == pytest.approx(0.01) and rates[5] == pytest.approx(0.0055) and rates[10] == pytest.approx(0.001)
     assert rates == sorted(rates, reverse=True) and budget_rate(0.01, 1.7) == pytest.approx(0.001)
+
+
+def test_validation_every_n_steps_validates_and_checkpoints_within_an_epoch(toy_model, tmp_path: Path) -> None:
+    """3,000 pairs in batches of 64 are 47 steps an epoch: one epoch validated every 20 steps is 3 validations, at steps
+    20, 40 and 60 of an endless shuffled stream, each checkpointed with its figures."""
+    config = TrainConfig(**SMALL, epochs=1, validate_every_steps=20, early_stopping_patience=0, log_every_seconds=0)
+    result = train(toy_model.data_dir, tmp_path / "model", config)
+    state = _state(tmp_path / "model")
+    assert [row["step"] for row in state["history"]] == [20, 40, 60] and all("val_loss" in row for row in state["history"])
+    assert (result["validations"], result["steps"], result["epochs"]) == (3, 60, round(60 / 47, 2))
+    assert result["stop_reason"] == "ran all 1 epochs (3 validations)" and state["steps_done"] == 60
+    assert state["best_val_loss"] == min(row["val_loss"] for row in state["history"])

@@ -1,6 +1,6 @@
 """Per-epoch checkpoints that make a killed training resumable, with early stopping and a time budget.
 
-After every epoch, in this order:
+After every epoch (or every `validate_every_steps` steps), in this order:
 1. `checkpoints/last.keras`: the whole model, optimizer state included;
 2. `checkpoints/best.keras` when validation loss improved;
 3. `checkpoints/state.json`: epochs done, best loss, patience used, training seconds across resumes, per-epoch history
@@ -66,6 +66,7 @@ class TrainingState:
         self.stop_reason: str = values.get("stop_reason", "")
         self.training_seconds: float = values.get("training_seconds", 0.0)  # every run's, so a budget holds across resumes
         self.progress: list[dict[str, float]] = values.get("progress", [])  # {step, minutes, loss, accuracy} per log line
+        self.steps_done: int = values.get("steps_done", int(self.progress[-1]["step"]) if self.progress else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -105,13 +106,14 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
 
     checkpoints = model_dir / CHECKPOINT_DIR
     patience, max_minutes = config.early_stopping_patience, config.max_minutes
+    unit = "validation" if config.validate_every_steps else "epoch"  # what one round of Keras's fit is
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.started = time.monotonic()
             self.before = state.training_seconds  # earlier runs' time: the budget is the whole training's, not this run's
             self.partial_epoch = False
-            self.step = int(state.progress[-1]["step"]) if state.progress else 0
+            self.step = state.steps_done
             self.last_log, self.steps_since_log, self.epoch = self.started, 0, 0
 
         def elapsed(self) -> float:
@@ -151,8 +153,8 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
             minutes = self.elapsed() / 60
             left = f", budget left {max(max_minutes - minutes, 0.0):.1f} min" if max_minutes else ""
             logger.info(
-                "step %d (epoch %d): loss %.4f, accuracy %.4f, about %.0f pairs/s, %.1f min trained%s",
-                self.step, self.epoch + 1, loss, accuracy, pairs_per_second, minutes, left,
+                "step %d (%s %d): loss %.4f, accuracy %.4f, about %.0f pairs/s, %.1f min trained%s",
+                self.step, unit, self.epoch + 1, loss, accuracy, pairs_per_second, minutes, left,
             )
             state.progress.append({"step": self.step, "minutes": round(minutes, 4), "loss": loss, "accuracy": accuracy})
             self.last_log, self.steps_since_log = now, 0
@@ -169,15 +171,15 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
             if improved:
                 save_keras_atomically(self.model, checkpoints / BEST)
                 state.best_val_loss, state.best_epoch = val_loss, epoch
-            state.epochs_done = epoch + 1
+            state.epochs_done, state.steps_done = epoch + 1, self.step
             state.training_seconds = self.elapsed()
-            state.history.append({"epoch": epoch, **logs, "seconds": round(state.training_seconds, 3)})
+            state.history.append({"epoch": epoch, **logs, "seconds": round(state.training_seconds, 3), "step": self.step})
             if patience and state.epochs_without_improvement >= patience:
                 better = f"better by {config.min_delta:.2%}" if config.min_delta else "better"
-                state.stop_reason = f"early stopping: no validation loss {better} for {patience} epochs"
+                state.stop_reason = f"early stopping: no validation loss {better} for {patience} {unit}s"
                 self.model.stop_training = True
             elif max_minutes and state.training_seconds >= max_minutes * 60:
-                where = f"during epoch {epoch + 1}" if self.partial_epoch else f"after epoch {epoch + 1}"
+                where = f"during {unit} {epoch + 1}" if self.partial_epoch else f"after {unit} {epoch + 1}"
                 state.stop_reason = f"time budget of {max_minutes:g} minutes reached {where}"
                 self.model.stop_training = True
             state.save(checkpoints)
@@ -185,7 +187,8 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
                 stream.write(history_csv(state.history))
             figures = ", ".join(f"{name} {logs[name]:.4f}" for name in ("loss", "accuracy", "val_loss", "val_accuracy") if name in logs)
             logger.info(
-                "epoch %d/%s: %s (%.1f min trained)%s",
+                "%s %d/%s: %s (%.1f min trained)%s",
+                unit,
                 epoch + 1,
                 self.params.get("epochs", "?"),
                 figures,

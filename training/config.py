@@ -64,6 +64,13 @@ class TrainConfig:
         at_least=0,
         zero="no budget",
     )
+    validate_every_steps: int = setting(
+        0,
+        "validate, checkpoint and count early stopping every N training steps instead of at each epoch's end (for long "
+        "epochs and short budgets; epochs then bounds the steps, and patience counts validations); 0: each epoch's end",
+        at_least=0,
+        zero="each epoch's end",
+    )
     log_every_seconds: float = setting(30.0, "a progress line (loss, accuracy, pairs/s, time and budget left) this often; 0: per epoch", at_least=0, zero="per epoch"
     )
     bucket_by_length: bool = setting(False, "batch pairs of similar length and trim each batch's padding")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import shutil
 import sys
 import time
@@ -56,7 +57,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         tf.config.experimental.enable_op_determinism()
     if state.epochs_done:
         model = keras.models.load_model(model_dir / CHECKPOINT_DIR / LAST)
-        logger.info("resuming after epoch %d of %d", state.epochs_done, config.epochs)
+        logger.info("resuming after %s %d", "validation" if config.validate_every_steps else "epoch", state.epochs_done)
     else:
         model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
         model.compile(
@@ -67,6 +68,11 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         )
     train_batches = training_batches(data_dir, "train", spec, config, training=True)
     validation_batches = training_batches(data_dir, "validation", spec, config, training=False)
+    rounds, steps_per_round = config.epochs, None
+    if config.validate_every_steps:  # a "round" of Keras's fit is then N steps of an endless stream of shuffled epochs
+        steps_per_round = config.validate_every_steps
+        rounds = math.ceil(config.epochs * _batches_per_epoch(spec, config) / steps_per_round)
+        train_batches = train_batches.repeat()
     callbacks = [
         make_checkpoint_callback(model_dir, state, config),
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
@@ -74,18 +80,19 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     ]
     # Bucketed batches have no known count per epoch, and Keras warns at every epoch's end that the data "ran out".
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    if state.epochs_done < config.epochs:
+    if state.epochs_done < rounds:
         model.fit(
             train_batches,
             validation_data=validation_batches,
-            epochs=config.epochs,
+            epochs=rounds,
+            steps_per_epoch=steps_per_round,
             initial_epoch=state.epochs_done,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles
             verbose="auto" if sys.stdout.isatty() else 0,  # a progress bar on a terminal; a job log gets the progress lines
         )
     if not state.stop_reason:
-        state.stop_reason = f"ran all {config.epochs} epochs"
+        state.stop_reason = f"ran all {config.epochs} epochs" + (f" ({rounds} validations)" if steps_per_round else "")
     if not (model_dir / CHECKPOINT_DIR / BEST).exists():
         raise S2SError("training never reached a finite validation loss: lower the learning rate or check the data")
     best = keras.models.load_model(model_dir / CHECKPOINT_DIR / BEST)
@@ -94,13 +101,23 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     state.save(model_dir / CHECKPOINT_DIR)
     return {
         "model_dir": str(model_dir),
-        "epochs": state.epochs_done,
+        "epochs": state.epochs_done if not steps_per_round else round(state.steps_done / _batches_per_epoch(spec, config), 2),
+        "validations": len(state.history),
+        "steps": state.steps_done,
         "best_epoch": state.best_epoch + 1,
         "best_val_loss": state.best_val_loss,
         "best_val_accuracy": state.history[state.best_epoch].get("val_accuracy") if state.history else None,
         "stop_reason": state.stop_reason,
         "seconds": round(time.time() - started, 1),
     }
+
+
+def _batches_per_epoch(spec: DatasetSpec, config: TrainConfig) -> int:
+    """Training batches in one pass over the data (about that many with bucketing, which leaves a part batch per bucket)."""
+    pairs = spec.split_sizes["train"]
+    if config.max_train_pairs:
+        pairs = min(pairs, config.max_train_pairs)
+    return max(1, math.ceil(pairs / config.batch_size))
 
 
 def data_fingerprint(data_dir: Path) -> str:
