@@ -255,12 +255,15 @@ def _ensure_writable(output_dir: Path) -> None:
     """Fails before minutes of conversion, not after: the output folder and its parent (where the export is staged) must be writable."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (output_dir, output_dir.resolve().parent):
-            probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
-            probe.write_bytes(b"")
-            probe.unlink()
     except OSError as error:
         raise S2SError(f"cannot write to output directory {output_dir}: {error.strerror or error}") from None
+    for folder, what in ((output_dir, "output directory"), (output_dir.resolve().parent, "the folder the export is staged in,")):
+        probe = folder / f".write-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise S2SError(f"cannot write to {what} {folder}: {error.strerror or error}") from None
 
 
 def _verify(
