@@ -39,7 +39,7 @@ from s2s.pipelines.cleaning import LengthLimits
 from s2s.pipelines.config import PrepareConfig
 from s2s.pipelines.inputs import DATASET_SHARDS, automatic_shards, input_bytes, resolve_inputs
 from s2s.pipelines.options import beam_options, run_pipeline
-from s2s.publish import publish_text, replace_directory
+from s2s.publish import replace_directory, write_json
 from s2s.spec import MANIFEST_FILE, SPEC_FILE, SPLITS, TEST, TRAIN, VALIDATION, DatasetSpec, record_pattern
 from s2s.text import TextNormalizer
 from s2s.vocab import Vocabulary
@@ -323,8 +323,8 @@ def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[st
     if FileSystems.get_scheme(output_dir) is None:
         staged = Path(staging)
         (staged / _SUMMARY_NAME).unlink(missing_ok=True)
-        publish_text(str(staged / SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        publish_text(str(staged / MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        write_json(staged / SPEC_FILE, spec.to_dict())
+        write_json(staged / MANIFEST_FILE, manifest)
         replace_directory(staged, Path(output_dir))
         return
     stale = [
@@ -340,8 +340,8 @@ def _publish(staging: str, output_dir: str, spec: DatasetSpec, manifest: dict[st
     staged = [metadata.path for metadata in FileSystems.match([FileSystems.join(staging, "*")])[0].metadata_list]
     staged = [path for path in staged if not path.endswith(_SUMMARY_NAME)]
     FileSystems.rename(staged, [FileSystems.join(output_dir, path.rsplit("/", 1)[-1]) for path in staged])
-    publish_text(FileSystems.join(output_dir, SPEC_FILE), json.dumps(spec.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    publish_text(FileSystems.join(output_dir, MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_json(FileSystems.join(output_dir, SPEC_FILE), spec.to_dict())
+    write_json(FileSystems.join(output_dir, MANIFEST_FILE), manifest)
 
 
 def _read_text(path: str) -> str:

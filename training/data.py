@@ -7,6 +7,7 @@ learning or into the reported accuracy.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,17 @@ from s2s.training.config import REPEAT_VECTOR, TrainConfig
 BUCKET_BOUNDARIES = (10, 15, 20, 25, 30, 40, 50, 60, 80)  # decoder steps; the last bucket takes the rest
 
 
+def split_pairs(spec: DatasetSpec, split: str, config: TrainConfig, *, training: bool) -> int:
+    """The pairs a split feeds one pass of training or validation: the training split capped by max_train_pairs."""
+    pairs = spec.split_sizes.get(split, 0)
+    return min(pairs, config.max_train_pairs) if training and config.max_train_pairs else pairs
+
+
+def batches_per_epoch(spec: DatasetSpec, config: TrainConfig) -> int:
+    """Training batches in one pass over the data (about that many with bucketing, which leaves a part batch per bucket)."""
+    return max(1, math.ceil(split_pairs(spec, "train", config, training=True) / config.batch_size))
+
+
 def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config: TrainConfig, *, training: bool) -> Any:
     """Batches of `(inputs, decoder_target, sample_weight)` for `model.fit`.
 
@@ -27,9 +39,7 @@ def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config
         training: shuffle and cap; validation batches keep file order.
     """
     tf = import_tensorflow()
-    pairs = spec.split_sizes.get(split, 0)
-    if training and config.max_train_pairs:
-        pairs = min(pairs, config.max_train_pairs)
+    pairs = split_pairs(spec, split, config, training=training)
     # Declaring the size lets Keras show progress and know an epoch's end on the first pass. One-hot rows stay uint8 through
     # the shuffle buffer and batching (a quarter of float32's bytes to copy) and become float32 a batch at a time.
     dataset = read_examples(data_dir, split, spec, one_hot_dtype="uint8").take(pairs)

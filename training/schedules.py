@@ -10,10 +10,9 @@ an epoch whose validation loss is no better, down to 1/32 of it.
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable
 from typing import Any
 
-from s2s.training.checkpoints import TrainingState
 from s2s.training.config import TrainConfig
 
 PLATEAU_FACTOR, PLATEAU_FLOOR = 0.5, 1 / 32
@@ -27,8 +26,12 @@ def budget_rate(base: float, spent: float) -> float:
     return base * (BUDGET_FLOOR + (1 - BUDGET_FLOOR) * 0.5 * (1 + math.cos(math.pi * share)))
 
 
-def learning_rate_callbacks(config: TrainConfig, state: TrainingState) -> list[Any]:
-    """The Keras callbacks that carry out `config.learning_rate_decay` (none for a constant rate)."""
+def learning_rate_callbacks(config: TrainConfig, training_seconds: Callable[[], float]) -> list[Any]:
+    """The Keras callbacks that carry out `config.learning_rate_decay` (none for a constant rate).
+
+    Args:
+        training_seconds: the time budget's clock (training time across resumes), read when the rate is set.
+    """
     import keras
 
     if config.learning_rate_decay == "plateau":
@@ -40,12 +43,11 @@ def learning_rate_callbacks(config: TrainConfig, state: TrainingState) -> list[A
 
     class BudgetDecay(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
-            self.before, self.started, self.steps = state.training_seconds, time.monotonic(), 0
+            self.steps = 0
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
             if self.steps % _BUDGET_UPDATE_STEPS == 0:
-                spent = (self.before + time.monotonic() - self.started) / budget
-                self.model.optimizer.learning_rate.assign(budget_rate(config.learning_rate, spent))
+                self.model.optimizer.learning_rate.assign(budget_rate(config.learning_rate, training_seconds() / budget))
             self.steps += 1
 
     return [BudgetDecay()]

@@ -21,7 +21,7 @@ from s2s.spec import MANIFEST_FILE, SPEC_FILE, DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
 from s2s.training.checkpoints import BEST, CHECKPOINT_DIR, LAST, TrainingState, make_checkpoint_callback, save_keras_atomically
 from s2s.training.config import RESUMABLE_SETTINGS, STEP_DECODER_ARCHITECTURES, TrainConfig
-from s2s.training.data import check_records_match_spec, training_batches
+from s2s.training.data import batches_per_epoch, check_records_match_spec, training_batches
 from s2s.training.model import build_inference_models, build_training_model
 from s2s.training.model_dir import CURVES_FILE, DECODER_FILE, ENCODER_FILE, MODEL_FILE, ModelDir
 from s2s.training.schedules import learning_rate_callbacks
@@ -68,15 +68,16 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         )
     train_batches = training_batches(data_dir, "train", spec, config, training=True)
     validation_batches = training_batches(data_dir, "validation", spec, config, training=False)
-    rounds, steps_per_round = config.epochs, None
+    rounds, steps_per_round, epoch_batches = config.epochs, None, batches_per_epoch(spec, config)
     if config.validate_every_steps:  # a "round" of Keras's fit is then N steps of an endless stream of shuffled epochs
         steps_per_round = config.validate_every_steps
-        rounds = math.ceil(config.epochs * _batches_per_epoch(spec, config) / steps_per_round)
+        rounds = math.ceil(config.epochs * epoch_batches / steps_per_round)
         train_batches = train_batches.repeat()
+    checkpoint = make_checkpoint_callback(model_dir, state, config)
     callbacks = [
-        make_checkpoint_callback(model_dir, state, config),
+        checkpoint,
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
-        *learning_rate_callbacks(config, state),
+        *learning_rate_callbacks(config, checkpoint.elapsed),  # the budget's own clock, counted across resumes
     ]
     # Bucketed batches have no known count per epoch, and Keras warns at every epoch's end that the data "ran out".
     warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -101,7 +102,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
     state.save(model_dir / CHECKPOINT_DIR)
     return {
         "model_dir": str(model_dir),
-        "epochs": state.epochs_done if not steps_per_round else round(state.steps_done / _batches_per_epoch(spec, config), 2),
+        "epochs": state.epochs_done if not steps_per_round else round(state.steps_done / epoch_batches, 2),
         "validations": len(state.history),
         "steps": state.steps_done,
         "best_epoch": state.best_epoch + 1,
@@ -110,14 +111,6 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         "stop_reason": state.stop_reason,
         "seconds": round(time.time() - started, 1),
     }
-
-
-def _batches_per_epoch(spec: DatasetSpec, config: TrainConfig) -> int:
-    """Training batches in one pass over the data (about that many with bucketing, which leaves a part batch per bucket)."""
-    pairs = spec.split_sizes["train"]
-    if config.max_train_pairs:
-        pairs = min(pairs, config.max_train_pairs)
-    return max(1, math.ceil(pairs / config.batch_size))
 
 
 def data_fingerprint(data_dir: Path) -> str:
