@@ -16,29 +16,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from s2s.config import load_config
 from s2s.spec import DatasetSpec
 from s2s.tensorflow_import import import_tensorflow
+from s2s.training.checkpoints import CHECKPOINT_DIR, TrainingState
 from s2s.training.config import TrainConfig
-from s2s.training.data import training_batches
-from s2s.training.model import build_training_model
+from s2s.training.data import split_pairs, training_batches
+from s2s.training.train import compiled_training_model, train
 
 
 def compiled_model(spec: DatasetSpec, config: TrainConfig):
     import keras
 
     keras.utils.set_random_seed(config.seed)
-    model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(config.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight"),
-    )
-    return model
+    return compiled_training_model(spec, config)
 
 
 class EpochTimer:
@@ -130,20 +129,54 @@ def bucketing_speedup(data_dir: Path, spec: DatasetSpec, config: TrainConfig, ep
     print(f"speed-up at equal validation loss: {runs[False][-1][0] / reached[0]:.2f}x")
 
 
+def step_overhead(data_dir: Path, spec: DatasetSpec, config: TrainConfig, epochs: int) -> None:
+    config = dataclasses.replace(config, epochs=epochs, early_stopping_patience=0, max_minutes=0.0, validate_every_steps=0)
+    pairs = split_pairs(spec, "train", config, training=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        train(data_dir, Path(scratch) / "model", config)
+        history = TrainingState.load(Path(scratch) / "model" / CHECKPOINT_DIR).history
+    ours_epochs = [later - earlier for earlier, later in itertools.pairwise(row["seconds"] for row in history)]
+
+    in_memory = training_batches(data_dir, "train", spec, config, training=True).cache()
+    for _ in in_memory:  # fill the cache: the bare run's batches are tensors in memory, the same ones each epoch
+        pass
+    model = compiled_model(spec, config)
+    ends: list[float] = []
+    import keras
+
+    timer = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()))
+    model.fit(in_memory, epochs=epochs, callbacks=[timer], shuffle=False, verbose=0)
+    bare_epochs = [later - earlier for earlier, later in itertools.pairwise(ends)]
+    bare, ours = pairs / min(bare_epochs), pairs / min(ours_epochs)
+    print(f"\n3. Step overhead: {pairs} pairs, the fastest of {epochs - 1} epochs after the first, arch {config.arch}, latent {config.latent_dim}, "
+          f"batch {config.batch_size}, bucketed {config.bucket_by_length}")
+    print(f"{'run':<58} {'pairs/s':>8}  seconds of each epoch")
+    print(f"{'bare train step on the same batches in memory (reference)':<58} {bare:>8.0f}  {' '.join(f'{t:.2f}' for t in bare_epochs)}")
+    print(f"{'s2s train (records, validation, checkpoints, callbacks)':<58} {ours:>8.0f}  {' '.join(f'{t:.2f}' for t in ours_epochs)}")
+    print(f"overhead: {1 - ours / bare:.1%} of the bare step's speed lost (goal: below 15%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="runs/fra-eng/data", help="output of s2s prepare (s2s run --config configs/fra-eng.toml writes runs/fra-eng/data)")
     parser.add_argument("--pairs", type=int, default=8000, help="training pairs used")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--latent-dim", type=int, default=256)
+    parser.add_argument("--compare", nargs="+", choices=("records", "bucketing", "overhead"), default=["records", "bucketing", "overhead"])
+    parser.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "demo.toml", help="the recipe of --compare overhead")
     args = parser.parse_args()
     import_tensorflow()
     data_dir = Path(args.data)
     spec = DatasetSpec.load(data_dir)
     config = TrainConfig(latent_dim=args.latent_dim, max_train_pairs=args.pairs, shuffle_buffer=args.pairs)
     print(f"s2s train benchmark: {data_dir}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    records_versus_numpy(data_dir, spec, config, args.epochs)
-    bucketing_speedup(data_dir, spec, config, args.epochs)
+    if "records" in args.compare:
+        records_versus_numpy(data_dir, spec, config, args.epochs)
+    if "bucketing" in args.compare:
+        bucketing_speedup(data_dir, spec, config, args.epochs)
+    if "overhead" in args.compare:
+        recipe = load_config(TrainConfig, "train", args.config, {})
+        step_overhead(data_dir, spec, dataclasses.replace(recipe, max_train_pairs=args.pairs), max(args.epochs, 2))
 
 
 if __name__ == "__main__":

@@ -34,22 +34,26 @@ def batches_per_epoch(spec: DatasetSpec, config: TrainConfig) -> int:
 def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config: TrainConfig, *, training: bool) -> Any:
     """Batches of `(inputs, decoder_target, sample_weight)` for `model.fit`.
 
+    The records hold padded one-hot rows; read as character ids a pair takes a few hundred bytes, so a split is kept in
+    memory after its first pass and later epochs skip reading, decompressing and parsing it (a quarter of a small
+    model's training time went there). Batches become one-hot float32 again as the model takes them.
+
     Args:
         split: "train" (shuffled, optionally capped by max_train_pairs) or "validation".
         training: shuffle and cap; validation batches keep file order.
     """
     tf = import_tensorflow()
     pairs = split_pairs(spec, split, config, training=training)
-    # Declaring the size lets Keras show progress and know an epoch's end on the first pass. One-hot rows stay uint8 through
-    # the shuffle buffer and batching (a quarter of float32's bytes to copy) and become float32 a batch at a time.
+    id_dtype = tf.int16 if max(len(spec.source_vocabulary), len(spec.target_vocabulary)) <= 2**15 else tf.int32
     dataset = read_examples(data_dir, split, spec, one_hot_dtype="uint8").take(pairs)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(pairs))
+    dataset = dataset.map(lambda example: _as_ids(tf, example, config.reverse_source, id_dtype), num_parallel_calls=tf.data.AUTOTUNE)
+    # Declaring the size lets Keras show progress and know an epoch's end on the first pass.
+    dataset = dataset.cache().apply(tf.data.experimental.assert_cardinality(pairs))
     if training and config.shuffle_buffer:
         dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(lambda example: _to_model_inputs(tf, example, config.reverse_source), num_parallel_calls=tf.data.AUTOTUNE)
     if config.bucket_by_length:
         dataset = dataset.bucket_by_sequence_length(
-            element_length_func=lambda features: tf.cast(features["target_length"], tf.int32) + 1,
+            element_length_func=lambda features: features["target_length"] + 1,
             bucket_boundaries=list(BUCKET_BOUNDARIES),
             bucket_batch_sizes=[config.batch_size] * (len(BUCKET_BOUNDARIES) + 1),
         )
@@ -57,45 +61,48 @@ def training_batches(data_dir: str | Path, split: str, spec: DatasetSpec, config
     else:
         dataset = dataset.batch(config.batch_size)
     arrange = _repeat_vector_tuple if config.arch == REPEAT_VECTOR else _encoder_decoder_tuple
-    return dataset.map(lambda batch: arrange(_as_float(tf, batch)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    depths = {"encoder_input": len(spec.source_vocabulary), "decoder_input": len(spec.target_vocabulary), "decoder_target": len(spec.target_vocabulary)}
+    return dataset.map(lambda batch: arrange(_as_one_hot(tf, batch, depths)), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def reverse_within_length(tf: Any, one_hot: Any, length: Any) -> Any:
-    """Reverses the real rows of a `(time, vocab)` one-hot sequence, leaving its padding at the end."""
-    return tf.reverse_sequence(one_hot[tf.newaxis], tf.reshape(length, [1]), seq_axis=1, batch_axis=0)[0]
+def reverse_within_length(tf: Any, sequence: Any, length: Any) -> Any:
+    """Reverses the real positions of one `(time, ...)` sequence, leaving its padding at the end."""
+    return tf.reverse_sequence(sequence[tf.newaxis], tf.reshape(length, [1]), seq_axis=1, batch_axis=0)[0]
 
 
-def _to_model_inputs(tf: Any, example: dict[str, Any], reverse_source: bool) -> dict[str, Any]:
-    encoder_input = example[ENCODER_INPUT]
+def _as_ids(tf: Any, example: dict[str, Any], reverse_source: bool, id_dtype: Any) -> dict[str, Any]:
+    """A pair's one-hot rows as character ids, -1 at padding (an all-zero row, which `tf.one_hot` gives back for -1)."""
+
+    def ids(one_hot: Any) -> Any:
+        return tf.cast(tf.where(tf.reduce_max(one_hot, axis=-1) > 0, tf.argmax(one_hot, axis=-1, output_type=tf.int32), -1), id_dtype)
+
+    source = ids(example[ENCODER_INPUT])
     if reverse_source:
-        encoder_input = reverse_within_length(tf, encoder_input, example[SOURCE_LENGTH])
+        source = reverse_within_length(tf, source, example[SOURCE_LENGTH])
     return {
-        "encoder_input": encoder_input,
-        "decoder_input": example[DECODER_INPUT],
-        "decoder_target": example[DECODER_TARGET],
-        "sample_weight": tf.reduce_max(example[DECODER_TARGET], axis=-1),  # 1 at real steps (one 1 in the row), 0 at padding
-        "source_length": example[SOURCE_LENGTH],
-        "target_length": example[TARGET_LENGTH],
+        "encoder_input": source,
+        "decoder_input": ids(example[DECODER_INPUT]),
+        "decoder_target": ids(example[DECODER_TARGET]),
+        "source_length": tf.cast(example[SOURCE_LENGTH], tf.int32),
+        "target_length": tf.cast(example[TARGET_LENGTH], tf.int32),
     }
 
 
 def _trim_padding(tf: Any, batch: dict[str, Any]) -> dict[str, Any]:
     """Cuts a batch's time axes to its longest source and target, so short pairs do not carry long padding."""
-    source_steps = tf.cast(tf.reduce_max(batch["source_length"]), tf.int32)
-    decoder_steps = tf.cast(tf.reduce_max(batch["target_length"]), tf.int32) + 1
+    source_steps = tf.reduce_max(batch["source_length"])
+    decoder_steps = tf.reduce_max(batch["target_length"]) + 1
     trimmed = dict(batch)
     trimmed["encoder_input"] = batch["encoder_input"][:, :source_steps]
-    for key in ("decoder_input", "decoder_target", "sample_weight"):
+    for key in ("decoder_input", "decoder_target"):
         trimmed[key] = batch[key][:, :decoder_steps]
     return trimmed
 
 
-def _as_float(tf: Any, batch: dict[str, Any]) -> dict[str, Any]:
-    """The batch's one-hot rows and sample weights as the float32 the model and the loss take."""
-    return {
-        key: tf.cast(value, tf.float32) if key in ("encoder_input", "decoder_input", "decoder_target", "sample_weight") else value
-        for key, value in batch.items()
-    }
+def _as_one_hot(tf: Any, batch: dict[str, Any], depths: dict[str, int]) -> dict[str, Any]:
+    """A batch of ids as the float32 one-hot rows the model takes, and the sample weight: 1 at a real target step, 0 at padding."""
+    one_hot = {key: tf.one_hot(tf.cast(batch[key], tf.int32), depth, dtype=tf.float32) for key, depth in depths.items()}
+    return {**one_hot, "sample_weight": tf.cast(batch["decoder_target"] >= 0, tf.float32)}
 
 
 def _encoder_decoder_tuple(batch: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -59,13 +59,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         model = keras.models.load_model(model_dir / CHECKPOINT_DIR / LAST)
         logger.info("resuming after %s %d", "validation" if config.validate_every_steps else "epoch", state.epochs_done)
     else:
-        model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
-        model.compile(
-            optimizer=_optimizer(keras, config),
-            # mean over real steps only
-            loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight", label_smoothing=config.label_smoothing),
-            weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
+        model = compiled_training_model(spec, config)
     train_batches = training_batches(data_dir, "train", spec, config, training=True)
     validation_batches = training_batches(data_dir, "validation", spec, config, training=False)
     rounds, steps_per_round, epoch_batches = config.epochs, None, batches_per_epoch(spec, config)
@@ -154,10 +148,19 @@ def _load_or_start(model_dir: Path, config: TrainConfig, fingerprint: str, resum
     return TrainingState({"config": settings, "data_fingerprint": fingerprint})
 
 
-def _optimizer(keras: Any, config: TrainConfig) -> Any:
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate)
-    return keras.optimizers.RMSprop(learning_rate=config.learning_rate)
+def compiled_training_model(spec: DatasetSpec, config: TrainConfig) -> Any:
+    """The teacher-forced model compiled as `s2s train` fits it (benchmarks time the same step)."""
+    import keras
+
+    model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
+    optimizer_class = keras.optimizers.Adam if config.optimizer == "adam" else keras.optimizers.RMSprop
+    model.compile(
+        optimizer=optimizer_class(learning_rate=config.learning_rate),
+        # mean over real steps only
+        loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight", label_smoothing=config.label_smoothing),
+        weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return model
 
 
 def _write_model_dir(model: Any, model_dir: Path, data_dir: Path, config: TrainConfig, state: TrainingState) -> None:
