@@ -38,8 +38,11 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Two worker processes (pytest-xdist): most tests keep one core busy, not both. A module whose tests share a costly
+# module fixture is one xdist_group, run by one worker; the toy model is trained once for both (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: lint $(JS_STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The browser page on http://127.0.0.1:8000/js/web/ (the shipped model, translated in the page, nothing sent anywhere).
 page: $(JS_STAMP)

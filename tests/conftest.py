@@ -1,8 +1,13 @@
 """Shared test setup: quiet TensorFlow, no telemetry, and the repository on sys.path."""
 
+import dataclasses
+import fcntl
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as s2s.tensorflow_import.quiet_native_logs sets it
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -13,24 +18,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytest
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]) -> Any:
+    """`build(folder)`'s result, made once for the whole test run.
+
+    Under pytest-xdist each worker is a process with its own session: the
+    first to get here builds in a folder all workers share, under a lock, and
+    the others wait for it and read the result back (JSON), so the toy model
+    is trained once rather than once per worker. Training uses both cores
+    anyway, so a waiting worker costs nothing.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name  # the run's temporary folder, shared by its workers
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result_file = folder.with_suffix(".json")
+        if not result_file.exists():
+            folder.mkdir()
+            result_file.write_text(json.dumps(build(folder)))
+        return json.loads(result_file.read_text())
+
+
 @pytest.fixture(scope="session")
 def toy_model(tmp_path_factory: pytest.TempPathFactory):
-    """The reverse-first-3 task trained once per test session (about a minute on 2 cores)."""
-    from tests.toy import build_toy_model
+    """The reverse-first-3 task trained once per test run (about a minute on 2 cores)."""
+    from tests.toy import ToyModel, build_toy_model
 
-    return build_toy_model(tmp_path_factory.mktemp("toy"))
+    def build(folder: Path) -> dict[str, Any]:
+        fields = dataclasses.asdict(build_toy_model(folder))
+        return {name: value if name == "summary" else str(value) for name, value in fields.items()}
+
+    fields = built_once(tmp_path_factory, "toy", build)
+    return ToyModel(**{name: value if name == "summary" else Path(value) for name, value in fields.items()})
 
 
 @pytest.fixture(scope="session")
 def toy_onnx(toy_model, tmp_path_factory: pytest.TempPathFactory):
-    """The toy model evaluated (so its model card has figures) and exported to ONNX, once per session: (dir, report)."""
+    """The toy model evaluated (so its model card has figures) and exported to ONNX, once per test run: (dir, report)."""
     from s2s.export.config import ExportConfig
     from s2s.export.export import export_model
     from s2s.training.evaluate import evaluate
 
-    evaluate(toy_model.model_dir, toy_model.data_dir)
-    output = tmp_path_factory.mktemp("onnx")
-    return output, export_model(toy_model.model_dir, output, ExportConfig(verify_sources=1000))
+    def build(output: Path) -> tuple[str, dict]:
+        evaluate(toy_model.model_dir, toy_model.data_dir)
+        return str(output), export_model(toy_model.model_dir, output, ExportConfig(verify_sources=1000))
+
+    output, report = built_once(tmp_path_factory, "onnx", build)
+    return Path(output), report
 
 
 @pytest.fixture(scope="session")

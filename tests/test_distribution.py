@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("wheel")  # under pytest-xdist the module's tests share one worker, so the wheel is built once
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,13 @@ def translation_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert build.returncode == 0, build.stderr
     (wheel,) = (root / "dist").glob("s2s_translate-*.whl")
-    venv.EnvBuilder(with_pip=True).create(root / "venv")
+    # A venv without pip of its own (ensurepip takes seconds), filled by this interpreter's pip through --python.
+    venv.EnvBuilder(with_pip=False).create(root / "venv")
     python = root / "venv" / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"{wheel}[cpu]"], capture_output=True, text=True
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check", f"{wheel}[cpu]"],
+        capture_output=True,
+        text=True,
     )
     assert install.returncode == 0, install.stderr
     return root

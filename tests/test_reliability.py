@@ -324,7 +324,7 @@ LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFF
 def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
     """Beam's local runner serves pickled code and data over unauthenticated gRPC: nothing may listen beyond this machine."""
     corpus_path = tmp_path / "pairs.tsv"
-    assert run_cli("synth", "reverse-4", "--n", "20000", "-o", str(corpus_path)).returncode == 0
+    assert run_cli("synth", "reverse-4", "--n", "2000", "-o", str(corpus_path)).returncode == 0
     process = subprocess.Popen(
         [sys.executable, "-m", "s2s.app.cli", "prepare", "-i", str(corpus_path), "-o", str(tmp_path / "data"), "--min-char-count", "1"],
         cwd=REPO,

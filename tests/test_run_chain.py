@@ -21,6 +21,7 @@ from s2s.pipelines.synth import write_corpus
 from tests.toy import IN_PROCESS
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("chain")  # under pytest-xdist the module's tests share one worker and one pristine chain
 CONFIG = """
 [run]
 input = ["corpus/*.tsv"]
