@@ -11,6 +11,7 @@ which Beam's Dask runner hands to every consumer (see repro/).
 
 from __future__ import annotations
 
+import posixpath
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -66,8 +67,12 @@ def without_broadcasts(values: Iterable[Any]) -> tuple[dict[str, Any], list[Any]
 
 
 def shard_of(path: str, line_number: int, num_shards: int) -> int:
-    """A line's shard: stable across workers and runs, so the same lines meet in the same group every time."""
-    return zlib.crc32(f"{path}\t{line_number}".encode()) % num_shards
+    """A line's shard: stable across workers and runs, so the same lines meet in the same group every time.
+
+    Keyed by the file's name, not its whole path: the same corpus prepared from another folder (a moved checkout, a
+    temporary directory, another bucket) gives the same dataset, so the same seed trains the same model.
+    """
+    return zlib.crc32(f"{posixpath.basename(path)}\t{line_number}".encode()) % num_shards
 
 
 def numbered_lines(stream: Any) -> Iterator[tuple[int, bytes]]:
