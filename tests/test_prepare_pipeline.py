@@ -193,6 +193,21 @@ def test_written_files_are_counted_against_the_tallies(prepared: tuple, tmp_path
         count_tfrecords(str(tmp_path / "cut.tfrecord.gz"))
 
 
+def test_the_same_corpus_in_another_folder_gives_the_same_dataset(tmp_path: Path) -> None:
+    """Lines are sharded by file name and line number, not the whole path: a corpus prepared from another folder (a moved
+    checkout, a temporary directory) gives the same records in the same order, so the same seed trains the same model."""
+    corpus = "".join(f"source {index}.\ttarget {index} !\n" for index in range(300))
+    config = PrepareConfig(num_shards=3, min_char_count=1)
+    for folder in ("here", "elsewhere/deeper"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "pairs.tsv").write_text(corpus)
+        prepare([str(tmp_path / folder / "pairs.tsv")], str(tmp_path / folder / "data"), config, IN_PROCESS)
+    names = sorted(path.name for path in (tmp_path / "here" / "data").iterdir() if path.name != "manifest.json")
+    assert len([name for name in names if name.startswith("train-")]) == 3
+    for name in names:
+        assert (tmp_path / "elsewhere/deeper/data" / name).read_bytes() == (tmp_path / "here" / "data" / name).read_bytes(), name
+
+
 def test_a_dask_cluster_writes_the_same_dataset_byte_for_byte(tmp_path: Path) -> None:
     """A real distributed engine: Beam's DaskRunner on a LocalCluster of two worker processes, against the local runner."""
     import distributed  # in the dev extra
