@@ -160,6 +160,34 @@ def test_bucketed_batches_carry_the_same_pairs_with_less_padding(toy_model) -> N
     assert counts[True][2] <= counts[False][2]
 
 
+def test_later_epochs_take_the_pairs_from_memory_as_the_records_hold_them(toy_model, tmp_path) -> None:
+    """After its first pass a split comes from memory: a second pass runs with the record files gone, and both passes
+    give the records' own one-hot rows, with weight 1 at each real target step and 0 at padding."""
+    import shutil
+
+    from s2s.records import DECODER_INPUT, DECODER_TARGET, ENCODER_INPUT, read_examples
+    from s2s.training.config import TrainConfig
+    from s2s.training.data import training_batches
+
+    data = shutil.copytree(toy_model.data_dir, tmp_path / "data")
+    spec = DatasetSpec.load(data)
+    stored = list(read_examples(data, "validation", spec).as_numpy_iterator())
+    batches = training_batches(data, "validation", spec, TrainConfig(batch_size=50), training=False)
+
+    def one_pass() -> list[np.ndarray]:
+        parts = [[part.numpy() for part in (*inputs, target, weight)] for inputs, target, weight in batches]
+        return [np.concatenate(column) for column in zip(*parts, strict=True)]
+
+    first = one_pass()
+    for path in data.glob("validation-*.tfrecord.gz"):
+        path.unlink()
+    second = one_pass()
+    expected = [np.stack([example[key] for example in stored]) for key in (ENCODER_INPUT, DECODER_INPUT, DECODER_TARGET)]
+    expected.append(expected[2].max(axis=-1))
+    for got_first, got_second, want in zip(first, second, expected, strict=True):
+        assert got_first.dtype == np.float32 and np.array_equal(got_first, want) and np.array_equal(got_second, want)
+
+
 def test_repeat_vector_variant_trains_and_decodes(toy_model, tmp_path) -> None:
     from s2s.training.config import TrainConfig
     from s2s.training.train import train
