@@ -73,7 +73,7 @@ class TrainConfig:
     )
     log_every_seconds: float = setting(30.0, "a progress line (loss, accuracy, pairs/s, time and budget left) this often; 0: per epoch", at_least=0, zero="per epoch"
     )
-    bucket_by_length: bool = setting(False, "batch pairs of similar length and trim each batch's padding")
+    bucket_by_length: bool = setting(False, "batch pairs of similar length (sorted within windows of 16 batches) and trim each batch's padding")
     shuffle_buffer: int = setting(10_000, "training pairs held for shuffling", at_least=0)
     max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all", at_least=0, zero="all")
     seed: int = setting(0, "weights, shuffling and dropout seed")
