@@ -54,7 +54,7 @@ from s2s.pipelines.model_fetch import check_model_id, local_model_dir
 from s2s.pipelines.options import beam_options, run_pipeline
 from s2s.pipelines.row_counts import count_lines_in
 from s2s.pipelines.transforms import ReadNumberedLines, shard_of
-from s2s.publish import delete_files, fill_missing, is_local, publish_lines, publish_text
+from s2s.publish import delete_files, fill_missing, leftover_temporary_files, publish_lines, publish_text
 from s2s.serving.config import TranslateConfig, resolve_batch_size
 from s2s.serving.file_job import default_window
 
@@ -153,7 +153,7 @@ def translate_with_pipeline(
     with _owned(output_prefix):
         # From here until the new manifest is written, the prefix holds no manifest: a run killed midway leaves shards
         # that nothing vouches for, never a mix of two runs' shards that looks complete.
-        delete_files(manifest_path(output_prefix), *_leftover_temporary_files(output_prefix))
+        delete_files(manifest_path(output_prefix), *leftover_temporary_files(f"{output_prefix}-*{SHARD_SUFFIX}"))
         with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
             _ = (
                 pipeline
@@ -197,14 +197,6 @@ def _owned(output_prefix: str) -> AbstractContextManager[Any]:
     except OSError as error:
         raise S2SError(f"cannot write {output_prefix}: {error.strerror or error}") from None
     return exclusive_lock(lock, f"output {output_prefix} is being written by another s2s translate-beam (pid {{pid}}); wait for it or choose another output")
-
-
-def _leftover_temporary_files(output_prefix: str) -> list[str]:
-    """What a killed run left of its shards' temporary files: `SHARD.tmp-XXXX` remotely, `.SHARD.XXXX.tmp` locally."""
-    if not is_local(output_prefix):
-        return _matching(f"{output_prefix}-*{SHARD_SUFFIX}.tmp-*")
-    prefix = Path(output_prefix)
-    return [str(path) for path in prefix.parent.glob(f".{prefix.name}-*{SHARD_SUFFIX}.*.tmp")]
 
 
 def _matching(pattern: str) -> list[str]:

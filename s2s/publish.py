@@ -152,6 +152,19 @@ def delete_files(*paths: str) -> None:
             FileSystems.delete(present)
 
 
+def leftover_temporary_files(pattern: str) -> list[str]:
+    """The temporary files a killed writer left for the outputs a glob `pattern` names (its wildcards in the last part).
+
+    They carry the names this module gives them: `.NAME.XXXX.tmp` beside a local output, `PATH.tmp-XXXX` remotely.
+    """
+    if is_local(pattern):
+        target = Path(pattern)
+        return [str(path) for path in target.parent.glob(f".{target.name}.*.tmp")]
+    from apache_beam.io.filesystems import FileSystems
+
+    return [metadata.path for metadata in FileSystems.match([f"{pattern}.tmp-*"])[0].metadata_list]
+
+
 def replace_directory(new: Path, target: Path, *, keep_others: bool = False) -> None:
     """Puts the complete local directory `new` at `target`, replacing whatever directory is there, in one atomic step where possible.
 
