@@ -106,7 +106,7 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
 
     checkpoints = model_dir / CHECKPOINT_DIR
     patience, max_minutes = config.early_stopping_patience, config.max_minutes
-    unit = "validation" if config.validate_every_steps else "epoch"  # what one round of Keras's fit is
+    unit = config.round_name
 
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:

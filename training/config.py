@@ -79,6 +79,11 @@ class TrainConfig:
     seed: int = setting(0, "weights, shuffling and dropout seed")
     deterministic: bool = setting(False, "make TensorFlow ops deterministic: repeatable runs, somewhat slower")
 
+    @property
+    def round_name(self) -> str:
+        """What one round of Keras's fit is, in logs and stop reasons: an epoch, or N steps ending in a validation."""
+        return "validation" if self.validate_every_steps else "epoch"
+
     def validate(self) -> None:
         """The rules between settings (each setting's own range is declared with it and checked by `s2s.config.validated`).
 

@@ -57,7 +57,7 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         tf.config.experimental.enable_op_determinism()
     if state.epochs_done:
         model = keras.models.load_model(model_dir / CHECKPOINT_DIR / LAST)
-        logger.info("resuming after %s %d", "validation" if config.validate_every_steps else "epoch", state.epochs_done)
+        logger.info("resuming after %s %d", config.round_name, state.epochs_done)
     else:
         model = compiled_training_model(spec, config)
     train_batches = training_batches(data_dir, "train", spec, config, training=True)
