@@ -151,10 +151,10 @@ def corpus_lines(count: int, seed: int = 0) -> list[str]:
 
 
 def translate_file_run(
-    model_dir: Path, precision: str, lines: list[str], scratch: Path, batch_size: int = 0
+    model_dir: Path, precision: str, lines: list[str], scratch: Path, batch_size: int = 0, inter_threads: int = 0
 ) -> tuple[float, list[str], Translator]:
     """(seconds, translations, translator) of `translate_file` on `lines`, as `s2s translate` runs it."""
-    translator = Translator.from_dir(model_dir, device="cpu", precision=precision)
+    translator = Translator.from_dir(model_dir, device="cpu", precision=precision, inter_threads=inter_threads)
     source, output = scratch / "input.txt", scratch / f"output-{precision}.txt"
     source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     translator.translate_batch(lines[:512])  # warm up: first-run allocations belong to no steady state
@@ -205,6 +205,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, nargs="+", default=[REPO / "models" / "fra-eng"], help="export folders, one row each")
     parser.add_argument("--precision", nargs="+", default=["float32"], help="precisions to run each model at")
     parser.add_argument("--batch-size", type=int, nargs="+", default=[0], help="batch sizes to run each at (0: automatic)")
+    parser.add_argument(
+        "--inter-threads", type=int, nargs="+", default=[0], help="decoding loops to run each with (0: automatic, one per core; 1: one loop on all cores)"
+    )
     parser.add_argument("--data", type=Path, help="prepared data (s2s prepare) whose test split each row also scores")
     parser.add_argument("--keras-model", type=Path, help="an `s2s train` MODEL_DIR for the Keras peer row (needs TensorFlow)")
     parser.add_argument("--keras-lines", type=int, default=5000, help="lines for the Keras peer (it is slower)")
@@ -219,16 +222,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for model_dir in args.model:
             dims = onnx_dimensions(model_dir)
-            for precision, batch_size in ((precision, size) for precision in args.precision for size in args.batch_size):
+            runs = [(precision, size, inter) for precision in args.precision for size in args.batch_size for inter in args.inter_threads]
+            for precision, batch_size, inter_threads in runs:
                 if not all((model_dir / name).exists() for name in contract.PRECISION_FILES[precision]):
                     continue  # an older export without this precision's files
-                seconds, translations, translator = translate_file_run(model_dir, precision, lines, Path(scratch), batch_size)
+                seconds, translations, translator = translate_file_run(model_dir, precision, lines, Path(scratch), batch_size, inter_threads)
                 sources = np.array([len(text) for text in prepare_sources(translator.info, lines)])
                 outputs = np.array([len(text) for text in translations])
                 flops = useful_flops(dims, np.minimum(sources, translator.info.max_source_length), outputs)
                 reference = reference or translations
                 same = sum(a == b for a, b in zip(translations, reference, strict=True))
-                batch = f", batch {batch_size}" if batch_size else ""
+                batch = (f", batch {batch_size}" if batch_size else "") + (f", {inter_threads} loop(s)" if inter_threads else "")
                 if args.data:
                     quality[(model_dir.name, precision, batch_size)] = test_quality(translator, args.data)
                 rows.append((f"s2s translate, {model_dir.name} ({precision}{batch})", len(lines), seconds, flops, f"{same}/{len(lines)}"))

@@ -80,7 +80,15 @@ def _engine(model: str, model_id: str, config: TranslateConfig) -> Any:
     with _engines_lock:
         key = (model, config)
         if key not in _engines:
-            engine = Engine.open(local_model_dir(model), config.device, precision=config.precision, verify=config.verify)
+            # Beam runs a worker process per core (locally and on Dataflow), so each one decodes on one thread unless told.
+            engine = Engine.open(
+                local_model_dir(model),
+                config.device,
+                precision=config.precision,
+                inter_threads=config.inter_threads or 1,
+                intra_threads=config.intra_threads or 1,
+                verify=config.verify,
+            )
             check_model_id(model, engine.model_id, model_id)
             _engines[key] = engine
         return _engines[key]

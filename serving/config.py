@@ -55,6 +55,14 @@ class TranslateConfig:
     sampling_topk: int = setting(1, "1: the most likely character (greedy); K > 1: sample among the K most likely; 0: among all", at_least=0, zero="all")
     sampling_temperature: float = setting(1.0, "with sampling: below 1 sharper, above 1 flatter", above=0)
     sampling_seed: int = setting(0, "the random seed of sampling, so a run can be repeated")
+    inter_threads: int = setting(
+        0, "batches decoded at once, each on its own thread; 0: one per CPU core on the CPU, 1 on a GPU", at_least=0, zero="automatic"
+    )
+    intra_threads: int = setting(
+        0, "threads inside each onnxruntime call; 0: the cores shared among the inter_threads loops (CPU), onnxruntime's choice (GPU)",
+        at_least=0,
+        zero="automatic",
+    )
     verify: bool = setting(True, "check the model's files against its SHA256SUMS; --no-verify loads a hand-made folder, with a warning")
 
     def validate(self) -> None:

@@ -27,6 +27,7 @@ from s2s.config import validate_choice
 from s2s.errors import ConfigError, InputMissingError, S2SError
 from s2s.onehot import gather_rows, ids_array, ids_of_text, texts_of_ids
 from s2s.serving.config import DEVICES, PRECISIONS, resolve_batch_size
+from s2s.serving.continuous import translate_continuously
 from s2s.serving.decoding import (
     BoundGreedy,
     Hypothesis,
@@ -41,7 +42,7 @@ from s2s.serving.decoding import (
 )
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import BATCH_TYPES, MAX_OUTPUT_LENGTH_CEILING, DecodingOptions
-from s2s.serving.refill import RefillGreedy
+from s2s.serving.parallel import map_in_parallel, resolve_threads
 from s2s.serving.results import ScoringResult, TranslationResult
 from s2s.serving.sessions import (
     DecoderSession,
@@ -78,9 +79,21 @@ class Engine:
     Open one with `Engine.open`; see `Translator` for what each argument means.
     """
 
-    def __init__(self, model_dir: Path, device: str, precision: str, io_binding: bool, info: ModelInfo, encoder: EncoderSession, decoder: DecoderSession, greedy: Any):
+    def __init__(
+        self,
+        model_dir: Path,
+        device: str,
+        precision: str,
+        io_binding: bool,
+        info: ModelInfo,
+        encoder: EncoderSession,
+        decoder: DecoderSession,
+        greedy: Any,
+        inter_threads: int = 1,
+    ):
         self.model_dir, self.device, self.precision, self.io_binding = model_dir, device, precision, io_binding
         self.info, self.encoder, self.decoder, self._greedy = info, encoder, decoder, greedy
+        self.inter_threads = inter_threads  # batches decoded at once, each on its own thread (`s2s.serving.parallel`)
 
     @classmethod
     def open(
@@ -90,7 +103,8 @@ class Engine:
         *,
         precision: str = "float32",
         io_binding: bool | None = None,
-        intra_op_threads: int = 0,
+        inter_threads: int = 0,
+        intra_threads: int = 0,
         verify: bool = True,
     ) -> Engine:
         """Opens an export folder's encoder and decoder of `precision` on `device`, each checked against its SHA256SUMS.
@@ -109,10 +123,13 @@ class Engine:
         if not verify:
             logger.warning("not verifying %s against its %s (--no-verify): a damaged file would translate wrongly", model_dir, contract.CHECKSUMS_FILE)
         providers = [CUDA_PROVIDER, "CPUExecutionProvider"] if chosen == "cuda" else ["CPUExecutionProvider"]
-        options = session_options(intra_op_threads)
+        # Threads are resolved for the device asked for; a GPU that turns out unusable falls back to the CPU with a GPU's
+        # single loop, which is correct, only slower.
+        inter_threads, intra_threads = resolve_threads(inter_threads, intra_threads, chosen)
+        options = session_options(intra_threads)
         # The encoder runs once per batch of hundreds of sources, the decoder once per character: a spinning encoder thread
         # pool would keep a core busy between its calls, in the decoder's way (16% of CPU translation speed on 2 cores).
-        encoder_options = session_options(intra_op_threads, spinning=False)
+        encoder_options = session_options(intra_threads, spinning=False)
         # One decoder file per precision: the greedy one (probabilities, states, attention and the argmax) serves every
         # loop, since sessions fetch outputs by name; greedy fetches only the argmax.
         encoder_file, decoder_file = contract.PRECISION_FILES[precision]
@@ -131,7 +148,7 @@ class Engine:
         encoder, decoder = EncoderSession(encoder_session, info), DecoderSession(decoder_session, info)
         bound = chosen == "cuda" if io_binding is None else io_binding
         greedy = BoundGreedy(encoder_session, decoder_session, info.num_layers, info.arch, chosen) if bound else NumpyGreedy(encoder, decoder)
-        return cls(model_dir, chosen, precision, bound, info, encoder, decoder, greedy)
+        return cls(model_dir, chosen, precision, bound, info, encoder, decoder, greedy, 1 if bound else inter_threads)
 
     @property
     def model_id(self) -> str:
@@ -189,10 +206,26 @@ class Engine:
             return prepared
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2s-prefetch") as host:
-            upcoming = host.submit(prepare_next)
-            while (prepared := upcoming.result()) is not None:
-                window, ready = prepared
+
+            def prefetched() -> Iterator[tuple[Window, PreparedWindow]]:
                 upcoming = host.submit(prepare_next)
+                while (item := upcoming.result()) is not None:
+                    upcoming = host.submit(prepare_next)
+                    yield item
+
+            started = time.perf_counter()
+            if self._continuous(options, batch_type):
+                for window, ready, texts, cut in self._translate_continuously(prefetched(), batch_size, options):
+                    if texts is None or cut is None:  # a window with target prefixes: decoded on its own
+                        translated = self.translate_window(ready, batch_size, batch_type, options, sampler)
+                    else:
+                        translated = joined_lines(ready, texts, cut, None)
+                    window.counts.cut_translations += int(translated.cut.sum())
+                    timings["decode"] += time.perf_counter() - started
+                    yield window, translated
+                    started = time.perf_counter()
+                return
+            for window, ready in prefetched():
                 started = time.perf_counter()
                 translated = self.translate_window(ready, batch_size, batch_type, options, sampler)
                 window.counts.cut_translations += int(translated.cut.sum())
@@ -227,22 +260,23 @@ class Engine:
         """The translations of a prepared window, in its order: the model's part of the work, which a host thread may overlap."""
         rows = len(window.lengths)
         limits = self.output_limits(window.lengths, options)
-        plain = not options.rich and not options.needs_attention and options.beam_size == 1 and not options.sampling
-        plain = plain and not options.min_output_length and window.prefixes is None
+        plain = _plain(options) and window.prefixes is None
         texts = np.full(rows, "", dtype=object)
         cut = np.zeros(rows, dtype=bool)
         results: list[TranslationResult] = [_EMPTY_RESULT] * rows
-        if plain and not self.io_binding and batch_type == "examples":  # the CPU's fast path: a pool kept full across batches
-            for finished in RefillGreedy(self.encoder, self.decoder).decode(self.batches(window, batch_size, batch_type), limits):
-                texts[finished.rows] = texts_of_ids(finished.ids, self.info.target_vocabulary)
-                cut[finished.rows] = finished.cut
-            return joined_lines(window, texts, cut, None)
-        for indices, batch in self.batches(window, batch_size, batch_type):
-            if plain:  # the fast path: strings and cut flags, no per-hypothesis objects
+        if plain and self._continuous(options, batch_type):  # the CPU's fast path: pools kept full across batches
+            [(_, _, decoded_texts, decoded_cut)] = list(self._translate_continuously(iter([(None, window)]), batch_size, options))
+            return joined_lines(window, decoded_texts, decoded_cut, None)
+        batches = self.batches(window, batch_size, batch_type)
+        if plain:  # the fast path: strings and cut flags, no per-hypothesis objects
+            for indices, batch in batches:
                 ids = self._greedy(batch, limits[indices])
                 texts[indices] = texts_of_ids(ids, self.info.target_vocabulary)
                 cut[indices] = end_positions(ids) >= limits[indices]  # the loops pad a cut row with end tokens after its limit
-                continue
+            return joined_lines(window, texts, cut, None)
+
+        def search(numbered: tuple[np.ndarray, np.ndarray]) -> list[list[Hypothesis]]:
+            indices, batch = numbered
             rules = StepRules(
                 limits[indices],
                 np.full(len(indices), options.min_output_length, dtype=np.int64) if options.min_output_length else None,
@@ -250,10 +284,42 @@ class Engine:
                 Sampling(options.sampling_topk, options.sampling_temperature, sampler) if sampler is not None else None,
                 options.needs_attention,
             )
-            for index, hypotheses in zip(indices.tolist(), self._search(batch, rules, options), strict=True):
+            return self._search(batch, rules, options)
+
+        ordered = list(batches)
+        workers = 1 if sampler is not None else self.inter_threads  # one random stream, drawn in batch order, repeats a run
+        for (indices, _), found in zip(ordered, map_in_parallel(search, ordered, workers), strict=True):
+            for index, hypotheses in zip(indices.tolist(), found, strict=True):
                 result = self._result(window, index, hypotheses, options)
                 results[index], texts[index], cut[index] = result, result.hypotheses[0], result.cut[0]
         return joined_lines(window, texts, cut, results if options.rich else None)
+
+    def _continuous(self, options: DecodingOptions, batch_type: str) -> bool:
+        """Whether windows go to refilled pools that run on from one window into the next: plain greedy, by examples, on
+        numpy arrays (the CPU's loop; IO binding on a GPU decodes batch by batch)."""
+        return _plain(options) and not self.io_binding and batch_type == "examples"
+
+    def _translate_continuously(
+        self, windows: Iterator[tuple[Any, PreparedWindow]], batch_size: int, options: DecodingOptions
+    ) -> Iterator[tuple[Any, PreparedWindow, np.ndarray | None, np.ndarray | None]]:
+        """`translate_continuously` over this engine's sessions, with `inter_threads` pools of `batch_size` rows."""
+
+        def batches_of(window: PreparedWindow) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            limits = self.output_limits(window.lengths, options)
+            for indices, ids in self.batches(window, batch_size, "examples"):
+                yield indices, ids, limits[indices]
+
+        vocabulary = self.info.target_vocabulary
+        return translate_continuously(
+            self.encoder,
+            self.decoder,
+            windows,
+            loops=self.inter_threads,
+            slots=batch_size,
+            batches_of=batches_of,
+            is_plain=lambda window: window.prefixes is None,
+            texts_of=lambda ids: np.array(texts_of_ids(ids, vocabulary), dtype=object),
+        )
 
     def output_limits(self, lengths: np.ndarray, options: DecodingOptions) -> np.ndarray:
         """Each source's output limit in characters: the explicit `max_output_length`, else one that follows the source."""
@@ -349,6 +415,12 @@ class Engine:
         return "".join(next(characters) if character == UNKNOWN_CHARACTER else character for character in text)
 
 
+def _plain(options: DecodingOptions) -> bool:
+    """Greedy's plain case: the argmax up to the end token, strings and cut flags out, nothing else asked."""
+    plain = not options.rich and not options.needs_attention and options.beam_size == 1 and not options.sampling
+    return plain and not options.min_output_length
+
+
 def _choose_device(device: str) -> str:
     import onnxruntime
 
@@ -378,14 +450,14 @@ def sampler_of(options: DecodingOptions) -> np.random.Generator | None:
     return np.random.default_rng(options.sampling_seed) if options.sampling else None
 
 
-def session_options(intra_op_threads: int, *, spinning: bool = True) -> Any:
-    """Session options: `intra_op_threads` (0: onnxruntime's choice) and whether idle pool threads spin for the next call."""
+def session_options(intra_threads: int, *, spinning: bool = True) -> Any:
+    """Session options: `intra_threads` per call (0: onnxruntime's choice) and whether idle pool threads spin for the next call."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if intra_op_threads:
-        options.intra_op_num_threads = intra_op_threads
+    if intra_threads:
+        options.intra_op_num_threads = intra_threads
     return options

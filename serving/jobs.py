@@ -40,7 +40,9 @@ def translate_corpus(
         S2SError: a bad setting, a missing or damaged model, or any problem `write_translations` reports.
     """
     validated(config)
-    engine = Engine.open(model_dir, config.device, precision=config.precision, verify=config.verify)
+    engine = Engine.open(
+        model_dir, config.device, precision=config.precision, inter_threads=config.inter_threads, intra_threads=config.intra_threads, verify=config.verify
+    )
     batch_size = engine.batch_size(config.batch_size)  # 0 (automatic) is resolved for the device the model opened on
     job = FileJob(batch_size, default_window(batch_size), config.decoding(), input_format, column, field)
     progress = Progress(total_bytes=input_size(source_path))

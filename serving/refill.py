@@ -18,8 +18,9 @@ and the mask gives the padding exactly zero weight.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,26 @@ from s2s.serving.sessions import DecoderSession, EncoderSession
 from s2s.vocab import END_ID, START_ID
 
 FLUSH_ROWS = 64  # finished rows are handed back in groups of about this many: one vectorised text decode per group
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Sources for the encoder: their row numbers (as the caller counts rows), int32 ids and output limits."""
+
+    rows: np.ndarray
+    source_ids: np.ndarray
+    limits: np.ndarray
+
+
+class Supply(Enum):
+    """What a batch source answers instead of a batch."""
+
+    NOTHING_YET = "nothing yet"  # no batch now, more may come: keep decoding the rows in hand
+    ENDED = "ended"  # no batch will come
+
+
+# take(wait) -> the next batch, or a Supply; with wait=True it blocks rather than answer NOTHING_YET.
+TakeBatch = Callable[[bool], "Batch | Supply"]
 
 
 @dataclass
@@ -55,6 +76,27 @@ class _Encoded:
         return len(self.rows) - self.taken
 
 
+@dataclass
+class _Done:
+    """Finished rows not yet handed back."""
+
+    rows: list[np.ndarray] = field(default_factory=list)
+    ids: list[np.ndarray] = field(default_factory=list)
+    cut: list[np.ndarray] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, rows: np.ndarray, ids: np.ndarray, cut: np.ndarray) -> None:
+        self.rows.append(rows)
+        self.ids.append(ids)
+        self.cut.append(cut)
+        self.count += len(rows)
+
+    def flush(self) -> Finished:
+        finished = _finished(self.rows, self.ids, self.cut)
+        self.rows, self.ids, self.cut, self.count = [], [], [], 0
+        return finished
+
+
 class RefillGreedy:
     """Greedy decoding through numpy arrays over a pool of slots refilled from a queue of encoded batches."""
 
@@ -70,43 +112,60 @@ class RefillGreedy:
             limits: (window rows,) each row's output limit in characters.
         """
         pending = iter(batches)
+
+        def take(wait: bool) -> Batch | Supply:
+            batch = next(pending, None)
+            return Supply.ENDED if batch is None else Batch(batch[0], batch[1], limits[batch[0]])
+
+        return self.decode_supply(take)
+
+    def decode_supply(self, take: TakeBatch, slots: int = 0) -> Iterator[Finished]:
+        """Groups of finished rows, in the order they finish, for the batches `take` hands out until it answers ENDED.
+
+        While the pool holds live rows, `take` is asked not to wait: with
+        NOTHING_YET the pool steps on with the rows it has. Only an empty pool
+        waits for a batch, and it hands back every finished row first, since
+        whoever makes batches may be waiting for those rows (a window that
+        must be written before another is read).
+
+        Args:
+            take: the batch source, shared with other pools or not.
+            slots: the pool's rows, the decoder's batch; 0: the first batch's size.
+        """
         queue: _Encoded | None = None
         pool: _Pool | None = None
-        done_rows: list[np.ndarray] = []
-        done_ids: list[np.ndarray] = []
-        done_cut: list[np.ndarray] = []
+        done = _Done()
+        ended = False
         while True:
-            if queue is None or not queue.left:
-                queue = self._encode_next(pending, limits)
-            if pool is None:
-                if queue is None:
-                    break
-                pool = _Pool.adopt(queue)
+            if not ended and (queue is None or not queue.left):
+                busy = pool is not None and bool(pool.active.any())
+                if not busy and done.count:
+                    yield done.flush()
+                supply = take(not busy)
+                queue = self._encode(supply) if isinstance(supply, Batch) else None
+                ended = supply is Supply.ENDED
             if queue is not None:
+                if pool is None:  # the first batch: its own arrays become the pool's when it fills it (no copy)
+                    pool = _Pool.adopt(queue) if len(queue.rows) >= slots else _Pool.empty(slots, queue.states, queue.memory)
                 pool.fill(queue)
-            elif not pool.active.any():
-                break
-            else:
+            if pool is None or not pool.active.any():
+                if ended:
+                    break
+                continue
+            if ended:
                 pool.shrink()  # nothing left to take: finished rows leave the arrays instead
             finished, cut = pool.step(self.decoder)
             if len(finished):
-                done_rows.append(pool.rows[finished])
-                done_ids.append(pool.ids_of(finished))
-                done_cut.append(cut)
+                done.add(pool.rows[finished], pool.ids_of(finished), cut)
                 pool.release(finished)
-                if sum(map(len, done_rows)) >= FLUSH_ROWS:
-                    yield _finished(done_rows, done_ids, done_cut)
-                    done_rows, done_ids, done_cut = [], [], []
-        if done_rows:
-            yield _finished(done_rows, done_ids, done_cut)
+                if done.count >= FLUSH_ROWS:
+                    yield done.flush()
+        if done.count:
+            yield done.flush()
 
-    def _encode_next(self, pending: Iterator[tuple[np.ndarray, np.ndarray]], limits: np.ndarray) -> _Encoded | None:
-        batch = next(pending, None)
-        if batch is None:
-            return None
-        rows, source_ids = batch
-        states, memory = self.encoder(source_ids)
-        return _Encoded(rows, limits[rows], states, memory)
+    def _encode(self, batch: Batch) -> _Encoded:
+        states, memory = self.encoder(batch.source_ids)
+        return _Encoded(batch.rows, batch.limits, states, memory)
 
 
 class _Pool:
@@ -131,12 +190,17 @@ class _Pool:
 
     @classmethod
     def adopt(cls, queue: _Encoded) -> _Pool:
-        """A pool made of the first encoder batch's own arrays, all its rows taken: no copy, and its size is the batch's."""
+        """A pool made of an encoder batch's own arrays, all its rows taken: no copy, and its size is the batch's."""
         pool = cls(queue.states, queue.memory)
         pool.active[:] = True
         pool.rows[:], pool.limits[:] = queue.rows, queue.limits
         queue.taken = len(queue.rows)
         return pool
+
+    @classmethod
+    def empty(cls, slots: int, states: list[np.ndarray], memory: list[np.ndarray]) -> _Pool:
+        """A pool of `slots` free slots, its arrays shaped (and its memory as wide) as those of an encoder batch."""
+        return cls([np.zeros((slots, *state.shape[1:]), dtype=state.dtype) for state in states], [np.zeros((slots, *value.shape[1:]), dtype=value.dtype) for value in memory])
 
     def fill(self, queue: _Encoded) -> None:
         """Moves waiting rows of `queue` into free slots."""

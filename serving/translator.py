@@ -40,7 +40,10 @@ class Translator:
         precision: "float32", "float16" (the *_fp16.onnx files; for GPUs) or "int8" (the *_int8.onnx files; for CPUs).
         io_binding: keep states on the device and feed the argmax back inside the graph (decoder_greedy.onnx);
             None means on for CUDA, off for the CPU.
-        intra_op_threads: CPU threads per session; 0 lets onnxruntime choose.
+        inter_threads: batches decoded at once, each on its own thread (CTranslate2's `inter_threads`); 0: one per CPU
+            core on the CPU, 1 on a GPU.
+        intra_threads: threads inside each onnxruntime call; 0: the cores shared out among the `inter_threads` loops on
+            the CPU, onnxruntime's choice otherwise. `intra_op_threads` is its former name, kept for one release.
         verify: check every model file against the export's SHA256SUMS (a folder without one, or not listing a file, is
             refused); False loads a hand-made folder, with a warning.
 
@@ -55,10 +58,20 @@ class Translator:
         *,
         precision: str = "float32",
         io_binding: bool | None = None,
+        inter_threads: int = 0,
+        intra_threads: int = 0,
         intra_op_threads: int = 0,
         verify: bool = True,
     ):
-        self._engine = Engine.open(onnx_dir, device, precision=precision, io_binding=io_binding, intra_op_threads=intra_op_threads, verify=verify)
+        self._engine = Engine.open(
+            onnx_dir,
+            device,
+            precision=precision,
+            io_binding=io_binding,
+            inter_threads=inter_threads,
+            intra_threads=intra_threads or intra_op_threads,
+            verify=verify,
+        )
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, *, device: str = "auto", precision: str = "float32", **session_options: Any) -> Translator:
@@ -138,10 +151,11 @@ class Translator:
     ) -> Iterator[str] | Iterator[TranslationResult]:
         """Translations of a stream of sentences, lazily and in order: as CTranslate2's `translate_iterable`.
 
-        Each result is yielded as soon as its window is decoded: the first
-        arrives after one window has been read, so an endless generator
-        works. The next window is read and prepared while this one decodes,
-        so memory holds two windows.
+        Each result is yielded as soon as its window is decoded, so an
+        endless generator works. Greedy decoding reads on into the next
+        windows while the last rows of one finish, up to 16 batches per
+        decoding loop and one loop's worth more (`s2s.serving.continuous`);
+        beam search and the other options read one window ahead.
 
         Args:
             target_prefix: an iterable of prefixes, one per source, read alongside it.
