@@ -9,7 +9,7 @@ window while the last rows of the previous one finish, and each window is
 handed back, in order, as soon as all its rows are done.
 
 - The stream reads on while fewer than `ahead_rows` rows wait in windows
-  not yet handed back (16 batches per pool and one more pool's worth), so
+  not yet handed back (16 batches per pool and two more pools' worth), so
   a slow consumer (a lazy `translate_iterable`) holds memory for a few
   thousand lines, never for the whole input.
 - A pool with live rows never waits for a batch; an empty one hands back
@@ -171,7 +171,7 @@ def translate_continuously(
     Raises:
         Exception: the first failure of a pool, or of reading a window once the windows before it are handed back.
     """
-    stream = _Stream(windows, batches_of, is_plain, ahead_rows=16 * slots * (loops + 1))
+    stream = _Stream(windows, batches_of, is_plain, ahead_rows=16 * slots * (loops + 2))
     results: queue.Queue[Any] = queue.Queue()
 
     def run_pool() -> None:

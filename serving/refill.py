@@ -69,6 +69,7 @@ class _Encoded:
     limits: np.ndarray
     states: list[np.ndarray]
     memory: list[np.ndarray]
+    widths: np.ndarray  # each row's source positions in the memory (its mask's ones); zeros without attention
     taken: int = 0
 
     @property
@@ -144,6 +145,8 @@ class RefillGreedy:
                 supply = take(not busy)
                 queue = self._encode(supply) if isinstance(supply, Batch) else None
                 ended = supply is Supply.ENDED
+                if supply is Supply.NOTHING_YET and done.count:  # the batch source waits for a window these rows may finish
+                    yield done.flush()
             if queue is not None:
                 if pool is None:  # the first batch: its own arrays become the pool's when it fills it (no copy)
                     pool = _Pool.adopt(queue) if len(queue.rows) >= slots else _Pool.empty(slots, queue.states, queue.memory)
@@ -154,6 +157,7 @@ class RefillGreedy:
                 continue
             if ended:
                 pool.shrink()  # nothing left to take: finished rows leave the arrays instead
+            pool.narrow()
             finished, cut = pool.step(self.decoder)
             if len(finished):
                 done.add(pool.rows[finished], pool.ids_of(finished), cut)
@@ -165,7 +169,8 @@ class RefillGreedy:
 
     def _encode(self, batch: Batch) -> _Encoded:
         states, memory = self.encoder(batch.source_ids)
-        return _Encoded(batch.rows, batch.limits, states, memory)
+        widths = np.count_nonzero(memory[-1], axis=1) if memory else np.zeros(len(batch.rows), dtype=np.int64)  # the source mask
+        return _Encoded(batch.rows, batch.limits, states, memory, widths)
 
 
 class _Pool:
@@ -177,6 +182,7 @@ class _Pool:
         self.rows = np.zeros(slots, dtype=np.int64)
         self.steps = np.zeros(slots, dtype=np.int64)
         self.limits = np.zeros(slots, dtype=np.int64)
+        self.widths = np.zeros(slots, dtype=np.int64)
         self.tokens = np.full(slots, START_ID, dtype=ID_DTYPE)
         self.active = np.zeros(slots, dtype=bool)
         self.ids = np.full((slots, 16), END_ID, dtype=ID_DTYPE)  # widened as rows run longer, never to the limit up front
@@ -193,7 +199,7 @@ class _Pool:
         """A pool made of an encoder batch's own arrays, all its rows taken: no copy, and its size is the batch's."""
         pool = cls(queue.states, queue.memory)
         pool.active[:] = True
-        pool.rows[:], pool.limits[:] = queue.rows, queue.limits
+        pool.rows[:], pool.limits[:], pool.widths[:] = queue.rows, queue.limits, queue.widths
         queue.taken = len(queue.rows)
         return pool
 
@@ -222,6 +228,7 @@ class _Pool:
             pooled[free, width:] = 0
         self.rows[free] = queue.rows[taken]
         self.limits[free] = queue.limits[taken]
+        self.widths[free] = queue.widths[taken]
         self.steps[free] = 0
         self.tokens[free] = START_ID
         self.ids[free] = END_ID
@@ -261,6 +268,23 @@ class _Pool:
     def release(self, slots: np.ndarray) -> None:
         self.active[slots] = False
 
+    def narrow(self) -> None:
+        """Cuts the attention memory to the longest source still in the pool once it is a quarter narrower.
+
+        The memory widens to the longest source a slot has taken; with
+        windows sorted by length, the long rows at one window's end give way
+        to short ones from the next. Every step reads the whole memory (64
+        rows x 80 positions x 256 floats is 5 MB, past the caches), so
+        keeping it as wide as the rows need pays for the copy many times.
+        """
+        if not self.memory:
+            return
+        width = self.memory[0].shape[1]
+        needed = max(1, int(self.widths[self.active].max(initial=1)))
+        if needed <= 0.75 * width:
+            self.memory = [np.ascontiguousarray(value[:, :needed]) for value in self.memory]
+            self.bindings = []  # bound to the wider memory; the spare arrays keep their shapes
+
     def shrink(self) -> None:
         """Drops ended slots once a quarter of the pool has ended: copying the memory costs more than a few idle rows."""
         if self.active.sum() > 0.75 * len(self.active):
@@ -268,7 +292,7 @@ class _Pool:
         keep = self.active
         self.states = [state[keep] for state in self.states]
         self.memory = [value[keep] for value in self.memory]
-        self.rows, self.steps, self.limits = self.rows[keep], self.steps[keep], self.limits[keep]
+        self.rows, self.steps, self.limits, self.widths = self.rows[keep], self.steps[keep], self.limits[keep], self.widths[keep]
         self.tokens, self.ids, self.active = self.tokens[keep], self.ids[keep], self.active[keep]
         self._rebind()
 

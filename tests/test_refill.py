@@ -56,3 +56,25 @@ def test_the_bound_step_and_the_plain_step_agree(toy_onnx, engine, validation_so
     bound = _decode(engine.decoder, engine, _batches(ids, 16), limits)
     unbound = _decode(plain, engine, _batches(ids, 16), limits)
     assert bound[0] == unbound[0] and bound[1].tolist() == unbound[1].tolist()
+
+
+def test_the_pool_memory_narrows_when_its_long_rows_have_left(engine, validation_sources) -> None:
+    """Long sources first, then short ones (as at a window's end and the next one's start): the attention memory the steps
+    read narrows to the longest source still in the pool, and every row keeps its own ids."""
+
+    class WidthsSeen(DecoderSession):
+        def bind_step(self, tokens, states, memory, next_tokens, next_states):
+            self.widths.append(memory[0].shape[1])
+            return super().bind_step(tokens, states, memory, next_tokens, next_states)
+
+    sources = [*validation_sources[:40], *[source[:2] for source in validation_sources[40:120]]]
+    ids = engine.info.encode(prepare_sources(engine.info, sources))
+    limits = np.full(len(sources), 12, dtype=np.int64)
+    expected = NumpyGreedy(engine.encoder, engine.decoder)(ids, limits)
+    decoder = WidthsSeen(engine.decoder.session, engine.info)
+    decoder.widths = []
+    descending = [(rows[::-1], batch) for rows, batch in _batches(ids, 8)][::-1]
+    descending = [(rows, ids[rows][:, : max(1, int((ids[rows] > 0).sum(axis=1).max()))]) for rows, _ in descending]
+    found, _ = _decode(decoder, engine, descending, limits)
+    assert found == ids_before_end(expected)
+    assert decoder.widths[0] == 6 and min(decoder.widths) == 2  # from the toy's 6-character sources down to 2
