@@ -1,11 +1,12 @@
 """Batches decoded side by side on several threads: CTranslate2's `inter_threads`, for onnxruntime on the CPU.
 
 One onnxruntime call spread over two cores synchronises its threads at every
-node, and a decoder step is some thirty small nodes: on 2 cores a step of 64
-rows on two intra-op threads ran barely faster than on one. Two independent
-decoding loops, each on its own core with a single-threaded session, keep
-both cores busy instead (1.6-1.8x the sentences/s of one loop on two
-intra-op threads, `benchmarks/bench_cpu.py --inter-threads`). onnxruntime
+node, and a decoder step is some thirty small nodes: on 2 cores a step of 128
+rows ran at 95k rows/s on two intra-op threads and at 113k as two
+single-threaded loops. Two independent decoding loops, each on its own core
+with a single-threaded session, keep both cores busy instead (about 1.4x
+the sentences/s of one loop on two intra-op threads end to end,
+`benchmarks/bench_cpu.py --inter-threads 1 0`; docs/benchmarks.md). onnxruntime
 releases the GIL while it runs and one session serves concurrent calls, so
 the loops share the sessions and need no copy of the model.
 

@@ -1,4 +1,4 @@
-"""Greedy decoding of a whole window with the decoder's batch kept full: finished sentences make room for new ones.
+"""Greedy decoding with the decoder's batch kept full: finished sentences make room for new ones.
 
 Decoding batch by batch wastes the CPU at each batch's tail: sentences end
 at different steps, and the last few long ones run alone, in steps of a
@@ -9,6 +9,10 @@ states and memory wait in a queue); each decoder step runs over the pool,
 and every slot whose sentence ended takes the next waiting sentence before
 the following step. Only when no sentence is left to take does the pool
 shrink as its sentences end (a quarter at a time, as `NumpyGreedy` does).
+Batches come from an iterable, or from a shared source
+(`decode_supply`) that several pools take from across windows
+(`s2s.serving.continuous`); the attention memory widens to the longest
+source taken and narrows again once the long rows have left.
 
 The results are those of `NumpyGreedy`: every row starts from the start
 token and its own encoder states and stops at its own end token or limit.
