@@ -90,10 +90,12 @@ class Engine:
         decoder: DecoderSession,
         greedy: Any,
         inter_threads: int = 1,
+        intra_threads: int = 0,
     ):
         self.model_dir, self.device, self.precision, self.io_binding = model_dir, device, precision, io_binding
         self.info, self.encoder, self.decoder, self._greedy = info, encoder, decoder, greedy
         self.inter_threads = inter_threads  # batches decoded at once, each on its own thread (`s2s.serving.parallel`)
+        self.intra_threads = intra_threads  # threads inside each onnxruntime call; 0: onnxruntime's choice
 
     @classmethod
     def open(
@@ -148,7 +150,7 @@ class Engine:
         encoder, decoder = EncoderSession(encoder_session, info), DecoderSession(decoder_session, info)
         bound = chosen == "cuda" if io_binding is None else io_binding
         greedy = BoundGreedy(encoder_session, decoder_session, info.num_layers, info.arch, chosen) if bound else NumpyGreedy(encoder, decoder)
-        return cls(model_dir, chosen, precision, bound, info, encoder, decoder, greedy, 1 if bound else inter_threads)
+        return cls(model_dir, chosen, precision, bound, info, encoder, decoder, greedy, 1 if bound else inter_threads, intra_threads)
 
     @property
     def model_id(self) -> str:

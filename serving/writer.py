@@ -146,7 +146,8 @@ def _translate_stream(
 ) -> None:
     """Writes the translations of the inputs after their first `skip` lines to `stream`, checkpointing into `partial` when given."""
     # Logged once the arguments are known good and the output is ours, so that a refusal is the only line printed.
-    log_config(logger, "translate", job, resolved={"device": engine.device, "precision": engine.precision, "model": str(engine.model_dir)})
+    resolved = {"device": engine.device, "precision": engine.precision, "inter_threads": engine.inter_threads, "intra_threads": engine.intra_threads}
+    log_config(logger, "translate", job, resolved={**resolved, "model": str(engine.model_dir)})
     started = time.perf_counter()
     lines_done = skip  # resuming: these lines were translated before the interruption
     windows = LineWindows(paths, job.window, skip)

@@ -79,6 +79,7 @@ def test_the_command_line_takes_the_thread_settings(toy_onnx, validation_sources
     source.write_text("".join(line + "\n" for line in validation_sources[:50]))
     result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(tmp_path / "out.txt"), "--inter-threads", "2", "--intra-threads", "1")
     assert result.returncode == 0, result.stderr
+    assert "inter_threads=2" in result.stderr and "intra_threads=1" in result.stderr  # the settings line, as resolved
     assert (tmp_path / "out.txt").read_text().splitlines() == [line[2::-1] for line in validation_sources[:50]]
     refused = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(tmp_path / "out2.txt"), "--inter-threads", "-1")
     assert refused.returncode == 2 and "inter_threads" in refused.stderr and "Traceback" not in refused.stderr
