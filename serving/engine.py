@@ -215,24 +215,23 @@ class Engine:
                     upcoming = host.submit(prepare_next)
                     yield item
 
-            started = time.perf_counter()
-            if self._continuous(options, batch_type):
+            def translated_windows() -> Iterator[tuple[Window, WindowTranslations]]:
+                if not self._continuous(options, batch_type):
+                    for window, ready in prefetched():
+                        yield window, self.translate_window(ready, batch_size, batch_type, options, sampler)
+                    return
                 for window, ready, texts, cut in self._translate_continuously(prefetched(), batch_size, options):
                     if texts is None or cut is None:  # a window with target prefixes: decoded on its own
-                        translated = self.translate_window(ready, batch_size, batch_type, options, sampler)
+                        yield window, self.translate_window(ready, batch_size, batch_type, options, sampler)
                     else:
-                        translated = joined_lines(ready, texts, cut, None)
-                    window.counts.cut_translations += int(translated.cut.sum())
-                    timings["decode"] += time.perf_counter() - started
-                    yield window, translated
-                    started = time.perf_counter()
-                return
-            for window, ready in prefetched():
-                started = time.perf_counter()
-                translated = self.translate_window(ready, batch_size, batch_type, options, sampler)
+                        yield window, joined_lines(ready, texts, cut, None)
+
+            started = time.perf_counter()
+            for window, translated in translated_windows():
                 window.counts.cut_translations += int(translated.cut.sum())
-                timings["decode"] += time.perf_counter() - started
+                timings["decode"] += time.perf_counter() - started  # the time this loop waited for the window
                 yield window, translated
+                started = time.perf_counter()
 
     def translate_stream(
         self,

@@ -18,8 +18,7 @@ changes nothing in the output.
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -51,47 +50,18 @@ def resolve_threads(inter_threads: int, intra_threads: int, device: str) -> tupl
     return inter, intra
 
 
-class SharedIterator(Iterator[Item]):
-    """An iterator that several threads take from, one item per call, until it is exhausted or closed."""
-
-    def __init__(self, items: Iterable[Item]):
-        self._items = iter(items)
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def __next__(self) -> Item:
-        with self._lock:
-            if self._closed:
-                raise StopIteration
-            return next(self._items)
-
-    def close(self) -> None:
-        """Hands out nothing more: the loops finish what they hold and stop."""
-        self._closed = True
-
-
-def drain_in_parallel(items: Iterable[Item], workers: int, work: Callable[[Iterator[Item]], Iterable[Result]]) -> list[Result]:
-    """Every result of `workers` threads each running `work` over one shared iterator of `items`, in no set order.
-
-    A failure in one thread, or an interrupt of the caller, closes the
-    iterator, so the others stop at their next item instead of running on
-    through the rest; the first failure is raised.
-    """
-    shared = SharedIterator(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2s-decode") as pool:
-        futures = [pool.submit(lambda: list(work(shared))) for _ in range(workers)]
-        try:
-            return [result for future in futures for result in future.result()]
-        finally:
-            shared.close()
-
-
 def map_in_parallel(function: Callable[[Item], Result], items: Iterable[Item], workers: int) -> list[Result]:
-    """`[function(item) for item in items]`, `workers` items at a time, in order; the first failure is raised."""
+    """`[function(item) for item in items]`, `workers` items at a time, in order.
+
+    The first failure, in item order, is raised; items not yet started are
+    cancelled rather than run through.
+    """
     if workers <= 1:
         return [function(item) for item in items]
-    def work(numbered: Iterator[tuple[int, Item]]) -> Iterator[tuple[int, Result]]:
-        for index, item in numbered:
-            yield index, function(item)
-
-    return [result for _, result in sorted(drain_in_parallel(enumerate(items), workers, work), key=lambda pair: pair[0])]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="s2s-decode") as pool:
+        futures = [pool.submit(function, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
