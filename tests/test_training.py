@@ -160,6 +160,24 @@ def test_bucketed_batches_carry_the_same_pairs_with_less_padding(toy_model) -> N
     assert counts[True][2] <= counts[False][2]
 
 
+def test_an_epoch_draws_from_the_whole_training_split(toy_model) -> None:
+    """Corpora such as Tatoeba's come sorted by length, so a shuffle window smaller than the split lets an epoch run from
+    short pairs to long ones. By default the first batch of an epoch already holds pairs from the split's last tenth
+    (a window of 10,000 pairs could only draw from the first 10,500 of the toy split's 14,400)."""
+    from s2s.records import ENCODER_INPUT, read_examples
+    from s2s.training.config import TrainConfig
+    from s2s.training.data import training_batches
+
+    spec = DatasetSpec.load(toy_model.data_dir)
+    pairs = spec.split_sizes["train"]
+    assert pairs > 12_000
+    file_order = [example[ENCODER_INPUT].argmax(-1).tobytes() for example in read_examples(toy_model.data_dir, "train", spec).as_numpy_iterator()]
+    last_tenth = set(file_order[pairs - pairs // 10 :]) - set(file_order[: pairs - pairs // 10])
+    (encoder_input, _), _, _ = next(iter(training_batches(toy_model.data_dir, "train", spec, TrainConfig(batch_size=500), training=True)))
+    first_batch = [row.argmax(-1).tobytes() for row in encoder_input.numpy()]
+    assert len(set(first_batch) & last_tenth) > 10  # about 50 expected when the whole split is shuffled
+
+
 def test_later_epochs_take_the_pairs_from_memory_as_the_records_hold_them(toy_model, tmp_path) -> None:
     """After its first pass a split comes from memory: a second pass runs with the record files gone, and both passes
     give the records' own one-hot rows, with weight 1 at each real target step and 0 at padding."""

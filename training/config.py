@@ -17,7 +17,7 @@ OPTIMIZERS = ("rmsprop", "adam")
 LEARNING_RATE_DECAYS = ("none", "plateau", "budget")
 
 # Settings that may change when a run is resumed; every other one must match the checkpoint.
-RESUMABLE_SETTINGS = frozenset({"epochs", "max_minutes", "early_stopping_patience", "min_delta", "log_every_seconds"})
+RESUMABLE_SETTINGS = frozenset({"epochs", "max_minutes", "early_stopping_patience", "min_delta", "log_every_seconds", "shuffle_buffer"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,13 @@ class TrainConfig:
     log_every_seconds: float = setting(30.0, "a progress line (loss, accuracy, pairs/s, time and budget left) this often; 0: per epoch", at_least=0, zero="per epoch"
     )
     bucket_by_length: bool = setting(False, "batch pairs of similar length (sorted within windows of 16 batches) and trim each batch's padding")
-    shuffle_buffer: int = setting(10_000, "training pairs held for shuffling", at_least=0)
+    shuffle_buffer: int = setting(
+        1_000_000,
+        "training pairs held for shuffling each epoch (as character ids, under 1 KB a pair); a split this size or smaller is "
+        "shuffled whole, which matters because corpora such as Tatoeba's come sorted by length; 0: file order",
+        at_least=0,
+        zero="file order",
+    )
     max_train_pairs: int = setting(0, "use only the first N training pairs in file order; 0 uses all", at_least=0, zero="all")
     seed: int = setting(0, "weights, shuffling and dropout seed")
     deterministic: bool = setting(False, "make TensorFlow ops deterministic: repeatable runs, somewhat slower")
