@@ -86,6 +86,13 @@ class DecodingOptions:
         return self.sampling_topk != 1
 
     @property
+    def method(self) -> str:
+        """How each output character is chosen, in a report's words: "greedy", "beam 5" or "sampling (top 10)"."""
+        if self.sampling:
+            return f"sampling (top {self.sampling_topk})" if self.sampling_topk else "sampling (all characters)"
+        return f"beam {self.beam_size}" if self.beam_size > 1 else "greedy"
+
+    @property
     def rich(self) -> bool:
         """Whether results are more than one string per source: n-best, scores, attention or cut flags per hypothesis."""
         return self.num_hypotheses > 1 or self.return_scores or self.return_attention

@@ -123,9 +123,10 @@ def test_compare_with_scores_another_export_on_the_same_test_sources_and_the_rep
 
     other = tmp_path / "other"
     shutil.copytree(chain / "run" / "onnx", other)  # the same model again: its figures must be this run's to the digit
-    manifest = run(chain, f'translate.compare_with="{other}"')
+    manifest = run(chain, f'translate.compare_with="{other}"', "translate.beam_size=2")
     assert manifest["this_run"] == {**{stage: "skipped" for stage in ALL_RAN}, "translate": "ran"}
     figures = manifest["stages"]["translate"]["figures"]
+    assert figures["decoding"] == "beam 2"
     ours, compared = figures["test_scores"], figures["compared"]
     translation = chain / "run" / "translation"
     hypotheses = (translation / "translations.txt").read_text(encoding="utf-8").splitlines()
@@ -135,7 +136,7 @@ def test_compare_with_scores_another_export_on_the_same_test_sources_and_the_rep
     assert (translation / "compared_translations.txt").read_text(encoding="utf-8") == (translation / "translations.txt").read_text(encoding="utf-8")
     print_run_report(manifest, chain / "run")
     printed = capsys.readouterr().out
-    assert f"translated by this run's model and by {other}" in printed
+    assert f"translated by this run's model and by {other} (beam 2):" in printed  # both models decoded alike, and said so
     assert printed.count(f"{ours['chrf']:>6.2f}  {ours['bleu']:>6.2f}") == 2
     assert f"this run's model | {other.name}:" in printed
     evaluation, training = manifest["stages"]["evaluate"]["figures"], manifest["stages"]["train"]["figures"]

@@ -31,7 +31,7 @@ def print_run_report(manifest: dict[str, Any], run_dir: str | Path) -> None:
     figures = manifest["stages"].get("translate", {}).get("figures") or {}
     compared = figures.get("compared")
     if compared and figures.get("test_scores"):
-        _print_comparison(figures["test_scores"], compared)
+        _print_comparison(figures["test_scores"], compared, figures.get("decoding", "greedy"))
     if (translation / SOURCES_FILE).exists() and (translation / TRANSLATIONS_FILE).exists():
         _print_samples(translation, Path(compared["model"]).name if compared else None)
     summary = read_json(translation / SUMMARY_FILE) if (translation / SUMMARY_FILE).exists() else None
@@ -40,11 +40,11 @@ def print_run_report(manifest: dict[str, Any], run_dir: str | Path) -> None:
     print(f"\nrun manifest: {run_dir / RUN_MANIFEST}; ONNX model: {run_dir / STAGE_FOLDERS['export']}")
 
 
-def _print_comparison(ours: dict[str, Any], compared: dict[str, Any]) -> None:
+def _print_comparison(ours: dict[str, Any], compared: dict[str, Any], decoding: str) -> None:
     """This run's export beside another model on the same test sources, scored alike, so a short run is seen for what it is."""
     name = Path(compared["model"]).name
     width = max(len(name), len("this run"))
-    print(f"\nthe same {ours['sentences']} test sources translated by this run's model and by {compared['model']} (greedy):")
+    print(f"\nthe same {ours['sentences']} test sources translated by this run's model and by {compared['model']} ({decoding}):")
     print(f"  {'model':<{width}}  {'chrF':>6}  {'BLEU':>6}  {'exact match':>11}")
     for label, scores in (("this run", ours), (name, compared)):
         print(f"  {label:<{width}}  {scores['chrf']:>6.2f}  {scores['bleu']:>6.2f}  {scores['exact_match']:>11.2%}")

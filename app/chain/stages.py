@@ -161,6 +161,7 @@ def _run_translate(context: ChainContext, work: Path, _: bool) -> dict[str, Any]
     )
     summary = stats.to_dict()
     figures = {key: summary[key] for key in ("lines", "sentences_per_second", "device", "unknown_characters", "truncated_lines")}
+    figures["decoding"] = settings.decoding().method
     if references is not None:
         figures["test_scores"] = _score_test_translations(work / TRANSLATIONS_FILE, references)
     if settings.compare_with:  # settings.validate() allows it only with the test split
