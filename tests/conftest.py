@@ -18,6 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytest
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fails a `--dist loadgroup` run's grouped tests when their `xdist_group` marks did not take: pytest-xdist groups
+    tests by a suffix it writes into their node ids, which some pytest releases silently drop (pytest-xdist issue #1386),
+    and then each worker builds the groups' costly module fixtures (the chain, the wheel) again."""
+    if getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail("pytest-xdist's --dist loadgroup lost this test's xdist_group: pin pytest as pyproject.toml does")
+
+
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]) -> Any:
     """`build(folder)`'s result, made once for the whole test run.
 
