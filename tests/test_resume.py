@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli import REPO, run_cli
 
-TRAIN_PAIRS, BATCH, EPOCHS = 3000, 64, 8
+TRAIN_PAIRS, BATCH, EPOCHS = 3000, 64, 5
 
 
 def train_args(data_dir: Path, model_dir: Path, *extra: str) -> list[str]:

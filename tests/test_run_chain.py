@@ -193,7 +193,7 @@ def test_a_failing_stage_leaves_the_last_good_outputs_and_exits_with_one_line(ch
 
 
 def test_a_killed_training_resumes_when_the_chain_starts_again(chain: Path) -> None:
-    epochs = ["--set", "train.epochs=12", "--set", "train.early_stopping_patience=0"]
+    epochs = ["--set", "train.epochs=5", "--set", "train.early_stopping_patience=0"]
     command = [sys.executable, "-m", "s2s.app.cli", "run", "--config", str(chain / "run.toml"), *epochs, *IN_PROCESS]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}
@@ -209,13 +209,13 @@ def test_a_killed_training_resumes_when_the_chain_starts_again(chain: Path) -> N
     record = json.loads((chain / "run" / RUN_MANIFEST).read_text())
     assert (record["status"], record["this_run"]["train"]) == ("running", "running")  # not the previous run's "succeeded"
     killed = json.loads(state_path.read_text())
-    assert 2 <= killed["epochs_done"] < 12 and not killed["finished"]
+    assert 2 <= killed["epochs_done"] < 5 and not killed["finished"]
     model_before = tree_checksums(chain / "run" / "model")
 
-    manifest = run(chain, "train.epochs=12", "train.early_stopping_patience=0")
+    manifest = run(chain, "train.epochs=5", "train.early_stopping_patience=0")
     assert manifest["this_run"] == {**ALL_RAN, "prepare": "skipped"}
     state = json.loads((chain / "run" / "model" / "checkpoints" / "state.json").read_text())
-    assert state["epochs_done"] == 12 and state["finished"]
+    assert state["epochs_done"] == 5 and state["finished"]
     assert state["history"][: killed["epochs_done"]] == killed["history"]  # the killed run's epochs were kept, not redone
     assert tree_checksums(chain / "run" / "model") != model_before
 
