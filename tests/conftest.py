@@ -26,6 +26,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail("pytest-xdist's --dist loadgroup lost this test's xdist_group: pin pytest as pyproject.toml does")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Starts the two longest chains of work first, on different workers: a test that needs the toy model (whose first
+    user trains it, about a minute, while any other worker that needs it waits) and then the `s2s run` chain's group
+    (about two and a half minutes on one worker, which must not come last). Everything else keeps its order; the
+    chain's module and the toy test's module hold no module fixture that a split would build twice."""
+    first_toy = next((item for item in items if "toy_model" in getattr(item, "fixturenames", ()) and item.path.name == "test_training.py"), None)
+    chain = [item for item in items if item.path.name == "test_run_chain.py"]
+    if first_toy is None or not chain:
+        return
+    front = [first_toy, *chain]
+    items[:] = front + [item for item in items if item not in front]
+
+
 def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]) -> Any:
     """`build(folder)`'s result, made once for the whole test run.
 
