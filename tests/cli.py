@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -62,6 +64,19 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("s2s"), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def scheduler_environment() -> dict[str, str]:
+    """The environment a scheduler starts a job in: without the TF_CPP_MIN_LOG_LEVEL that conftest sets for the suite."""
+    return {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def assert_only_s2s_log_lines(log: str) -> None:
+    """Every non-blank line is in s2s's log format: Beam's workers once added "apitools not found" and "Logging handler
+    created", and oneDNN on CPUs without AVX-512 an "E0000 ... DT_BOOL" line when training starts."""
+    s2s_line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) ")
+    foreign = [line for line in log.splitlines() if line.strip() and not s2s_line.match(line)]
+    assert not foreign, foreign
 
 
 def _byte_stream() -> io.TextIOWrapper:

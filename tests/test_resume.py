@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import REPO, run_cli
+from tests.cli import REPO, assert_only_s2s_log_lines, run_cli, scheduler_environment
 
-TRAIN_PAIRS, BATCH, EPOCHS = 3000, 64, 5
+TRAIN_PAIRS, BATCH, EPOCHS = 1280, 64, 5
 
 
 def train_args(data_dir: Path, model_dir: Path, *extra: str) -> list[str]:
@@ -44,16 +44,18 @@ def read_state(model_dir: Path) -> dict:
 
 
 def test_killed_training_resumes_where_it_stopped(toy_model, tmp_path: Path) -> None:
+    """Killed with SIGKILL after two epochs, a training resumes from its checkpoint. Its log up to the kill, as a scheduler
+    captures it, holds s2s's lines alone."""
     model_dir = tmp_path / "model"
     command = [sys.executable, "-m", "s2s.app.cli", *train_args(toy_model.data_dir, model_dir)]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=scheduler_environment())
     deadline = time.monotonic() + 240
     while read_state(model_dir).get("epochs_done", 0) < 2:
         assert process.poll() is None, process.stderr.read().decode()
         assert time.monotonic() < deadline, "training made no progress"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    assert_only_s2s_log_lines(process.communicate()[1].decode())
     killed = read_state(model_dir)
     assert 2 <= killed["epochs_done"] < EPOCHS and not killed["finished"]
 

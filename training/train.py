@@ -160,6 +160,9 @@ def compiled_training_model(spec: DatasetSpec, config: TrainConfig) -> Any:
         loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight", label_smoothing=config.label_smoothing),
         weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
+    # Keras's TensorFlow trainer would create the optimizer's slots inside the first traced train step, and a
+    # tf.function that creates variables is traced twice: built here, the train step is traced once (3 s less at start).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
