@@ -1,13 +1,11 @@
 """Bad input through the real command line: one line on stderr, a non-zero exit, never a traceback."""
 
 import gzip
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli import REPO, assert_one_line_error, assert_only_s2s_log_lines, run_cli, scheduler_environment
+from tests.cli import assert_one_line_error, run_cli
 from tests.toy import IN_PROCESS
 
 
@@ -109,14 +107,3 @@ def test_help_of_prepare_names_its_paths_and_runners() -> None:
     result = run_cli("prepare", "--help")
     for option in ("--input", "--output", "Dataflow"):
         assert option in result.stdout
-
-
-def test_a_job_log_holds_only_s2s_lines(tmp_path: Path) -> None:
-    """What a scheduler captures from prepare on the multi-process runner is s2s's log format alone (train's log is
-    checked by tests/test_resume.py, whose training runs in a process of its own)."""
-    corpus = tmp_path / "r4.tsv"
-    assert run_cli("synth", "reverse-4", "--n", "400", "--output", str(corpus)).returncode == 0
-    command = [sys.executable, "-m", "s2s.app.cli", "prepare", "--input", str(corpus), "--output", str(tmp_path / "data"), "--min-char-count", "1"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=scheduler_environment(), timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert_only_s2s_log_lines(result.stderr)

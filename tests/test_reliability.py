@@ -23,7 +23,7 @@ import onnx
 import pytest
 
 from s2s import onnx_contract as contract
-from tests.cli import REPO, assert_one_line_error, run_cli
+from tests.cli import REPO, assert_one_line_error, assert_only_s2s_log_lines, run_cli, scheduler_environment
 from tests.toy import IN_PROCESS
 
 
@@ -321,8 +321,9 @@ def _listening_sockets(root_pid: int) -> set[tuple[str, str]]:
 LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::1, ::ffff:127.0.0.1
 
 
-def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
-    """Beam's local runner serves pickled code and data over unauthenticated gRPC: nothing may listen beyond this machine."""
+def test_the_local_beam_runner_listens_on_loopback_only_and_its_job_log_holds_only_s2s_lines(tmp_path: Path) -> None:
+    """Beam's local runner serves pickled code and data over unauthenticated gRPC: nothing may listen beyond this machine.
+    What a scheduler captures from prepare on that multi-process runner is s2s's log format alone."""
     corpus_path = tmp_path / "pairs.tsv"
     assert run_cli("synth", "reverse-4", "--n", "2000", "-o", str(corpus_path)).returncode == 0
     process = subprocess.Popen(
@@ -330,14 +331,17 @@ def test_the_local_beam_runner_listens_on_loopback_only(tmp_path: Path) -> None:
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=scheduler_environment(),
     )
     seen: set[tuple[str, str]] = set()
     while process.poll() is None:
         seen |= _listening_sockets(process.pid)
         time.sleep(0.05)
-    assert process.returncode == 0, process.stderr.read().decode()
+    log = process.stderr.read().decode()
+    assert process.returncode == 0, log
     assert len(seen) >= 4, "the runner's gRPC servers were never seen listening: the check observed nothing"
     assert {address for address, _ in seen} <= LOOPBACK, seen
+    assert_only_s2s_log_lines(log)
 
 
 def test_a_failure_inside_a_beam_pipeline_is_one_line_naming_the_step() -> None:
@@ -386,6 +390,7 @@ def test_republishing_a_dataset_never_shows_a_reader_a_partial_one(tmp_path: Pat
             names = set()  # only the two-rename fallback may leave the path absent for an instant
         assert _dataset_is_whole(names), sorted(names)
         observations += 1
+        time.sleep(0.001)  # a thousand looks a second, leaving the cores to the prepare being watched
     assert process.returncode == 0, process.stderr.read().decode()
     assert observations > 100
     after = json.loads((output / "manifest.json").read_text())
