@@ -171,7 +171,7 @@ def test_an_epoch_draws_from_the_whole_training_split(toy_model) -> None:
     spec = DatasetSpec.load(toy_model.data_dir)
     pairs = spec.split_sizes["train"]
     assert pairs > 12_000
-    file_order = [example[ENCODER_INPUT].argmax(-1).tobytes() for example in read_examples(toy_model.data_dir, "train", spec).as_numpy_iterator()]
+    file_order = [row.tobytes() for batch in read_examples(toy_model.data_dir, "train", spec).batch(4096).as_numpy_iterator() for row in batch[ENCODER_INPUT].argmax(-1)]
     last_tenth = set(file_order[pairs - pairs // 10 :]) - set(file_order[: pairs - pairs // 10])
     (encoder_input, _), _, _ = next(iter(training_batches(toy_model.data_dir, "train", spec, TrainConfig(batch_size=500), training=True)))
     first_batch = [row.argmax(-1).tobytes() for row in encoder_input.numpy()]
@@ -214,8 +214,8 @@ def test_repeat_vector_variant_trains_and_decodes(toy_model, tmp_path) -> None:
         arch="repeat-vector",
         latent_dim=128,
         optimizer="adam",
-        learning_rate=0.005,
-        epochs=6,
+        learning_rate=0.01,  # 4 epochs at 0.01: exact match 0.94-0.98 over two seeds, as 6 at 0.005 (3 at 0.01: 0.60)
+        epochs=4,
         early_stopping_patience=0,
         max_train_pairs=8000,
     )
