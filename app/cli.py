@@ -35,7 +35,7 @@ from s2s.errors import (
 from s2s.stage_log import StageFilter
 from s2s.tensorflow_import import quiet_native_logs
 
-quiet_native_logs()  # before any stage loads TensorFlow (prepare's record encoder does, outside import_tensorflow)
+quiet_native_logs()  # before any stage loads TensorFlow
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 logger = logging.getLogger("s2s")
@@ -47,8 +47,9 @@ DEFAULT_MODEL_DIR = Path(str(importlib.resources.files("s2s.models") / "fra-eng"
 # The extra that brings each heavy module, for a one-line error on a host installed for another role.
 _EXTRA_OF_MODULE = {
     "apache_beam": "pipeline",
-    "tensorflow": "pipeline",
     "google": "pipeline",
+    "google_crc32c": "pipeline",
+    "tensorflow": "train",
     "keras": "train",
     "tf2onnx": "train",
     "onnx": "train",

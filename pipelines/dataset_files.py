@@ -15,9 +15,7 @@ one-hot bytes (3.9 GB for the fra-eng train split).
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -30,7 +28,7 @@ from s2s.pipelines.transforms import FACTS, DatasetFactsFn, shard_of, without_br
 from s2s.publish import fill_missing, publish_lines, publish_stream
 from s2s.records import ExampleEncoder
 from s2s.spec import RECORD_SUFFIX, SPLITS
-from s2s.tensorflow_import import import_tensorflow
+from s2s.tfrecord_io import gzip_records, write_gzip_records
 from s2s.vocab import Vocabulary
 
 REJECTS = "rejects"
@@ -131,18 +129,11 @@ def keyed_rejection(rejection: Any, num_shards: int) -> tuple[FileKey, str]:
 
 
 def write_records(path: str, encoder: ExampleEncoder, pairs: list[Pair]) -> int:
-    """Writes the pairs' Examples as one gzip TFRecord file, with TensorFlow's writer, through a local temporary file."""
-    tf = import_tensorflow()
-    local = tempfile.NamedTemporaryFile(suffix=RECORD_SUFFIX, delete=False)  # noqa: SIM115 - closed at once, removed below
-    local.close()
-    try:
-        with tf.io.TFRecordWriter(local.name, options=tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-            for pair in pairs:
-                writer.write(encoder.encode(pair.source, pair.target))
-        with open(local.name, "rb") as stream:
-            publish_stream(path, stream)
-    finally:
-        os.unlink(local.name)
+    """Writes the pairs' Examples as one GZIP TFRecord file through a local temporary file (no TensorFlow on a worker)."""
+    with tempfile.TemporaryFile() as local:
+        write_gzip_records(local, (encoder.encode(pair.source, pair.target) for pair in pairs))
+        local.seek(0)
+        publish_stream(path, local)
     return len(pairs)
 
 
@@ -150,4 +141,4 @@ def complete_shards(staging: str, num_shards: int) -> None:
     """Writes an empty file for every shard no row reached, so each split has all its numbered files."""
     for kind in (*SPLITS, REJECTS):
         paths = (FileSystems.join(staging, file_name(kind, shard, num_shards)) for shard in range(num_shards))
-        fill_missing(paths, gzip.compress(b"") if kind in SPLITS else b"")
+        fill_missing(paths, gzip_records(()) if kind in SPLITS else b"")

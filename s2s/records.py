@@ -25,13 +25,14 @@ under GZIP costs little: the zeros compress away.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from s2s.errors import S2SError
 from s2s.spec import DatasetSpec, record_pattern
 from s2s.tensorflow_import import import_tensorflow
+from s2s.tfrecord_io import example_messages
 from s2s.vocab import END_ID, START_ID, Vocabulary
 
 if TYPE_CHECKING:
@@ -65,11 +66,7 @@ class ExampleEncoder:
     """
 
     def __init__(self, source_vocabulary: Vocabulary, target_vocabulary: Vocabulary, max_source_length: int, max_target_length: int):
-        import_tensorflow()  # heavy, deferred to first use
-        from tensorflow.core.example import example_pb2, feature_pb2
-
-        self._example_pb2 = example_pb2
-        self._feature_pb2 = feature_pb2
+        self._messages = example_messages()  # TensorFlow's schema through protobuf alone: no TensorFlow on a Beam worker
         self.source_vocabulary = source_vocabulary
         self.target_vocabulary = target_vocabulary
         self.encoder_shape = (max_source_length, len(source_vocabulary))
@@ -79,28 +76,28 @@ class ExampleEncoder:
         """The serialised Example of one cleaned pair."""
         source_ids = self.source_vocabulary.encode(source)
         target_ids = self.target_vocabulary.encode(target)
-        feature = self._feature_pb2
+        messages = self._messages
         features = {
-            ENCODER_INPUT: _bytes(feature, one_hot(source_ids, *self.encoder_shape).tobytes()),
-            DECODER_INPUT: _bytes(feature, one_hot([START_ID, *target_ids], *self.decoder_shape).tobytes()),
-            DECODER_TARGET: _bytes(feature, one_hot([*target_ids, END_ID], *self.decoder_shape).tobytes()),
-            ENCODER_INPUT_SHAPE: _int64(feature, self.encoder_shape),
-            DECODER_SHAPE: _int64(feature, self.decoder_shape),
-            SOURCE_LENGTH: _int64(feature, [len(source)]),
-            TARGET_LENGTH: _int64(feature, [len(target)]),
-            SOURCE_TEXT: _bytes(feature, source.encode("utf-8")),
-            TARGET_TEXT: _bytes(feature, target.encode("utf-8")),
+            ENCODER_INPUT: _bytes(messages, one_hot(source_ids, *self.encoder_shape).tobytes()),
+            DECODER_INPUT: _bytes(messages, one_hot([START_ID, *target_ids], *self.decoder_shape).tobytes()),
+            DECODER_TARGET: _bytes(messages, one_hot([*target_ids, END_ID], *self.decoder_shape).tobytes()),
+            ENCODER_INPUT_SHAPE: _int64(messages, self.encoder_shape),
+            DECODER_SHAPE: _int64(messages, self.decoder_shape),
+            SOURCE_LENGTH: _int64(messages, [len(source)]),
+            TARGET_LENGTH: _int64(messages, [len(target)]),
+            SOURCE_TEXT: _bytes(messages, source.encode("utf-8")),
+            TARGET_TEXT: _bytes(messages, target.encode("utf-8")),
         }
         # deterministic: map entries in key order, so a dataset's bytes do not depend on a worker's hash seed
-        return self._example_pb2.Example(features=feature.Features(feature=features)).SerializeToString(deterministic=True)
+        return messages["Example"](features=messages["Features"](feature=features)).SerializeToString(deterministic=True)
 
 
-def _bytes(feature_pb2, value: bytes) -> object:
-    return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[value]))
+def _bytes(messages: dict[str, Any], value: bytes) -> object:
+    return messages["Feature"](bytes_list=messages["BytesList"](value=[value]))
 
 
-def _int64(feature_pb2, values) -> object:
-    return feature_pb2.Feature(int64_list=feature_pb2.Int64List(value=list(values)))
+def _int64(messages: dict[str, Any], values: Any) -> object:
+    return messages["Feature"](int64_list=messages["Int64List"](value=list(values)))
 
 
 def record_files(data_dir: str | Path, split: str) -> list[str]:
