@@ -30,8 +30,8 @@ from s2s.pipelines.split import split_of
 from s2s.pipelines.transforms import numbered_lines
 from s2s.records import ExampleEncoder
 from s2s.spec import SPLITS
-from s2s.tensorflow_import import import_tensorflow
 from s2s.text import TextNormalizer
+from s2s.tfrecord_io import write_gzip_records
 from s2s.vocab import Vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def plain_loop(input_path: str, output_dir: Path, config: PrepareConfig) -> int:
     """The same cleaning, filtering, splitting and encoding in one Python process; returns pairs kept."""
-    tf = import_tensorflow()
     normalizer = TextNormalizer(fold_quotes=config.fold_quotes)
     limits = LengthLimits(config.max_source_length, config.max_target_length)
     first_of: dict[tuple[str, str], Pair] = {}
@@ -63,12 +62,11 @@ def plain_loop(input_path: str, output_dir: Path, config: PrepareConfig) -> int:
         max(len(pair.source) for pair in kept),
         max(len(pair.target) for pair in kept),
     )
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
-    writers = {split: tf.io.TFRecordWriter(str(output_dir / f"{split}-00000-of-00001.tfrecord.gz"), options) for split in SPLITS}
-    for pair in kept:
-        writers[split_of(pair.source, config.validation_fraction, config.test_fraction)].write(encoder.encode(pair.source, pair.target))
-    for writer in writers.values():
-        writer.close()
+    split_of_pair = [split_of(pair.source, config.validation_fraction, config.test_fraction) for pair in kept]
+    for split in SPLITS:  # each split streamed to its file by the writer prepare's workers use
+        with open(output_dir / f"{split}-00000-of-00001.tfrecord.gz", "wb") as stream:
+            records = (encoder.encode(pair.source, pair.target) for pair, its in zip(kept, split_of_pair, strict=True) if its == split)
+            write_gzip_records(stream, records)
     return len(kept)
 
 
