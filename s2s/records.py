@@ -154,8 +154,15 @@ def load_references(data_dir: str | Path, split: str, spec: DatasetSpec, limit: 
     Evaluation, export verification and the chain's smoke translation all
     score against every reference of a source, so they read a split this way.
     """
+    tf = import_tensorflow()
+
+    # The texts alone, parsed a few thousand records at a time: the one-hot features stay unparsed (reading them as
+    # read_examples does took 20 s for a split of 14,000 toy pairs, this takes under one).
+    texts = {SOURCE_TEXT: tf.io.FixedLenFeature([], tf.string), TARGET_TEXT: tf.io.FixedLenFeature([], tf.string)}
+    dataset = tf.data.TFRecordDataset(record_files(data_dir, split), compression_type="GZIP").batch(4096)
     references: dict[str, list[str]] = {}
-    for example in read_examples(data_dir, split, spec).as_numpy_iterator():
-        references.setdefault(example[SOURCE_TEXT].decode("utf-8"), []).append(example[TARGET_TEXT].decode("utf-8"))
+    for batch in dataset.map(lambda serialized: tf.io.parse_example(serialized, texts)).as_numpy_iterator():
+        for source, target in zip(batch[SOURCE_TEXT].tolist(), batch[TARGET_TEXT].tolist(), strict=True):
+            references.setdefault(source.decode("utf-8"), []).append(target.decode("utf-8"))
     sources = list(references)[: limit or None]
     return sources, [references[source] for source in sources]
