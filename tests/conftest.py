@@ -26,16 +26,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail("pytest-xdist's --dist loadgroup lost this test's xdist_group: pin pytest as pyproject.toml does")
 
 
+# Tests that train models of their own, 10-30 s each: run early, so that short tests, not these, fill the workers' ends.
+TRAINING_TESTS = ("test_training_progress.py", "test_training.py::test_repeat_vector_variant_trains_and_decodes")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Starts the two longest chains of work first, on different workers: a test that needs the toy model (whose first
     user trains it, about a minute, while any other worker that needs it waits) and then the `s2s run` chain's group
-    (about two and a half minutes on one worker, which must not come last). Everything else keeps its order; the
-    chain's module and the toy test's module hold no module fixture that a split would build twice."""
+    (about two and a half minutes on one worker, which must not come last). The training tests follow; everything else
+    keeps its order. The chain's module and the toy test's module hold no module fixture that a split would build twice."""
     first_toy = next((item for item in items if "toy_model" in getattr(item, "fixturenames", ()) and item.path.name == "test_training.py"), None)
     chain = [item for item in items if item.path.name == "test_run_chain.py"]
     if first_toy is None or not chain:
         return
-    front = [first_toy, *chain]
+    training = [item for item in items if item.nodeid.split("/")[-1].startswith(TRAINING_TESTS) and item is not first_toy]
+    front = [first_toy, *chain, *training]
     items[:] = front + [item for item in items if item not in front]
 
 
