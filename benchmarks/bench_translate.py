@@ -24,7 +24,6 @@ import numpy as np
 
 from s2s.records import load_references
 from s2s.serving.translator import Translator
-from s2s.spec import DatasetSpec
 from s2s.training.decoding import KerasGreedyDecoder
 from s2s.training.model_dir import ModelDir
 from s2s.vocab import END_ID, START_ID
@@ -118,8 +117,7 @@ def main() -> None:
     parser.add_argument("--slow-sentences", type=int, default=10, help="sentences for the per-character predict() loop")
     parser.add_argument("--memory-lines", type=int, default=100_000, help="N for the N versus 10 x N memory comparison; 0 skips")
     args = parser.parse_args()
-    spec = DatasetSpec.load(args.data)
-    sources, _ = load_references(args.data, "test", spec, args.sentences)
+    sources, _ = load_references(args.data, "test", args.sentences)
     print(f"s2s translate benchmark, {time.strftime('%Y-%m-%d')}, model {args.onnx}")
     speed(Path(args.model), Path(args.onnx), sources, args.slow_sentences)
     if args.memory_lines:

@@ -172,7 +172,7 @@ def _fit_output_length(data_dir: Path, spec: DatasetSpec) -> dict[str, float]:
     pairs: list[tuple[int, int]] = []
     if (data_dir / "spec.json").exists():
         try:
-            sources, references = load_references(data_dir, "validation", DatasetSpec.load(data_dir))
+            sources, references = load_references(data_dir, "validation")
             pairs = [(len(source), len(reference)) for source, targets in zip(sources, references, strict=True) for reference in targets]
         except S2SError:
             pairs = []
@@ -188,7 +188,7 @@ def _verification_sources(data_dir: Path, spec: DatasetSpec, count: int) -> list
     """Validation sources of the training data; random strings of the vocabulary if that data is gone."""
     if (data_dir / "spec.json").exists():
         try:
-            sources, _ = load_references(data_dir, "validation", DatasetSpec.load(data_dir), count)
+            sources, _ = load_references(data_dir, "validation", count)
             if sources:
                 return sources
         except S2SError:

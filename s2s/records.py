@@ -148,7 +148,7 @@ def read_examples(data_dir: str | Path, split: str, spec: DatasetSpec, *, one_ho
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def load_references(data_dir: str | Path, split: str, spec: DatasetSpec, limit: int = 0) -> tuple[list[str], list[list[str]]]:
+def load_references(data_dir: str | Path, split: str, limit: int = 0) -> tuple[list[str], list[list[str]]]:
     """Distinct sources of a split in file order, each with all its reference translations.
 
     Evaluation, export verification and the chain's smoke translation all

@@ -113,9 +113,8 @@ def engine(toy_onnx):
 def validation_sources(toy_model) -> list[str]:
     """The toy task's first 500 distinct validation sources (its target is each source's first three characters reversed)."""
     from s2s.records import load_references
-    from s2s.spec import DatasetSpec
 
-    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 500)
+    sources, _ = load_references(toy_model.data_dir, "validation", 500)
     return sources
 
 

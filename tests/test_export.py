@@ -144,7 +144,7 @@ def test_javascript_host_gets_the_same_strings(exported, toy_model, tmp_path: Pa
     node_modules = REPO / "js" / "node_modules" / "onnxruntime-node"
     assert node_modules.exists(), "run `make test` (it installs the js/ package's dependencies) or npm ci --ignore-scripts in js/"
     output, _ = exported
-    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 300)
+    sources, _ = load_references(toy_model.data_dir, "validation", 300)
     sources = [*sources, "a\u00a0b c", "\u2019??"]  # normalised by the host; unknown characters become <unk>
     source_file = tmp_path / "sources.txt"
     source_file.write_text("\n".join(sources) + "\n")
@@ -224,7 +224,7 @@ def test_the_lstm_architecture_exports_to_the_same_contract(toy_model, tmp_path:
     assert [value.name for value in encoder.graph.output] == ["h_0", "c_0"]
     metadata = {entry.key: entry.value for entry in encoder.metadata_props}
     assert metadata[contract.META_ARCH] == "lstm"
-    sources, _ = load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 100)
+    sources, _ = load_references(toy_model.data_dir, "validation", 100)
     reference = ModelDir(tmp_path / "model").greedy_decoder().translate(sources)
     translator = Translator(tmp_path / "onnx", device="cpu")
     # Keras' reference loop stops at the longest training target; the host's limit follows the source (s2s.output_length).

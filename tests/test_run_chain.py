@@ -118,7 +118,6 @@ def test_a_new_file_to_translate_reruns_only_translate(chain: Path) -> None:
 def test_compare_with_scores_another_export_on_the_same_test_sources_and_the_report_shows_both(chain: Path, tmp_path: Path, capsys) -> None:
     from s2s.app.chain.report import print_run_report
     from s2s.records import load_references
-    from s2s.spec import DatasetSpec
     from s2s.training.metrics import score
 
     other = tmp_path / "other"
@@ -130,7 +129,7 @@ def test_compare_with_scores_another_export_on_the_same_test_sources_and_the_rep
     ours, compared = figures["test_scores"], figures["compared"]
     translation = chain / "run" / "translation"
     hypotheses = (translation / "translations.txt").read_text(encoding="utf-8").splitlines()
-    _, references = load_references(chain / "run" / "data", "test", DatasetSpec.load(chain / "run" / "data"))
+    _, references = load_references(chain / "run" / "data", "test")
     assert ours == {key: value for key, value in score(hypotheses, references).items() if key in ours} and ours["sentences"] > 50
     assert compared == {"model": str(other), **ours}
     assert (translation / "compared_translations.txt").read_text(encoding="utf-8") == (translation / "translations.txt").read_text(encoding="utf-8")

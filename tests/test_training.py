@@ -19,8 +19,8 @@ def test_toy_model_reaches_full_exact_match_on_held_out_sources(toy_model) -> No
     assert report["sources"] > 500
     assert report["overall"]["exact_match"] == 1.0
     assert report["overall"]["cer"] == 0.0
-    sources, _ = load_references(toy_model.data_dir, "test", DatasetSpec.load(toy_model.data_dir))
-    train_sources, _ = load_references(toy_model.data_dir, "train", DatasetSpec.load(toy_model.data_dir))
+    sources, _ = load_references(toy_model.data_dir, "test")
+    train_sources, _ = load_references(toy_model.data_dir, "train")
     assert not set(sources) & set(train_sources)  # held out: none of these sources was trained on
 
 

@@ -50,9 +50,8 @@ def corpus(tmp_path: Path, validation_sources: list[str]) -> str:
 @pytest.fixture(scope="module")
 def validation_sources(toy_model) -> list[str]:
     from s2s.records import load_references
-    from s2s.spec import DatasetSpec
 
-    return load_references(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), 200)[0]
+    return load_references(toy_model.data_dir, "validation", 200)[0]
 
 
 def test_shards_are_complete_sorted_and_counted(toy_onnx, corpus: str, tmp_path: Path, validation_sources) -> None:

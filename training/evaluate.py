@@ -52,7 +52,7 @@ def evaluate(
         raise S2SError(
             f"{data_dir} was cleaned with {data_spec.normalizer} but the model with {decoder.spec.normalizer}: re-prepare the data"
         )
-    sources, references = load_references(data_dir, split, data_spec, limit)
+    sources, references = load_references(data_dir, split, limit)
     if not sources:
         raise S2SError(f"the {split} split of {data_dir} is empty")
     log_config(logger, "evaluate", config)  # once the arguments are known good: a bad one is the only line printed

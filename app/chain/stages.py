@@ -186,9 +186,8 @@ def _write_test_sources(data_dir: Path, path: Path) -> list[list[str]]:
     """Writes the distinct sources of the test split, one per line (text nobody trained on, for a translation smoke run);
     returns their references, in the same order, for scoring the translations."""
     from s2s.records import load_references
-    from s2s.spec import DatasetSpec
 
-    sources, references = load_references(data_dir, "test", DatasetSpec.load(data_dir))
+    sources, references = load_references(data_dir, "test")
     if not sources:
         raise S2SError(f"the test split of {data_dir} is empty: set [translate] input to a file to translate")
     with atomic_open(path) as stream:
