@@ -16,7 +16,6 @@ one-hot bytes (3.9 GB for the fra-eng train split).
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -25,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from s2s.pipelines.cleaning import Pair
 from s2s.pipelines.transforms import FACTS, DatasetFactsFn, shard_of, without_broadcasts
-from s2s.publish import fill_missing, publish_lines, publish_stream
+from s2s.publish import fill_missing, publish_lines, publish_written
 from s2s.records import ExampleEncoder
 from s2s.spec import RECORD_SUFFIX, SPLITS
 from s2s.tfrecord_io import gzip_records, write_gzip_records
@@ -129,12 +128,8 @@ def keyed_rejection(rejection: Any, num_shards: int) -> tuple[FileKey, str]:
 
 
 def write_records(path: str, encoder: ExampleEncoder, pairs: list[Pair]) -> int:
-    """Writes the pairs' Examples as one GZIP TFRecord file through a local temporary file (no TensorFlow on a worker)."""
-    with tempfile.TemporaryFile() as local:
-        write_gzip_records(local, (encoder.encode(pair.source, pair.target) for pair in pairs))
-        local.seek(0)
-        publish_stream(path, local)
-    return len(pairs)
+    """Writes the pairs' Examples as one GZIP TFRecord file, whole (no TensorFlow on a worker); returns how many."""
+    return publish_written(path, lambda stream: write_gzip_records(stream, (encoder.encode(pair.source, pair.target) for pair in pairs)))
 
 
 def complete_shards(staging: str, num_shards: int) -> None:

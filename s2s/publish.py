@@ -6,7 +6,7 @@ previous good output or nothing:
 
 - a local file: a private temporary file in the same folder, flushed to
   disk and renamed over the target (`atomic_open`, `write_json`,
-  `publish_text`, `publish_stream`, `publish_lines`);
+  `publish_text`, `publish_stream`, `publish_lines`, `publish_written`);
 - a file on an object store or HDFS (`gs://`, `s3://`, `hdfs://`): written
   under `PATH.tmp-XXXX`, then renamed (a copy and a delete there) through
   Beam's FileSystems, imported only for such a path;
@@ -29,15 +29,16 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from s2s.errors import S2SError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEME = re.compile(r"[a-zA-Z][-a-zA-Z0-9+.]*://")  # as Beam's FileSystems.get_scheme recognises one
 _COPY_CHUNK = 1 << 22
@@ -110,16 +111,33 @@ def publish_stream(path: str | Path, stream: IO[bytes]) -> None:
         raise
 
 
+def publish_written(path: str | Path, write: Callable[[IO[bytes]], T]) -> T:
+    """Publishes what `write` writes to a binary stream, whole, at a local or remote `path`; returns what `write` returns.
+
+    A local file is written once, straight into the temporary file that is renamed into place; a remote one is spooled
+    to a local temporary file first and copied, as `publish_stream` does.
+    """
+    if is_local(path):
+        with atomic_open(path, "wb") as target:
+            return write(target)
+    with tempfile.TemporaryFile() as spool:
+        result = write(spool)
+        spool.seek(0)
+        publish_stream(path, spool)
+    return result
+
+
 def publish_lines(path: str | Path, lines: Iterable[str]) -> int:
     """Writes lines (each without its newline) to a local or remote `path` as UTF-8 text, whole; returns how many."""
-    count = 0
-    with tempfile.TemporaryFile() as stream:
+
+    def write(stream: IO[bytes]) -> int:
+        count = 0
         for line in lines:
             stream.write(line.encode("utf-8") + b"\n")
             count += 1
-        stream.seek(0)
-        publish_stream(path, stream)
-    return count
+        return count
+
+    return publish_written(path, write)
 
 
 def fill_missing(paths: Iterable[str], empty: bytes = b"") -> None:

@@ -76,6 +76,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path: Path
     assert target.read_text() == "old"
     assert [path.name for path in tmp_path.iterdir()] == ["summary.json"]
 
+    def lines():  # a step that fails after its first line: publish_lines writes it straight into the temporary file
+        yield "half"
+        raise RuntimeError("killed midway")
+
+    with pytest.raises(RuntimeError):
+        publish_lines(target, lines())
+    assert target.read_text() == "old"
+    assert [path.name for path in tmp_path.iterdir()] == ["summary.json"]
+
 
 def test_a_file_on_a_filesystem_reached_by_scheme_is_renamed_into_place(tmp_path: Path) -> None:
     SchemeFileSystem  # registered with Beam by being defined: FileSystems finds it by its scheme  # noqa: B018
