@@ -162,14 +162,20 @@ def translate_with_pipeline(
         # From here until the new manifest is written, the prefix holds no manifest: a run killed midway leaves shards
         # that nothing vouches for, never a mix of two runs' shards that looks complete.
         delete_files(manifest_path(output_prefix), *leftover_temporary_files(f"{output_prefix}-*{SHARD_SUFFIX}"))
-        with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
-            _ = (
-                pipeline
-                | "ReadNumberedLines" >> ReadNumberedLines(files, spread=False)
-                | "KeyByShard" >> beam.Map(_keyed_by_shard, num_shards=num_shards)
-                | "GroupByShard" >> beam.GroupByKey()
-                | "TranslateShard" >> beam.ParDo(translate_shard)
-            )
+        try:
+            with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
+                _ = (
+                    pipeline
+                    | "ReadNumberedLines" >> ReadNumberedLines(files, spread=False)
+                    | "KeyByShard" >> beam.Map(_keyed_by_shard, num_shards=num_shards)
+                    | "GroupByShard" >> beam.GroupByKey()
+                    | "TranslateShard" >> beam.ParDo(translate_shard)
+                )
+        except BaseException:
+            # The runner stops its workers when a step fails; a shard that another worker was still writing then keeps
+            # its temporary file (a stopped process runs no cleanup), so the failed run removes them itself.
+            delete_files(*leftover_temporary_files(f"{output_prefix}-*{SHARD_SUFFIX}"))
+            raise
         shards = [shard_path(output_prefix, shard, num_shards) for shard in range(num_shards)]
         fill_missing(shards)  # a shard no line hashed to
         rows = check_row_count(files, output_prefix, num_shards)
