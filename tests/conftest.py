@@ -67,7 +67,7 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
 
 @pytest.fixture(scope="session")
 def toy_model(tmp_path_factory: pytest.TempPathFactory):
-    """The reverse-first-3 task trained once per test run (about a minute on 2 cores)."""
+    """The reverse-first-3 task trained once per test run (about half a minute on 2 cores)."""
     from tests.toy import ToyModel, build_toy_model
 
     def build(folder: Path) -> dict[str, Any]:

@@ -21,7 +21,8 @@ def translation_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ignored = shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "node_modules", "*.egg-info", "__pycache__", ".*_cache")
     source = shutil.copytree(REPO, root / "source", ignore=ignored)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check", "-w", str(root / "dist"), str(source)],
+        # This environment's setuptools builds it (no isolated build environment to fill: 3 s instead of 6.5).
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "--disable-pip-version-check", "-w", str(root / "dist"), str(source)],
         capture_output=True,
         text=True,
     )
@@ -31,7 +32,8 @@ def translation_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv.EnvBuilder(with_pip=False).create(root / "venv")
     python = root / "venv" / "bin" / "python"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--disable-pip-version-check", f"{wheel}[cpu]"],
+        # --no-compile: numpy's and onnxruntime's modules compile when first imported (7 s instead of 11.5).
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-compile", "--disable-pip-version-check", f"{wheel}[cpu]"],
         capture_output=True,
         text=True,
     )

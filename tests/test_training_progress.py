@@ -29,7 +29,7 @@ def test_the_budget_counts_every_run_of_a_resumed_training_and_progress_is_logge
     import keras
 
     config = TrainConfig(
-        **SMALL, epochs=100, early_stopping_patience=0, max_minutes=0.2, log_every_seconds=1.0, learning_rate_decay="budget", label_smoothing=0.1
+        **SMALL, epochs=100, early_stopping_patience=0, max_minutes=0.2, log_every_seconds=0.25, learning_rate_decay="budget", label_smoothing=0.1
     )
     caplog.set_level(logging.INFO, logger="s2s")
     first = train(toy_model.data_dir, tmp_path / "model", config)
