@@ -348,8 +348,8 @@ def test_translate_beam_fails_when_the_runner_lost_rows(tmp_path: Path) -> None:
 
 
 def test_translate_iterable_is_lazy_and_in_order(toy_onnx, validation_sources) -> None:
-    """The pools read ahead while fewer than 16 batches per pool and one more pool's worth wait (192 rows of batch 4 on
-    two pools), plus the window being prepared and the one prefetched: never the whole stream."""
+    """The pools read ahead while fewer than 16 batches per pool and two more pools' worth wait (256 rows of batch 4 on
+    two pools, so at most one window more), plus the window being prepared and the one prefetched: never the whole stream."""
     from s2s.serving.translator import Translator
 
     consumed = []
@@ -363,7 +363,7 @@ def test_translate_iterable_is_lazy_and_in_order(toy_onnx, validation_sources) -
     translator = Translator(toy_onnx[0], device="cpu", inter_threads=2)
     translations = translator.translate_iterable(stream(), max_batch_size=4, window=8)
     first = next(translations)
-    assert first == sources[0][2::-1] and 8 <= len(consumed) <= 16 * 4 * 3 + 3 * 8 < len(sources)
+    assert first == sources[0][2::-1] and 8 <= len(consumed) <= 16 * 4 * (2 + 2) + 3 * 8 < len(sources)
     assert [first, *translations] == [source[2::-1] for source in sources]
     with pytest.raises(TypeError):
         next(translator.translate_iterable("abcdef"))
