@@ -1,10 +1,10 @@
 """The exported model where Python is not: the js/ package in Node and in a real headless Chromium, against the Python host.
 
 Both translate the shipped model's test-split samples (Node all 300, the
-browser every third) and must give the same strings as `Translator` on the CPU; the JavaScript normaliser must
-agree with `s2s/text.py` on tricky text. The browser is Debian's `chromium`
-(`make test` installs it with apt); without one the test fails with a
-one-line reason, never skips.
+browser every third) and must give the same strings as `Translator` on the
+CPU; the JavaScript normaliser must agree with `s2s/text.py` on tricky text.
+The browser is Debian's `chromium` (`make test` installs it with apt);
+without one the test fails with a one-line reason, never skips.
 """
 
 from __future__ import annotations
@@ -102,10 +102,10 @@ def page_server() -> Iterator[str]:
 
 def test_the_browser_page_translates_offline_as_the_python_host_does(samples, page_server: str, capsys) -> None:
     # Every third sample, the whole range of lengths: the page's WebAssembly runs about 40 sentences/s on 2 cores here.
-    path, expected = samples
-    path = path.with_name("browser-sources.txt")
-    path.write_text("\n".join(samples[0].read_text(encoding="utf-8").splitlines()[::3]) + "\n", encoding="utf-8")
-    expected = expected[::3]
+    sources, translations = samples
+    path = sources.with_name("browser-sources.txt")
+    path.write_text("".join(line + "\n" for line in sources.read_text(encoding="utf-8").splitlines()[::3]), encoding="utf-8")
+    expected = translations[::3]
     SCREENSHOT.parent.mkdir(exist_ok=True)
     result = node("js/test/browser.mjs", page_server, str(path), str(SCREENSHOT))
     assert result.returncode == 0, result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "the browser test failed"
