@@ -24,7 +24,7 @@ def _state(model_dir: Path) -> dict:
 
 def test_the_budget_counts_every_run_of_a_resumed_training_and_progress_is_logged_between_epochs(toy_model, tmp_path: Path, caplog) -> None:
     """A 12-second budget spent, then a resume with the same budget: it stops at its first step (tracing included) instead
-    of running 12 more seconds. Progress lines arrive every second with loss, pairs/s, time and budget left, and are the
+    of running 12 more seconds. Progress lines arrive four times a second with loss, pairs/s, time and budget left, and are the
     curves' points. The learning rate decays over the budget, to a tenth of the set rate once it is spent."""
     import keras
 
