@@ -161,7 +161,8 @@ def translate_with_pipeline(
     with _owned(output_prefix):
         # From here until the new manifest is written, the prefix holds no manifest: a run killed midway leaves shards
         # that nothing vouches for, never a mix of two runs' shards that looks complete.
-        delete_files(manifest_path(output_prefix), *leftover_temporary_files(f"{output_prefix}-*{SHARD_SUFFIX}"))
+        shard_glob = f"{output_prefix}-*{SHARD_SUFFIX}"
+        delete_files(manifest_path(output_prefix), *leftover_temporary_files(shard_glob))
         try:
             with run_pipeline(options, f"the translate-beam pipeline over {', '.join(files)}") as pipeline:
                 _ = (
@@ -174,7 +175,7 @@ def translate_with_pipeline(
         except BaseException:
             # The runner stops its workers when a step fails; a shard that another worker was still writing then keeps
             # its temporary file (a stopped process runs no cleanup), so the failed run removes them itself.
-            delete_files(*leftover_temporary_files(f"{output_prefix}-*{SHARD_SUFFIX}"))
+            delete_files(*leftover_temporary_files(shard_glob))
             raise
         shards = [shard_path(output_prefix, shard, num_shards) for shard in range(num_shards)]
         fill_missing(shards)  # a shard no line hashed to
