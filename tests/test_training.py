@@ -206,6 +206,18 @@ def test_later_epochs_take_the_pairs_from_memory_as_the_records_hold_them(toy_mo
         assert got_first.dtype == np.float32 and np.array_equal(got_first, want) and np.array_equal(got_second, want)
 
 
+def test_training_and_validation_batches_run_without_the_autotuning_thread(toy_model) -> None:
+    """Keras destroys an iterator at every epoch's end and after every validation pass; with tf.data's autotuning on,
+    the destruction waited 3-4 s for the autotuning thread at about half the boundaries (docs/benchmarks.md)."""
+    from s2s.training.config import TrainConfig
+    from s2s.training.data import training_batches
+
+    spec = DatasetSpec.load(toy_model.data_dir)
+    for split, training in (("train", True), ("validation", False)):
+        batches = training_batches(toy_model.data_dir, split, spec, TrainConfig(batch_size=50), training=training)
+        assert batches.options().autotune.enabled is False
+
+
 def test_repeat_vector_variant_trains_and_decodes(toy_model, tmp_path) -> None:
     from s2s.training.config import TrainConfig
     from s2s.training.train import train
