@@ -13,7 +13,7 @@ epochs: what a lever buys on this machine.
 - `--compare levers`: a base recipe (`--config FILE`'s [train] table, by
   default configs/demo.toml) against the same recipe with one lever each:
   label smoothing, a learning-rate decay (on a plateau, or over the budget),
-  half and double the batch size, dropout.
+  half and double the batch size, dropout, and a model twice as wide with dropout.
 
 Prints one row per recipe: epochs run, best validation loss, test BLEU and
 chrF, and the chrF difference from the first row.
@@ -70,6 +70,8 @@ def levers(base: TrainConfig, minutes: float) -> dict[str, TrainConfig]:
         f"batch {base.batch_size // 2}": {"batch_size": base.batch_size // 2},
         f"batch {base.batch_size * 2}": {"batch_size": base.batch_size * 2},
         "dropout 0.1": {"dropout": 0.1},
+        "dropout 0.3": {"dropout": 0.3},
+        f"latent {base.latent_dim * 2}, dropout 0.3": {"latent_dim": base.latent_dim * 2, "dropout": 0.3},
     }
     return {name: dataclasses.replace(base, **changes) for name, changes in variants.items()}
 
