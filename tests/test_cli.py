@@ -1,6 +1,7 @@
 """Bad input through the real command line: one line on stderr, a non-zero exit, never a traceback."""
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,31 @@ def test_help_of_prepare_names_its_paths_and_runners() -> None:
     result = run_cli("prepare", "--help")
     for option in ("--input", "--output", "Dataflow"):
         assert option in result.stdout
+
+
+def test_a_handled_interrupt_exits_130_under_python_m_even_after_string_code(tmp_path: Path) -> None:
+    """CPython kills a `python -m` process with SIGINT at exit when a KeyboardInterrupt once ended code run from a string
+    (as during TensorFlow's import), even though s2s caught it: the parent saw -2, not 130 (fails without the reset)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "interrupted_cli.py").write_text(
+        "import sys\n"
+        "from s2s.app import cli\n"
+        "class Args:\n"
+        "    verbose = False\n"
+        "    accepts_pipeline_options = False\n"
+        "    @staticmethod\n"
+        "    def handler(args, extra):\n"
+        "        exec('raise KeyboardInterrupt', {})\n"
+        "class Parser:\n"
+        "    def parse_known_args(self, argv):\n"
+        "        return Args(), []\n"
+        "cli.build_parser = Parser\n"
+        "sys.exit(cli.main([]))\n",
+        encoding="utf-8",
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}"})
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr.strip().splitlines()[-1] == "s2s: interrupted (SIGINT)"
