@@ -2,11 +2,13 @@
 
 import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli import assert_one_line_error, run_cli
+from tests.cli import REPO, assert_one_line_error, run_cli
 from tests.toy import IN_PROCESS
 
 
@@ -113,9 +115,6 @@ def test_help_of_prepare_names_its_paths_and_runners() -> None:
 def test_a_handled_interrupt_exits_130_under_python_m_even_after_string_code(tmp_path: Path) -> None:
     """CPython kills a `python -m` process with SIGINT at exit when a KeyboardInterrupt once ended code run from a string
     (as during TensorFlow's import), even though s2s caught it: the parent saw -2, not 130 (fails without the reset)."""
-    import subprocess
-    import sys
-
     (tmp_path / "interrupted_cli.py").write_text(
         "import sys\n"
         "from s2s.app import cli\n"
@@ -132,7 +131,6 @@ def test_a_handled_interrupt_exits_130_under_python_m_even_after_string_code(tmp
         "sys.exit(cli.main([]))\n",
         encoding="utf-8",
     )
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}"})
+    done = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"})
     assert done.returncode == 130, (done.returncode, done.stderr)
     assert done.stderr.strip().splitlines()[-1] == "s2s: interrupted (SIGINT)"
