@@ -98,3 +98,22 @@ def test_the_shipped_decoder_steps_compute_no_shapes() -> None:
         ops = {node.op_type for node in onnx.load(DEFAULT_MODEL_DIR / name).graph.node}
         assert not ops & {"LSTM", "Loop", "Scan", *SHAPE_OPS}, (name, ops)
 
+
+def test_the_samples_are_a_repeatable_draw_of_distinct_test_sources_with_all_their_references(toy_model, tmp_path: Path) -> None:
+    """models/draw_test_samples.py, which made test-samples.tsv, on the toy task's prepared data: the same seed draws the
+    same rows, each a test source followed by every reference the split holds for it."""
+    from s2s.records import load_references
+
+    script = ROOT / "models" / "draw_test_samples.py"
+    output = tmp_path / "samples.tsv"
+    command = [sys.executable, str(script), str(toy_model.data_dir), str(output), "--count", "40"]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in output.read_text(encoding="utf-8").splitlines()]
+    sources, references = load_references(toy_model.data_dir, "test")
+    by_source = dict(zip(sources, references, strict=True))
+    assert len(rows) == 40 and len({row[0] for row in rows}) == 40
+    assert all(row[1:] == by_source[row[0]] for row in rows)
+    assert [row[0] for row in rows] != sources[:40]  # drawn at random, not the split's first sources
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert [line.split("\t") for line in output.read_text(encoding="utf-8").splitlines()] == rows
