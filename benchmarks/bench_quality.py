@@ -12,8 +12,8 @@ epochs: what a lever buys on this machine.
   the shipped model's recipe.
 - `--compare levers`: a base recipe (`--config FILE`'s [train] table, by
   default configs/demo.toml) against the same recipe with one lever each:
-  label smoothing, a learning-rate decay (on a plateau, or over the budget),
-  half and double the batch size, dropout, and a model twice as wide with dropout.
+  label smoothing, a learning-rate decay (on a plateau, or over the budget), a
+  moving average of the weights (validated and kept instead of the raw ones), half and double the batch size, dropout, and a model twice as wide with dropout.
 
 Prints one row per recipe: epochs run, best validation loss, test BLEU and
 chrF, and the chrF difference from the first row.
@@ -67,6 +67,8 @@ def levers(base: TrainConfig, minutes: float) -> dict[str, TrainConfig]:
         "label smoothing 0.1": {"label_smoothing": 0.1},
         "decay on plateau": {"learning_rate_decay": "plateau"},
         "decay over the budget": {"learning_rate_decay": "budget"},
+        "weight average (EMA 0.999)": {"ema_momentum": 0.999},
+        "weight average (EMA 0.99)": {"ema_momentum": 0.99},
         f"batch {base.batch_size // 2}": {"batch_size": base.batch_size // 2},
         f"batch {base.batch_size * 2}": {"batch_size": base.batch_size * 2},
         "dropout 0.1": {"dropout": 0.1},

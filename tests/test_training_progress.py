@@ -70,7 +70,7 @@ def test_is_better_is_relative_and_takes_the_first_finite_loss() -> None:
     assert is_better(0.5, float("inf"), 0.001) and not is_better(float("nan"), float("inf"), 0.001)
     assert is_better(0.998, 1.0, 0.001) and not is_better(0.9995, 1.0, 0.001)
     assert is_better(0.9999999, 1.0, 0.0) and not is_better(1.0, 1.0, 0.0)
-    for bad in ({"min_delta": 1.0}, {"min_delta": -0.1}, {"log_every_seconds": -1.0}, {"learning_rate_decay": "budget"}, {"label_smoothing": 1.0}):
+    for bad in ({"min_delta": 1.0}, {"min_delta": -0.1}, {"log_every_seconds": -1.0}, {"learning_rate_decay": "budget"}, {"label_smoothing": 1.0}, {"ema_momentum": 1.0}):
         with pytest.raises(ConfigError):
             validated(TrainConfig(**bad))
 
@@ -91,3 +91,29 @@ def test_validation_every_n_steps_validates_and_checkpoints_within_an_epoch(toy_
     assert (result["validations"], result["steps"], result["epochs"]) == (3, 60, round(60 / 47, 2))
     assert result["stop_reason"] == "ran all 1 epochs (3 validations)" and state["steps_done"] == 60
     assert state["best_val_loss"] == min(row["val_loss"] for row in state["history"])
+
+
+def test_a_moving_average_of_the_weights_is_what_validation_measures_and_the_model_keeps(toy_model, tmp_path: Path) -> None:
+    """ema_momentum: the saved model holds the optimizer's average of the weights, and its loss on the validation split is
+    the val_loss that training recorded; last.keras keeps the raw weights (which differ) to resume from, average included."""
+    import keras
+    import numpy as np
+
+    from s2s.spec import DatasetSpec
+    from s2s.training.data import training_batches
+
+    config = TrainConfig(**SMALL, epochs=2, early_stopping_patience=0, log_every_seconds=0, ema_momentum=0.9)
+    train(toy_model.data_dir, tmp_path / "model", config)
+    state = _state(tmp_path / "model")
+    assert state["best_epoch"] == 1  # the second epoch's average is the better (so it is both best.keras and the model)
+    saved = keras.models.load_model(tmp_path / "model" / "model.keras")
+    last = keras.models.load_model(tmp_path / "model" / "checkpoints" / "last.keras")
+    assert last.optimizer.use_ema and last.optimizer.ema_momentum == pytest.approx(0.9)
+    raw = last.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(raw, saved.get_weights(), strict=True))
+    last.optimizer.finalize_variable_values(last.trainable_variables)  # the average, as last.keras carries it
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(last.get_weights(), saved.get_weights(), strict=True))
+
+    validation = training_batches(toy_model.data_dir, "validation", DatasetSpec.load(toy_model.data_dir), config, training=False)
+    measured = saved.evaluate(validation, verbose=0, return_dict=True)["loss"]
+    assert measured == pytest.approx(state["history"][1]["val_loss"], rel=1e-4)

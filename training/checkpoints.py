@@ -2,7 +2,7 @@
 
 After every epoch (or every `validate_every_steps` steps), in this order:
 1. `checkpoints/last.keras`: the whole model, optimizer state included;
-2. `checkpoints/best.keras` when validation loss improved;
+2. `checkpoints/best.keras` when validation loss improved (the weights' moving average, when training keeps one);
 3. `checkpoints/state.json`: epochs done, best loss, patience used, training seconds across resumes, per-epoch history
    and the progress points logged within epochs.
 Each is written to a temporary name and renamed, and state.json comes last,
@@ -28,6 +28,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,24 @@ def save_keras_atomically(model: Any, path: Path) -> None:
     temp = path.with_name(f".{path.stem}-{os.getpid()}.keras")
     model.save(temp)
     os.replace(temp, path)
+
+
+@contextmanager
+def averaged_weights(model: Any) -> Iterator[None]:
+    """Puts the optimizer's moving average of the weights (`ema_momentum`) into `model` for the block, then the weights back.
+
+    Training goes on from the raw weights (last.keras keeps them, with the average in the optimizer's state), while
+    best.keras, and so the saved model, holds the average, which is what validation measured.
+    """
+    if not getattr(model.optimizer, "use_ema", False):
+        yield
+        return
+    weights = model.get_weights()
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        model.set_weights(weights)
 
 
 class TrainingState:
@@ -169,7 +189,8 @@ def make_checkpoint_callback(model_dir: Path, state: TrainingState, config: Any)
             else:  # patience runs on tiny improvements too: a loss falling by 1e-6 an epoch has converged
                 state.epochs_without_improvement += 1
             if improved:
-                save_keras_atomically(self.model, checkpoints / BEST)
+                with averaged_weights(self.model):  # the weights that validation measured
+                    save_keras_atomically(self.model, checkpoints / BEST)
                 state.best_val_loss, state.best_epoch = val_loss, epoch
             state.epochs_done, state.steps_done = epoch + 1, self.step
             state.training_seconds = self.elapsed()

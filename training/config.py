@@ -52,6 +52,14 @@ class TrainConfig:
         LEARNING_RATE_DECAYS,
     )
     label_smoothing: float = setting(0.0, "share of each target's probability spread over the other characters (0: none)", at_least=0, below=1)
+    ema_momentum: float = setting(
+        0.0,
+        "keep an exponential moving average of the weights with this momentum (e.g. 0.999, about the last 1,000 steps); "
+        "validation, the best checkpoint and the saved model use the average; 0: none",
+        at_least=0,
+        below=1,
+        zero="none",
+    )
     reverse_source: bool = setting(False, "feed source characters last to first (Sutskever et al. 2014)")
     early_stopping_patience: int = setting(5, "stop after this many epochs without a better validation loss; 0 never stops early", at_least=0)
     min_delta: float = setting(

@@ -73,6 +73,8 @@ def train(data_dir: str | Path, model_dir: str | Path, config: TrainConfig, *, r
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), write_graph=False),
         *learning_rate_callbacks(config, checkpoint.elapsed),  # the budget's own clock, counted across resumes
     ]
+    if config.ema_momentum:  # validation measures the averaged weights, swapped in for it and back out after
+        callbacks.append(keras.callbacks.SwapEMAWeights())
     # Bucketed batches have no known count per epoch, and Keras warns at every epoch's end that the data "ran out".
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     if state.epochs_done < rounds:
@@ -154,8 +156,10 @@ def compiled_training_model(spec: DatasetSpec, config: TrainConfig) -> Any:
 
     model = build_training_model(len(spec.source_vocabulary), len(spec.target_vocabulary), spec.decoder_steps, config)
     optimizer_class = keras.optimizers.Adam if config.optimizer == "adam" else keras.optimizers.RMSprop
+    # use_ema: the optimizer updates a moving average of every weight after each step (Polyak averaging)
+    averaging = {"use_ema": True, "ema_momentum": config.ema_momentum} if config.ema_momentum else {}
     model.compile(
-        optimizer=optimizer_class(learning_rate=config.learning_rate),
+        optimizer=optimizer_class(learning_rate=config.learning_rate, **averaging),
         # mean over real steps only
         loss=keras.losses.CategoricalCrossentropy(reduction="mean_with_sample_weight", label_smoothing=config.label_smoothing),
         weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
