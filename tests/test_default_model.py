@@ -15,9 +15,10 @@ from s2s.app.cli import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = DEFAULT_MODEL_DIR / "test-samples.tsv"
-# The shipped attention model scores chrF 53.5 on these samples (52.75 on the whole test split); a model decoded with a
-# wrong vocabulary, normalisation or source direction scores in single figures. The margin absorbs onnxruntime versions.
-MIN_SAMPLE_CHRF = 51.0
+# The shipped attention model scores chrF 54.79 on these samples (55.34 on the whole test split; the model it replaced,
+# 52.4); a model decoded with a wrong vocabulary, normalisation or source direction scores in single figures. The margin
+# absorbs onnxruntime versions.
+MIN_SAMPLE_CHRF = 52.0
 
 
 def translate_with_default_model(lines: list[str], cwd: Path) -> list[str]:
