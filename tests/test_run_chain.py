@@ -83,7 +83,7 @@ def test_first_run_fills_the_run_directory_and_records_checksums(chain: Path) ->
     assert manifest["status"] == "succeeded"
     for stage, record in manifest["stages"].items():
         assert record["outputs"] == tree_checksums(chain / "run" / record["folder"]), stage
-        assert record["seconds"] > 0
+        assert record["seconds"] >= 0 and record["finished_at"] >= record["started_at"], stage  # a toy stage can take under 0.05 s
     data = manifest["stages"]["prepare"]["figures"]
     assert data["lines_read"] == 1500 == data["pairs_kept"] + data["rejected"]
     sources = (chain / "run" / "translation" / "sources.txt").read_text().splitlines()
