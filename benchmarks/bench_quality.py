@@ -12,8 +12,10 @@ epochs: what a lever buys on this machine.
   the shipped model's recipe.
 - `--compare levers`: a base recipe (`--config FILE`'s [train] table, by
   default configs/demo.toml) against the same recipe with one lever each:
-  label smoothing, a learning-rate decay (on a plateau, or over the budget), a
-  moving average of the weights (validated and kept instead of the raw ones), half and double the batch size, dropout, and a model twice as wide with dropout.
+  label smoothing, a learning-rate decay (on a plateau, or over the budget),
+  a moving average of the weights (validated and kept instead of the raw
+  ones), half and double the batch size, dropout, and a model twice as wide
+  with dropout.
 
 Prints one row per recipe: epochs run, best validation loss, test BLEU and
 chrF, and the chrF difference from the first row.

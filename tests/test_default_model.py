@@ -21,6 +21,11 @@ SAMPLES = DEFAULT_MODEL_DIR / "test-samples.tsv"
 MIN_SAMPLE_CHRF = 52.0
 
 
+def read_sample_rows(path: Path) -> list[list[str]]:
+    """A samples TSV's rows: the source, then every reference."""
+    return [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def translate_with_default_model(lines: list[str], cwd: Path) -> list[str]:
     env = {key: value for key, value in os.environ.items() if key != "S2S_MODEL"}
     result = subprocess.run(
@@ -66,7 +71,7 @@ def test_the_shipped_model_is_a_complete_verified_export() -> None:
 def test_translate_uses_the_shipped_model_without_model_and_it_translates_held_out_sentences(tmp_path: Path) -> None:
     from s2s.training.metrics import score
 
-    rows = [line.split("\t") for line in SAMPLES.read_text(encoding="utf-8").splitlines()]  # source, then every reference
+    rows = read_sample_rows(SAMPLES)
     sources = [row[0] for row in rows]
     translations = translate_with_default_model(sources, cwd=tmp_path)  # any working directory
     assert len(translations) == len(sources)
@@ -108,13 +113,14 @@ def test_the_samples_are_a_repeatable_draw_of_distinct_test_sources_with_all_the
     script = ROOT / "models" / "draw_test_samples.py"
     output = tmp_path / "samples.tsv"
     command = [sys.executable, str(script), str(toy_model.data_dir), str(output), "--count", "40"]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr
-    rows = [line.split("\t") for line in output.read_text(encoding="utf-8").splitlines()]
+    rows = read_sample_rows(output)
     sources, references = load_references(toy_model.data_dir, "test")
     by_source = dict(zip(sources, references, strict=True))
     assert len(rows) == 40 and len({row[0] for row in rows}) == 40
     assert all(row[1:] == by_source[row[0]] for row in rows)
     assert [row[0] for row in rows] != sources[:40]  # drawn at random, not the split's first sources
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert [line.split("\t") for line in output.read_text(encoding="utf-8").splitlines()] == rows
+    subprocess.run(command, check=True, capture_output=True, env=environment)
+    assert read_sample_rows(output) == rows
