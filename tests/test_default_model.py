@@ -18,7 +18,7 @@ SAMPLES = DEFAULT_MODEL_DIR / "test-samples.tsv"
 # The shipped attention model scores chrF 54.79 on these samples (55.34 on the whole test split; the model it replaced,
 # 52.4); a model decoded with a wrong vocabulary, normalisation or source direction scores in single figures. The margin
 # absorbs onnxruntime versions.
-MIN_SAMPLE_CHRF = 52.0
+MIN_SAMPLE_CHRF = 55.0
 
 
 def read_sample_rows(path: Path) -> list[list[str]]:
