@@ -33,7 +33,7 @@ from s2s import output_length
 from s2s.checksums import file_sha256
 from s2s.export.export import OUTPUT_DOCS
 from s2s.export.graphs import add_attention_output, add_greedy_head, to_float16, to_int8
-from s2s.export.step_graph import build_step
+from s2s.export.step_graph import build_step, without_output_copies
 from s2s.publish import atomic_open
 from s2s.text import TextNormalizer
 
@@ -108,7 +108,8 @@ def _step_graphs(model_dir: Path) -> dict[str, Any]:
     metadata = {entry.key: entry.value for entry in decoder.metadata_props}
     num_layers = int(metadata[contract.META_NUM_LAYERS])
     step = build_step(decoder, num_layers, attention=metadata.get(contract.META_ARCH) == contract.ARCH_ATTENTION)
-    rebuilt = {contract.DECODER_FILE: step, contract.DECODER_GREEDY_FILE: add_greedy_head(step)}
+    step32 = without_output_copies(step)
+    rebuilt = {contract.DECODER_FILE: step32, contract.DECODER_GREEDY_FILE: add_greedy_head(step32)}
     if (model_dir / contract.DECODER_GREEDY_FP16_FILE).exists():
         rebuilt[contract.DECODER_GREEDY_FP16_FILE] = add_greedy_head(to_float16(step))
     return rebuilt

@@ -16,6 +16,8 @@ the same computation with none of that: a `Gather` of (one-hot table x
 input weights + both biases), one `MatMul` per recurrent weight, the LSTM
 cell as element-wise ops, attention as two batched `MatMul`s, the projection
 as two `MatMul`s (context and decoder output) added, and the output `Dense`.
+Attention's scores, mask and softmax work on (batch, time), where
+onnxruntime's element-wise kernels and Softmax run over contiguous rows.
 Every shape follows from the inputs; the graph holds no Shape,
 ConstantOfShape or Reshape node. The inputs, outputs and their names are the
 contract's, unchanged: hosts cannot tell the difference except by speed.
@@ -27,6 +29,7 @@ their own weights.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -122,6 +125,29 @@ def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
     return model
 
 
+def without_output_copies(model: Any) -> Any:
+    """A copy of a step graph whose nodes write its outputs themselves: no `publish` Identity copying them each step.
+
+    The Identity nodes copy the states and the attention weights at every
+    step (about 1% of a CPU step at batch 64). float16 conversion needs them
+    (see `_Builder.publish`), so `build_step` keeps them and the float32
+    files drop them here: the numbers are the same, bit for bit.
+    """
+    model = copy.deepcopy(model)
+    graph = model.graph
+    outputs = {value.name for value in graph.output}
+    produced = {name for node in graph.node for name in node.output}
+    copies = [node for node in graph.node if node.op_type == "Identity" and node.output[0] in outputs and node.input[0] in produced - outputs]
+    renamed = {node.input[0]: node.output[0] for node in copies}
+    for node in copies:
+        graph.node.remove(node)
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for index, name in enumerate(names):
+                names[index] = renamed.get(name, name)
+    return model
+
+
 def shape_nodes(model: Any) -> list[str]:
     """The op types of nodes that compute shapes at run time (`SHAPE_OPS`), which a CUDA graph step cannot hold."""
     return [node.op_type for node in model.graph.node if node.op_type in SHAPE_OPS]
@@ -129,15 +155,18 @@ def shape_nodes(model: Any) -> list[str]:
 
 def _attention(builder: _Builder, decoder: Any, weights: dict[str, np.ndarray], query: str, latent: int) -> str:
     """Luong dot attention over `encoder_outputs`, padding masked as Keras does, then the tanh projection; returns its output."""
-    from onnx import TensorProto
 
     step_axis = builder.constant("step_axis", np.array([1], dtype=np.int64))
     column_axis = builder.constant("column_axis", np.array([2], dtype=np.int64))
     # Scores as (batch, time, latent) x (batch, latent, 1): encoder_outputs is read as it lies, with no transposed copy.
-    scores = builder.node("MatMul", [contract.ENCODER_OUTPUTS, builder.node("Unsqueeze", [query, column_axis])])  # (batch, time, 1)
-    real = builder.node("Unsqueeze", [builder.node("Cast", [contract.SOURCE_MASK], to=TensorProto.BOOL), column_axis])
-    masked = builder.node("Where", [real, scores, builder.node("Sub", [scores, builder.constant("mask_value", np.float32(KERAS_MASK_VALUE))])])
-    step_weights = builder.node("Squeeze", [builder.node("Softmax", [masked], axis=1), column_axis])  # (batch, time)
+    # The rest works on (batch, time): with a trailing axis of 1, onnxruntime's element-wise kernels go one element per
+    # call and Softmax over axis 1 transposes; on the last axis of a 2-D tensor both run as contiguous rows.
+    scores = builder.node("Squeeze", [builder.node("MatMul", [contract.ENCODER_OUTPUTS, builder.node("Unsqueeze", [query, column_axis])]), column_axis])
+    # Keras's scores - 1e9 x (1 - mask), as scores + (mask - 1) x 1e9: the same numbers (x + 0 is x, x + -1e9 is x - 1e9).
+    one = builder.constant("one", np.float32(1.0))
+    padding_bias = builder.node("Mul", [builder.node("Sub", [contract.SOURCE_MASK, one]), builder.constant("mask_value", np.float32(KERAS_MASK_VALUE))])
+    masked = builder.node("Add", [scores, padding_bias])
+    step_weights = builder.node("Softmax", [masked], axis=-1)  # (batch, time)
     builder.publish(step_weights, contract.ATTENTION)
     context = builder.node(
         "Squeeze", [builder.node("MatMul", [builder.node("Unsqueeze", [step_weights, step_axis]), contract.ENCODER_OUTPUTS]), step_axis]
