@@ -151,7 +151,7 @@ def corpus_lines(count: int, seed: int = 0) -> list[str]:
 
 
 def translate_file_run(
-    model_dir: Path, precision: str, lines: list[str], scratch: Path, batch_size: int = 0, inter_threads: int = 0
+    model_dir: Path, precision: str, lines: list[str], scratch: Path, batch_size: int = 0, inter_threads: int = 0, window: int = 0
 ) -> tuple[float, list[str], Translator]:
     """(seconds, translations, translator) of `translate_file` on `lines`, as `s2s translate` runs it."""
     translator = Translator.from_dir(model_dir, device="cpu", precision=precision, inter_threads=inter_threads)
@@ -159,7 +159,7 @@ def translate_file_run(
     source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     translator.translate_batch(lines[:512])  # warm up: first-run allocations belong to no steady state
     started = time.perf_counter()
-    translator.translate_file(str(source), str(output), max_batch_size=batch_size, summary_path=str(scratch / "summary.json"))
+    translator.translate_file(str(source), str(output), max_batch_size=batch_size, window=window, summary_path=str(scratch / "summary.json"))
     seconds = time.perf_counter() - started
     return seconds, output.read_text(encoding="utf-8").splitlines(), translator
 
@@ -208,6 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--inter-threads", type=int, nargs="+", default=[0], help="decoding loops to run each with (0: automatic, one per core; 1: one loop on all cores)"
     )
+    parser.add_argument("--window", type=int, nargs="+", default=[0], help="lines read and sorted together (`translate_file`'s window; 0: its default)")
     parser.add_argument("--data", type=Path, help="prepared data (s2s prepare) whose test split each row also scores")
     parser.add_argument("--keras-model", type=Path, help="an `s2s train` MODEL_DIR for the Keras peer row (needs TensorFlow)")
     parser.add_argument("--keras-lines", type=int, default=5000, help="lines for the Keras peer (it is slower)")
@@ -222,17 +223,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for model_dir in args.model:
             dims = onnx_dimensions(model_dir)
-            runs = [(precision, size, inter) for precision in args.precision for size in args.batch_size for inter in args.inter_threads]
-            for precision, batch_size, inter_threads in runs:
+            runs = [
+                (precision, size, inter, window)
+                for precision in args.precision
+                for size in args.batch_size
+                for inter in args.inter_threads
+                for window in args.window
+            ]
+            for precision, batch_size, inter_threads, window in runs:
                 if not all((model_dir / name).exists() for name in contract.PRECISION_FILES[precision]):
                     continue  # an older export without this precision's files
-                seconds, translations, translator = translate_file_run(model_dir, precision, lines, Path(scratch), batch_size, inter_threads)
+                seconds, translations, translator = translate_file_run(model_dir, precision, lines, Path(scratch), batch_size, inter_threads, window)
                 sources = np.array([len(text) for text in prepare_sources(translator.info, lines)])
                 outputs = np.array([len(text) for text in translations])
                 flops = useful_flops(dims, np.minimum(sources, translator.info.max_source_length), outputs)
                 reference = reference or translations
                 same = sum(a == b for a, b in zip(translations, reference, strict=True))
-                batch = (f", batch {batch_size}" if batch_size else "") + (f", {inter_threads} loop(s)" if inter_threads else "")
+                batch = (f", batch {batch_size}" if batch_size else "") + (f", {inter_threads} loop(s)" if inter_threads else "") + (f", window {window}" if window else "")
                 if args.data:
                     quality[(model_dir.name, precision, batch_size)] = test_quality(translator, args.data)
                 rows.append((f"s2s translate, {model_dir.name} ({precision}{batch})", len(lines), seconds, flops, f"{same}/{len(lines)}"))

@@ -108,9 +108,9 @@ class _TranslateShardFn(beam.DoFn):
         engine = _engine(self.model, self.model_id, self.config)
         sources = (raw.rstrip(b"\r").decode("utf-8", errors="replace") for _, raw in lines)
         decoding = engine.validated(dataclasses.replace(self.config.decoding(), num_hypotheses=1, return_scores=False, return_attention=False))
-        # A window of 16 batches, as translate_file reads: sorted by length, its batches carry little padding.
+        # Windows as translate_file reads them (--window, or `default_window`): sorted by length, batches carry little padding.
         batch_size = self.config.batch_size
-        translations = engine.translate_stream(sources, None, batch_size, default_window(batch_size), decoding)
+        translations = engine.translate_stream(sources, None, batch_size, self.config.window or default_window(batch_size), decoding)
         rows = (f"{path}\t{line_number}\t{translation}" for ((path, line_number), _), translation in zip(lines, translations, strict=True))
         written = publish_lines(shard_path(self.output_prefix, shard, self.num_shards), rows)
         self.rows_written.inc(written)

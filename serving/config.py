@@ -41,6 +41,12 @@ class TranslateConfig:
     device: str = setting("auto", "auto: CUDA if usable, else the CPU; cuda: an error without a GPU", DEVICES)
     precision: str = setting("float32", "float16 uses the *_fp16.onnx files (GPUs), int8 the *_int8.onnx files (CPUs)", PRECISIONS)
     batch_size: int = setting(0, "sentences decoded together; 0 picks for the device: 64 on the CPU, 16384 on a GPU", at_least=0, zero="automatic")
+    window: int = setting(
+        0,
+        "lines read, sorted by length and checkpointed together; 0: 16,384 or 16 batches, whichever is more",
+        at_least=0,
+        zero="automatic",
+    )
     beam_size: int = setting(1, "1 for greedy decoding, K for beam search over K hypotheses", at_least=1)
     max_output_length: int = setting(0, "most characters per translation; 0 uses the model's", at_least=0, zero="the model's")
     length_penalty: float = setting(1.0, "beam score = log-probability / length ** A", at_least=0)

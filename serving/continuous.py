@@ -11,7 +11,9 @@ handed back, in order, as soon as all its rows are done.
 - The stream reads on while fewer than `ahead_rows` rows wait in windows
   not yet handed back (16 batches per pool and two more pools' worth), so
   a slow consumer (a lazy `translate_iterable`) holds memory for a few
-  thousand lines, never for the whole input.
+  thousand lines, never for the whole input. The window after the one
+  being decoded is always taken, however big: a file's windows of 16,384
+  lines would otherwise leave the pools draining at each window's end.
 - A pool with live rows never waits for a batch; an empty one hands back
   what it has finished before it waits (`RefillGreedy.decode_supply`), so
   the oldest window can always complete.
@@ -89,7 +91,7 @@ class _Stream:
                     self._batches = None
                 if self._exhausted:
                     return Supply.ENDED
-                if self.entries and self._rows_waiting >= self._ahead_rows:
+                if len(self.entries) > 1 and self._rows_waiting >= self._ahead_rows:
                     if not wait:
                         return Supply.NOTHING_YET
                     self._condition.wait()

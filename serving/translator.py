@@ -199,7 +199,7 @@ class Translator:
             input_format: "text" (the whole line is the source), "tsv" (column `column`, counted from 0; every column is
                 kept and the translation appended) or "jsonl" (field `field` of each object; the object is kept and
                 `translation`, plus `score`, `hypotheses`, `attention` and `cut` as they apply, are added).
-            window: lines read and sorted together; 0 means 16 batches.
+            window: lines read and sorted together; 0 means 16,384 lines or 16 batches, whichever is more (`default_window`).
             summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
             progress: called as progress(lines_done, seconds, input_bytes_done) after each window, e.g. `Progress()`.
 

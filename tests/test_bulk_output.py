@@ -180,7 +180,7 @@ def test_a_killed_keyed_translation_resumes_to_identical_output(toy_onnx, tmp_pa
         corpus.write_text("".join(f"{index}\t{text}\n" for index, text in enumerate(texts)))
     else:
         corpus.write_text("".join(json.dumps({"id": index, "source": text}) + "\n" for index, text in enumerate(texts)))
-    args = ["translate", "--model", str(toy_onnx[0]), "-i", str(corpus), "--format", kind, "--column", "1", "--batch-size", "64", "--beam-size", "2", "--scores"]
+    args = ["translate", "--model", str(toy_onnx[0]), "-i", str(corpus), "--format", kind, "--column", "1", "--batch-size", "64", "--window", "1024", "--beam-size", "2", "--scores"]
     reference = tmp_path / "reference"
     assert run_cli(*args, "-o", str(reference)).returncode == 0
     output = tmp_path / "out"

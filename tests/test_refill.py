@@ -78,3 +78,31 @@ def test_the_pool_memory_narrows_when_its_long_rows_have_left(engine, validation
     found, _ = _decode(decoder, engine, descending, limits)
     assert found == ids_before_end(expected)
     assert decoder.widths[0] == 6 and min(decoder.widths) == 2  # from the toy's 6-character sources down to 2
+
+
+def test_the_stream_hands_out_the_next_window_before_the_last_one_is_written() -> None:
+    """A window bigger than the read-ahead bound (16,384 lines by default against a few thousand rows): the next window's
+    batches still come while the last rows of the previous one decode, so the pools never drain at a window's end; a third
+    window waits until the first has been handed back."""
+    from s2s.serving.continuous import _Stream
+    from s2s.serving.refill import Batch, Supply
+    from s2s.serving.windows import PreparedWindow
+
+    def window(rows: int) -> tuple[str, PreparedWindow]:
+        lengths = np.full(rows, 3, dtype=np.int64)
+        return "window", PreparedWindow(np.zeros(3 * rows, dtype=np.int32), np.arange(rows) * 3, lengths)
+
+    def batches_of(prepared: PreparedWindow):
+        rows = len(prepared.lengths)
+        for start in range(0, rows, 100):
+            indices = np.arange(start, min(rows, start + 100))
+            yield indices, np.ones((len(indices), 3), dtype=np.int32), np.full(len(indices), 5)
+
+    stream = _Stream(iter([window(300), window(300), window(300)]), batches_of, lambda prepared: True, ahead_rows=256)
+    taken = []
+    while isinstance(batch := stream.take(False), Batch):
+        taken.append(batch)
+    assert batch is Supply.NOTHING_YET
+    assert [int(batch.rows[0]) for batch in taken] == [0, 100, 200, 300, 400, 500]  # windows 1 and 2, none of window 3
+    stream.release()  # window 1 written: room for window 3
+    assert int(stream.take(False).rows[0]) == 600

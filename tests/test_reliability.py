@@ -143,9 +143,9 @@ def wait_for_checkpoint(process: subprocess.Popen, checkpoint: Path, lines: int)
 def test_a_second_run_to_the_same_output_is_refused_and_the_first_finishes_intact(toy_onnx, tmp_path: Path) -> None:
     big, small = corpus(tmp_path / "big.txt", 40_000), corpus(tmp_path / "small.txt", 300, seed=1)
     reference = tmp_path / "reference.txt"
-    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(big), "-o", str(reference), "--batch-size", "64").returncode == 0
+    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(big), "-o", str(reference), "--batch-size", "64", "--window", "1024").returncode == 0
     output = tmp_path / "same.out"
-    first = start_translate(toy_onnx[0], big, output, "--batch-size", "64")
+    first = start_translate(toy_onnx[0], big, output, "--batch-size", "64", "--window", "1024")
     wait_for_checkpoint(first, Path(f"{output}.partial.json"), 1024)
     second = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(small), "-o", str(output))
     assert_one_line_error(second, f"is being written by another s2s translate (pid {first.pid})")
@@ -224,7 +224,7 @@ def test_readable_non_regular_inputs_are_read_as_streams(toy_onnx, tmp_path: Pat
 def test_resume_does_not_trust_a_checkpoint_that_no_longer_matches(toy_onnx, tmp_path: Path, damage: str) -> None:
     source = corpus(tmp_path / "in.txt", 12_000)  # killed after 2 of its 12 windows
     output = tmp_path / "out.txt"
-    process = start_translate(toy_onnx[0], source, output, "--batch-size", "64")
+    process = start_translate(toy_onnx[0], source, output, "--batch-size", "64", "--window", "1024")
     state = wait_for_checkpoint(process, Path(f"{output}.partial.json"), 2048)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -239,10 +239,10 @@ def test_resume_does_not_trust_a_checkpoint_that_no_longer_matches(toy_onnx, tmp
         source.write_text("\n".join(lines) + "\n")
         os.utime(source, ns=(status.st_atime_ns, status.st_mtime_ns))
         assert source.stat().st_size == status.st_size
-    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64")
+    result = run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64", "--window", "1024")
     assert result.returncode == 0, result.stderr
     fresh = tmp_path / "fresh.txt"
-    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(fresh), "--batch-size", "64").returncode == 0
+    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(fresh), "--batch-size", "64", "--window", "1024").returncode == 0
     assert b"\0" not in output.read_bytes()
     assert output.read_bytes() == fresh.read_bytes()
 
@@ -250,11 +250,11 @@ def test_resume_does_not_trust_a_checkpoint_that_no_longer_matches(toy_onnx, tmp
 def test_a_resumed_run_reports_the_rate_of_the_lines_it_translated(toy_onnx, tmp_path: Path) -> None:
     source = corpus(tmp_path / "in.txt", 16_000)
     output = tmp_path / "out.txt"
-    process = start_translate(toy_onnx[0], source, output, "--batch-size", "64")
+    process = start_translate(toy_onnx[0], source, output, "--batch-size", "64", "--window", "1024")
     wait_for_checkpoint(process, Path(f"{output}.partial.json"), 4096)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64").returncode == 0
+    assert run_cli("translate", "--model", str(toy_onnx[0]), "-i", str(source), "-o", str(output), "--batch-size", "64", "--window", "1024").returncode == 0
     summary = json.loads(Path(f"{output}.summary.json").read_text())
     translated = summary["lines"] - summary["resumed_at_line"]
     assert summary["resumed_at_line"] >= 4096 and summary["lines"] == 16_000

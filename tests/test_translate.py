@@ -160,7 +160,7 @@ def test_killed_translation_resumes_to_identical_output(toy_onnx, tmp_path: Path
     corpus = tmp_path / "corpus.txt"
     # 12 windows of 1,024 lines: the kill after the second window's checkpoint always lands mid-run.
     corpus.write_text("".join("".join(rng.choice(alphabet, size=6)) + "\n" if i % 50 else "\n" for i in range(12_000)))
-    args = ["translate", "--model", str(toy_onnx[0]), "--input", str(corpus), "--device", "cpu", "--batch-size", "64"]
+    args = ["translate", "--model", str(toy_onnx[0]), "--input", str(corpus), "--device", "cpu", "--batch-size", "64", "--window", "1024"]
     reference = tmp_path / "reference.txt"
     assert run_cli(*args, "--output", str(reference)).returncode == 0
 
