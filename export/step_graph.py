@@ -155,7 +155,6 @@ def shape_nodes(model: Any) -> list[str]:
 
 def _attention(builder: _Builder, decoder: Any, weights: dict[str, np.ndarray], query: str, latent: int) -> str:
     """Luong dot attention over `encoder_outputs`, padding masked as Keras does, then the tanh projection; returns its output."""
-
     step_axis = builder.constant("step_axis", np.array([1], dtype=np.int64))
     column_axis = builder.constant("column_axis", np.array([2], dtype=np.int64))
     # Scores as (batch, time, latent) x (batch, latent, 1): encoder_outputs is read as it lies, with no transposed copy.

@@ -185,8 +185,8 @@ class _Pool:
     and a slot's ids are gathered from the rows of its own steps only when it
     finishes. With the limit kept as the step at which a slot must stop
     (`deadline`), a step's bookkeeping is a handful of whole-array operations
-    (about 15 us against 60 for per-slot step counts and fancy indexing), and
-    Python holds the GIL that much less while the other pools' steps wait.
+    instead of per-slot step counts and fancy indexing, and Python holds the
+    GIL that much less while the other pools' steps wait.
     """
 
     def __init__(self, states: list[np.ndarray], memory: list[np.ndarray]):
