@@ -56,7 +56,7 @@ from s2s.pipelines.row_counts import count_lines_in
 from s2s.pipelines.transforms import ReadNumberedLines, shard_of
 from s2s.publish import delete_files, fill_missing, leftover_temporary_files, publish_lines, publish_text
 from s2s.serving.config import TranslateConfig, resolve_batch_size
-from s2s.serving.file_job import default_window
+from s2s.serving.file_job import resolve_window
 
 SHARD_SUFFIX = ".tsv"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -108,9 +108,9 @@ class _TranslateShardFn(beam.DoFn):
         engine = _engine(self.model, self.model_id, self.config)
         sources = (raw.rstrip(b"\r").decode("utf-8", errors="replace") for _, raw in lines)
         decoding = engine.validated(dataclasses.replace(self.config.decoding(), num_hypotheses=1, return_scores=False, return_attention=False))
-        # Windows as translate_file reads them (--window, or `default_window`): sorted by length, batches carry little padding.
+        # Windows as translate_file reads them (`resolve_window`): sorted by length, batches carry little padding.
         batch_size = self.config.batch_size
-        translations = engine.translate_stream(sources, None, batch_size, self.config.window or default_window(batch_size), decoding)
+        translations = engine.translate_stream(sources, None, batch_size, resolve_window(self.config.window, batch_size), decoding)
         rows = (f"{path}\t{line_number}\t{translation}" for ((path, line_number), _), translation in zip(lines, translations, strict=True))
         written = publish_lines(shard_path(self.output_prefix, shard, self.num_shards), rows)
         self.rows_written.inc(written)

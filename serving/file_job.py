@@ -40,8 +40,11 @@ class FileJob:
 MIN_WINDOW = 16_384  # lines: enough that a batch's sources differ by a character or so, as Marian's maxi-batches
 
 
-def default_window(batch_size: int) -> int:
-    """Lines read and sorted together when the caller does not say: at least 16 batches and `MIN_WINDOW` lines.
+def resolve_window(requested: int, batch_size: int) -> int:
+    """Lines read and sorted together: `requested`, or for 0 (automatic) at least 16 batches and `MIN_WINDOW` lines.
+
+    The one place "0 = automatic" is decided for the window, for `s2s translate`, the chain, `translate-beam` and
+    library callers.
 
     Sorting decides how much padding the batches carry, and on the CPU the
     refilled pools' attention memory is as wide as the longest source they
@@ -50,7 +53,7 @@ def default_window(batch_size: int) -> int:
     twice, so about a tenth of CPU decoding time). A window is also the unit
     of checkpoints and of output: with 16,384 lines a few seconds of work.
     """
-    return max(16 * batch_size, MIN_WINDOW)
+    return requested or max(16 * batch_size, MIN_WINDOW)
 
 
 @dataclass(frozen=True)

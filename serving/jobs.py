@@ -14,7 +14,7 @@ from pathlib import Path
 from s2s.config import validated
 from s2s.serving.config import TranslateConfig
 from s2s.serving.engine import Engine
-from s2s.serving.file_job import FileJob, default_window
+from s2s.serving.file_job import FileJob, resolve_window
 from s2s.serving.inputs import input_size
 from s2s.serving.progress import Progress
 from s2s.serving.stats import TranslationStats
@@ -44,7 +44,7 @@ def translate_corpus(
         model_dir, config.device, precision=config.precision, inter_threads=config.inter_threads, intra_threads=config.intra_threads, verify=config.verify
     )
     batch_size = engine.batch_size(config.batch_size)  # 0 (automatic) is resolved for the device the model opened on
-    job = FileJob(batch_size, config.window or default_window(batch_size), config.decoding(), input_format, column, field)
+    job = FileJob(batch_size, resolve_window(config.window, batch_size), config.decoding(), input_format, column, field)
     progress = Progress(total_bytes=input_size(source_path))
     try:
         return write_translations(engine, source_path, output_path, job, summary_path=summary_path, progress=progress)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from s2s.serving.engine import Engine, sampler_of
-from s2s.serving.file_job import FileJob, default_window
+from s2s.serving.file_job import FileJob, resolve_window
 from s2s.serving.model_info import ModelInfo
 from s2s.serving.options import DecodingOptions
 from s2s.serving.progress import ProgressCallback
@@ -199,7 +199,7 @@ class Translator:
             input_format: "text" (the whole line is the source), "tsv" (column `column`, counted from 0; every column is
                 kept and the translation appended) or "jsonl" (field `field` of each object; the object is kept and
                 `translation`, plus `score`, `hypotheses`, `attention` and `cut` as they apply, are added).
-            window: lines read and sorted together; 0 means 16,384 lines or 16 batches, whichever is more (`default_window`).
+            window: lines read and sorted together; 0 means 16,384 lines or 16 batches, whichever is more (`resolve_window`).
             summary_path: where the run summary JSON goes; default OUTPUT.summary.json (none for "-").
             progress: called as progress(lines_done, seconds, input_bytes_done) after each window, e.g. `Progress()`.
 
@@ -208,7 +208,7 @@ class Translator:
         """
         decoding = self._decoding(options)
         batch_size = self._engine.batch_size(max_batch_size, batch_type)
-        job = FileJob(batch_size, window or default_window(batch_size), decoding, input_format, column, field, batch_type)
+        job = FileJob(batch_size, resolve_window(window, batch_size), decoding, input_format, column, field, batch_type)
         return write_translations(self._engine, source_path, output_path, job, summary_path=summary_path, progress=progress)
 
     def score_batch(

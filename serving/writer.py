@@ -1,7 +1,7 @@
 """The file translation loop: a corpus of any size streamed through the engine into one output, in order, resumably.
 
 - Streaming: lines are read in windows of `FileJob.window` lines (default
-  16,384 lines or 16 batches, `default_window`); memory holds a few windows,
+  16,384 lines or 16 batches, `resolve_window`); memory holds a few windows,
   whatever the corpus size.
 - Order: output line i is the translation of input line i. Inside a window
   sources are sorted by length for batching, then put back in order.
