@@ -12,10 +12,11 @@ tf2onnx's decoder is correct but carries what a step does not need:
   places on the CPU, forcing copies each step and ruling out CUDA graphs.
 
 `build_step` reads the trained weights out of the converted graph and writes
-the same computation with none of that: a `Gather` of (one-hot table x
-input weights + both biases), one `MatMul` per recurrent weight, the LSTM
-cell as element-wise ops, attention as two batched `MatMul`s, the projection
-as two `MatMul`s (context and decoder output) added, and the output `Dense`.
+the same computation with none of that: per gate a `Gather` of (one-hot
+table x input weights + both biases) and a `MatMul` of the recurrent
+weights, the rest of the LSTM cell as element-wise ops, attention as two
+batched `MatMul`s, the projection as two `MatMul`s (context and decoder
+output) added, and the output `Dense`.
 Attention's scores, mask and softmax work on (batch, time), where
 onnxruntime's element-wise kernels and Softmax run over contiguous rows.
 Every shape follows from the inputs; the graph holds no Shape,
@@ -74,24 +75,26 @@ def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
         input_weights, recurrent, bias = _lstm_weights(node, weights)
         hidden = recurrent.shape[-1]
         h, c = states[2 * layer], states[2 * layer + 1]
-        recurrent_part = builder.matmul(h, recurrent.T, f"layer{layer}_recurrent")
         if layer == 0:  # one-hot row x input weights = one column of them: a lookup, biases folded in
             table = (one_hot_table @ input_weights.T + bias).astype(np.float32)
-            input_part = builder.node("Gather", [builder.constant(f"layer{layer}_input_table", table), contract.PREVIOUS_TOKEN], axis=0)
-            gates = builder.node("Add", [input_part, recurrent_part])
-        else:
-            input_part = builder.matmul(layer_input, input_weights.T, f"layer{layer}_input")
-            gates = builder.node("Add", [builder.node("Add", [input_part, recurrent_part]), builder.constant(f"layer{layer}_bias", bias)])
-        gate_i, gate_o, gate_f, gate_c = builder.split(gates, 4, hidden)  # ONNX's gate order: input, output, forget, cell
-        cell = builder.node(
-            "Add",
-            [
-                builder.node("Mul", [builder.node("Sigmoid", [gate_f]), c]),
-                builder.node("Mul", [builder.node("Sigmoid", [gate_i]), builder.node("Tanh", [gate_c])]),
-            ],
-        )
+        gates = []
+        # One product per gate (ONNX's order: input, output, forget, cell), each followed by its own activation: no Split
+        # copying a (batch, 4 x latent) product apart, and onnxruntime fuses each MatMul + Add + activation into one
+        # FusedGemm. Each output element is the same sum as in one 4 x latent product: the same numbers, bit for bit.
+        for index, (gate, activation) in enumerate(zip("iofc", ("Sigmoid", "Sigmoid", "Sigmoid", "Tanh"), strict=True)):
+            columns = slice(index * hidden, (index + 1) * hidden)
+            recurrent_part = builder.matmul(h, recurrent[columns].T, f"layer{layer}_recurrent_{gate}")
+            if layer == 0:
+                input_part = builder.node("Gather", [builder.constant(f"layer0_input_table_{gate}", table[:, columns]), contract.PREVIOUS_TOKEN], axis=0)
+                summed = builder.node("Add", [input_part, recurrent_part])
+            else:
+                input_part = builder.matmul(layer_input, input_weights[columns].T, f"layer{layer}_input_{gate}")
+                summed = builder.node("Add", [builder.node("Add", [input_part, recurrent_part]), builder.constant(f"layer{layer}_bias_{gate}", bias[columns])])
+            gates.append(builder.node(activation, [summed]))
+        input_gate, output_gate, forget_gate, cell_gate = gates
+        cell = builder.node("Add", [builder.node("Mul", [forget_gate, c]), builder.node("Mul", [input_gate, cell_gate])])
         builder.publish(cell, next_states[2 * layer + 1])
-        layer_input = builder.node("Mul", [builder.node("Sigmoid", [gate_o]), builder.node("Tanh", [cell])])
+        layer_input = builder.node("Mul", [output_gate, builder.node("Tanh", [cell])])
         builder.publish(layer_input, next_states[2 * layer])
 
     output_input = layer_input
@@ -256,12 +259,3 @@ class _Builder:
 
     def matmul(self, value: str, matrix: np.ndarray, hint: str) -> str:
         return self.node("MatMul", [value, self.constant(hint, matrix.astype(np.float32))])
-
-    def split(self, value: str, parts: int, width: int) -> list[str]:
-        from onnx import helper
-
-        name = self._name("split")
-        outputs = [f"{name}:{index}" for index in range(parts)]
-        sizes = self.constant(f"{name.rsplit('/', 1)[1]}_sizes", np.full(parts, width, dtype=np.int64))
-        self.nodes.append(helper.make_node("Split", [value, sizes], outputs, name=name, axis=1))
-        return outputs

@@ -68,8 +68,9 @@ def test_models_use_the_native_lstm_op_with_sequence_lengths(exported) -> None:
     assert [value.name for value in encoder.graph.output] == ["h_0", "c_0", contract.ENCODER_OUTPUTS, contract.SOURCE_MASK]
     decoder = onnx.load(output / contract.DECODER_FILE)
     # The step graph: the LSTM cell as products and element-wise ops, no Loop and no shape arithmetic (what CUDA graphs need).
-    # float32 step files write their outputs from the nodes themselves: no Identity copying states every step.
-    assert not {node.op_type for node in decoder.graph.node} & {"LSTM", "Loop", "Scan", "Identity", *SHAPE_OPS}
+    # float32 step files write their outputs from the nodes themselves: no Identity copying states every step; one
+    # product per gate: no Split copying one product apart.
+    assert not {node.op_type for node in decoder.graph.node} & {"LSTM", "Loop", "Scan", "Identity", "Split", *SHAPE_OPS}
     assert any(node.op_type == "Gather" and node.input[1] == contract.PREVIOUS_TOKEN for node in decoder.graph.node)
     assert [value.name for value in decoder.graph.input] == [contract.PREVIOUS_TOKEN, "h_0", "c_0", *contract.MEMORY_NAMES]
     assert decoder.graph.input[0].type.tensor_type.elem_type == TensorProto.INT32
