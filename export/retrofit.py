@@ -5,13 +5,15 @@
 Exports made by this s2s already have all three. An older one (the shipped
 model was one) gets, in place and published atomically file by file:
 
-- decoder files rebuilt as the step graph from decoder.onnx's own weights
-  (see `step_graph`), when they are still tf2onnx's graph;
+- decoder files rebuilt as today's step graph from decoder.onnx's own
+  weights (see `step_graph`), when they are still tf2onnx's graph or a step
+  graph of an older layout (the same numbers, computed faster);
 - an `attention` output on every decoder file (see `graphs.add_attention_output`);
 - with `--pairs`, `s2s.output_length` in every file's metadata, fitted to the
   corpus's pairs after the model's own normalisation (`--reverse` when the
   model translates the second column into the first);
-- int8 variants (`graphs.to_int8`) when missing;
+- int8 variants (`graphs.to_int8`) when missing (an existing one is kept:
+  quantized again, its translations would change);
 - a new `SHA256SUMS`.
 
 The weights and the model id do not change, so translations do not either.
@@ -33,7 +35,7 @@ from s2s import output_length
 from s2s.checksums import file_sha256
 from s2s.export.export import OUTPUT_DOCS
 from s2s.export.graphs import add_attention_output, add_greedy_head, to_float16, to_int8
-from s2s.export.step_graph import build_step, without_output_copies
+from s2s.export.step_graph import build_step, is_step_graph, rebuild_step, without_output_copies
 from s2s.publish import atomic_open
 from s2s.text import TextNormalizer
 
@@ -101,14 +103,25 @@ def _without_metadata(model: Any) -> Any:
 
 
 def _step_graphs(model_dir: Path) -> dict[str, Any]:
-    """The decoder files rebuilt as step graphs from decoder.onnx's weights, by file name; empty when they already are."""
+    """The decoder files rebuilt as today's step graph from decoder.onnx's weights, by file name; empty when they already are.
+
+    decoder.onnx is either tf2onnx's graph (exports before the step graph) or
+    a step graph of some s2s version, whose constants keep the trained weights
+    under names every version has kept (`step_graph.step_graph_weights`).
+    """
     decoder = onnx.load(model_dir / contract.DECODER_FILE)
-    if not any(node.op_type == "LSTM" for node in decoder.graph.node):
-        return {}
     metadata = {entry.key: entry.value for entry in decoder.metadata_props}
     num_layers = int(metadata[contract.META_NUM_LAYERS])
-    step = build_step(decoder, num_layers, attention=metadata.get(contract.META_ARCH) == contract.ARCH_ATTENTION)
+    attention = metadata.get(contract.META_ARCH) == contract.ARCH_ATTENTION
+    if any(node.op_type == "LSTM" for node in decoder.graph.node):
+        step = build_step(decoder, num_layers, attention=attention)
+    elif is_step_graph(decoder):
+        step = rebuild_step(decoder, num_layers, attention=attention)
+    else:
+        return {}
     step32 = without_output_copies(step)
+    if step32.graph.node == decoder.graph.node:  # today's layout already
+        return {}
     rebuilt = {contract.DECODER_FILE: step32, contract.DECODER_GREEDY_FILE: add_greedy_head(step32)}
     if (model_dir / contract.DECODER_GREEDY_FP16_FILE).exists():
         rebuilt[contract.DECODER_GREEDY_FP16_FILE] = add_greedy_head(to_float16(step))

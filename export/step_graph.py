@@ -31,6 +31,7 @@ their own weights.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,32 @@ from s2s import onnx_contract as contract
 from s2s.training.model_dir import ATTENTION_PROJECTION, SOFTMAX
 
 SHAPE_OPS = frozenset({"Shape", "ConstantOfShape", "Size", "Reshape", "Expand", "Range"})  # shape arithmetic a step never needs
+STEP_PREFIX = "s2s_step/"  # every constant and node of a step graph is named under it
+GATES = "iofc"  # ONNX's LSTM gate order: input, output, forget, cell
 KERAS_MASK_VALUE = 1.0e9  # Keras attention subtracts this from the scores of padding positions (float32)
 
 
 class StepGraphError(RuntimeError):
     """The converted decoder does not have the structure `build_step` knows how to rewrite."""
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One decoder LSTM layer as the step multiplies it: matrices (input, 4 x latent), gates in ONNX's order (i, o, f, c)."""
+
+    recurrent: np.ndarray  # (latent, 4 x latent): h x recurrent
+    input_table: np.ndarray | None = None  # layer 0: (vocab, 4 x latent), one-hot row x input weights + both biases
+    input_weights: np.ndarray | None = None  # layers above: (input, 4 x latent)
+    bias: np.ndarray | None = None  # layers above: (4 x latent,), both biases summed
+
+
+@dataclass(frozen=True)
+class StepWeights:
+    """A decoder step's trained weights, from tf2onnx's decoder (`converted_weights`) or a step graph (`step_graph_weights`)."""
+
+    layers: list[LayerWeights]
+    output: tuple[np.ndarray, np.ndarray]  # the output Dense: (latent, vocab) kernel, (vocab,) bias
+    projection: tuple[np.ndarray, np.ndarray] | None = None  # attention's tanh Dense: (2 x latent, latent) kernel, (latent,) bias
 
 
 def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
@@ -57,39 +79,111 @@ def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
     Raises:
         StepGraphError: the graph is not a stack of forward LSTMs with default activations, or a Dense is missing.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    return step_from_weights(converted_weights(decoder, num_layers, attention=attention), decoder)
+
+
+def rebuild_step(step: Any, num_layers: int, *, attention: bool) -> Any:
+    """The step graph of today's layout, from the weights of a step graph of any s2s version (see `step_graph_weights`)."""
+    return step_from_weights(step_graph_weights(step, num_layers, attention=attention), step)
+
+
+def is_step_graph(model: Any) -> bool:
+    """Whether `model` is a step graph written by `build_step` (of any s2s version), not tf2onnx's decoder."""
+    return any(tensor.name.startswith(STEP_PREFIX) for tensor in model.graph.initializer)
+
+
+def converted_weights(decoder: Any, num_layers: int, *, attention: bool) -> StepWeights:
+    """The step's weights read out of tf2onnx's decoder: its LSTM nodes, one-hot table and Dense layers.
+
+    Raises:
+        StepGraphError: the graph is not a stack of forward LSTMs with default activations, or a Dense is missing.
+    """
+    from onnx import numpy_helper
 
     weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in decoder.graph.initializer}
     lstms = [node for node in decoder.graph.node if node.op_type == "LSTM"]
     if len(lstms) != num_layers:
         raise StepGraphError(f"expected {num_layers} LSTM nodes in the decoder, found {len(lstms)}")
     one_hot_table = _previous_token_table(decoder, weights)
-    vocab = one_hot_table.shape[0]
-    latent = weights[lstms[-1].input[2]].shape[-1]
+    layers = []
+    for layer, node in enumerate(lstms):
+        input_weights, recurrent, bias = _lstm_weights(node, weights)
+        if layer == 0:  # one-hot row x input weights = one column of them: a lookup, biases folded in
+            layers.append(LayerWeights(recurrent=recurrent.T, input_table=(one_hot_table @ input_weights.T + bias).astype(np.float32)))
+        else:
+            layers.append(LayerWeights(recurrent=recurrent.T, input_weights=input_weights.T, bias=bias))
+    projection = None
+    if attention:
+        projection = _dense(decoder, weights, ATTENTION_PROJECTION)
+        latent = layers[-1].recurrent.shape[0]
+        if projection[0].shape != (2 * latent, latent):
+            raise StepGraphError(f"the attention projection is {projection[0].shape}, expected {(2 * latent, latent)}")
+    return StepWeights(layers, _dense(decoder, weights, SOFTMAX), projection)
+
+
+def step_graph_weights(step: Any, num_layers: int, *, attention: bool) -> StepWeights:
+    """The weights of a step graph by their constants' names, which every s2s version has kept.
+
+    Exports before one product per gate stored each layer's matrices whole,
+    (input, 4 x latent); since, one (input, latent) constant per gate,
+    suffixed `_i`, `_o`, `_f`, `_c`. Either way the numbers are the trained
+    ones, so a step rebuilt from them computes what the old one did.
+
+    Raises:
+        StepGraphError: a constant the step needs is missing (not a step graph, or another number of layers).
+    """
+    from onnx import numpy_helper
+
+    arrays = {tensor.name.removeprefix(STEP_PREFIX): numpy_helper.to_array(tensor) for tensor in step.graph.initializer}
+
+    def matrix(name: str) -> np.ndarray:
+        if name in arrays:
+            return arrays[name]
+        parts = [arrays.get(f"{name}_{gate}") for gate in GATES]
+        if any(part is None for part in parts):
+            raise StepGraphError(f"the step graph has no constant {STEP_PREFIX}{name}, whole or per gate")
+        return np.concatenate(parts, axis=-1)
+
+    layers = [LayerWeights(recurrent=matrix("layer0_recurrent"), input_table=matrix("layer0_input_table"))]
+    layers += [
+        LayerWeights(recurrent=matrix(f"layer{layer}_recurrent"), input_weights=matrix(f"layer{layer}_input"), bias=matrix(f"layer{layer}_bias"))
+        for layer in range(1, num_layers)
+    ]
+    projection = None
+    if attention:
+        projection = (np.concatenate([matrix("projection_context"), matrix("projection_output")]), matrix("projection_bias"))
+    return StepWeights(layers, (matrix("output"), matrix("output_bias")), projection)
+
+
+def step_from_weights(weights: StepWeights, template: Any) -> Any:
+    """The step graph (ModelProto) of `weights`, with `template`'s opset and IR version."""
+    from onnx import TensorProto, helper
+
+    num_layers = len(weights.layers)
+    vocab = weights.output[0].shape[1]
+    latent = weights.layers[-1].recurrent.shape[0]
     builder = _Builder()
     states = contract.state_names(num_layers)
     next_states = contract.next_state_names(num_layers)
 
     layer_input = None
-    for layer, node in enumerate(lstms):
-        input_weights, recurrent, bias = _lstm_weights(node, weights)
-        hidden = recurrent.shape[-1]
+    for layer, layer_weights in enumerate(weights.layers):
+        hidden = layer_weights.recurrent.shape[0]
         h, c = states[2 * layer], states[2 * layer + 1]
-        if layer == 0:  # one-hot row x input weights = one column of them: a lookup, biases folded in
-            table = (one_hot_table @ input_weights.T + bias).astype(np.float32)
         gates = []
         # One product per gate (ONNX's order: input, output, forget, cell), each followed by its own activation: no Split
         # copying a (batch, 4 x latent) product apart, and onnxruntime fuses each MatMul + Add + activation into one
         # FusedGemm. Each output element is the same sum as in one 4 x latent product: the same numbers, bit for bit.
-        for index, (gate, activation) in enumerate(zip("iofc", ("Sigmoid", "Sigmoid", "Sigmoid", "Tanh"), strict=True)):
+        for index, (gate, activation) in enumerate(zip(GATES, ("Sigmoid", "Sigmoid", "Sigmoid", "Tanh"), strict=True)):
             columns = slice(index * hidden, (index + 1) * hidden)
-            recurrent_part = builder.matmul(h, recurrent[columns].T, f"layer{layer}_recurrent_{gate}")
-            if layer == 0:
-                input_part = builder.node("Gather", [builder.constant(f"layer0_input_table_{gate}", table[:, columns]), contract.PREVIOUS_TOKEN], axis=0)
-                summed = builder.node("Add", [input_part, recurrent_part])
+            recurrent_part = builder.matmul(h, layer_weights.recurrent[:, columns], f"layer{layer}_recurrent_{gate}")
+            if layer_weights.input_table is not None:
+                table = builder.constant(f"layer{layer}_input_table_{gate}", layer_weights.input_table[:, columns])
+                summed = builder.node("Add", [builder.node("Gather", [table, contract.PREVIOUS_TOKEN], axis=0), recurrent_part])
             else:
-                input_part = builder.matmul(layer_input, input_weights[columns].T, f"layer{layer}_input_{gate}")
-                summed = builder.node("Add", [builder.node("Add", [input_part, recurrent_part]), builder.constant(f"layer{layer}_bias_{gate}", bias[columns])])
+                input_part = builder.matmul(layer_input, layer_weights.input_weights[:, columns], f"layer{layer}_input_{gate}")
+                bias = builder.constant(f"layer{layer}_bias_{gate}", layer_weights.bias[columns])
+                summed = builder.node("Add", [builder.node("Add", [input_part, recurrent_part]), bias])
             gates.append(builder.node(activation, [summed]))
         input_gate, output_gate, forget_gate, cell_gate = gates
         cell = builder.node("Add", [builder.node("Mul", [forget_gate, c]), builder.node("Mul", [input_gate, cell_gate])])
@@ -98,9 +192,9 @@ def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
         builder.publish(layer_input, next_states[2 * layer])
 
     output_input = layer_input
-    if attention:
-        output_input = _attention(builder, decoder, weights, layer_input, latent)
-    output_weights, output_bias = _dense(decoder, weights, SOFTMAX)
+    if weights.projection is not None:
+        output_input = _attention(builder, weights.projection, layer_input, latent)
+    output_weights, output_bias = weights.output
     logits = builder.node("Add", [builder.matmul(output_input, output_weights, "output"), builder.constant("output_bias", output_bias)])
     builder.node("Softmax", [logits], output=contract.PROBABILITIES, axis=-1)
 
@@ -113,15 +207,15 @@ def build_step(decoder: Any, num_layers: int, *, attention: bool) -> Any:
         float_input(contract.PROBABILITIES, TensorProto.FLOAT, ["batch", vocab]),
         *[float_input(name, TensorProto.FLOAT, ["batch", latent]) for name in next_states],
     ]
-    if attention:
+    if weights.projection is not None:
         inputs += [
             float_input(contract.ENCODER_OUTPUTS, TensorProto.FLOAT, ["batch", "source_time", latent]),
             float_input(contract.SOURCE_MASK, TensorProto.FLOAT, ["batch", "source_time"]),
         ]
         outputs.append(float_input(contract.ATTENTION, TensorProto.FLOAT, ["batch", "source_time"]))
     graph = helper.make_graph(builder.nodes, "s2s_decoder_step", inputs, outputs, initializer=builder.initializers)
-    model = helper.make_model(graph, opset_imports=list(decoder.opset_import), producer_name="s2s")
-    model.ir_version = decoder.ir_version
+    model = helper.make_model(graph, opset_imports=list(template.opset_import), producer_name="s2s")
+    model.ir_version = template.ir_version
     import onnx
 
     onnx.checker.check_model(model, full_check=True)
@@ -156,7 +250,7 @@ def shape_nodes(model: Any) -> list[str]:
     return [node.op_type for node in model.graph.node if node.op_type in SHAPE_OPS]
 
 
-def _attention(builder: _Builder, decoder: Any, weights: dict[str, np.ndarray], query: str, latent: int) -> str:
+def _attention(builder: _Builder, dense: tuple[np.ndarray, np.ndarray], query: str, latent: int) -> str:
     """Luong dot attention over `encoder_outputs`, padding masked as Keras does, then the tanh projection; returns its output."""
     step_axis = builder.constant("step_axis", np.array([1], dtype=np.int64))
     column_axis = builder.constant("column_axis", np.array([2], dtype=np.int64))
@@ -173,9 +267,7 @@ def _attention(builder: _Builder, decoder: Any, weights: dict[str, np.ndarray], 
     context = builder.node(
         "Squeeze", [builder.node("MatMul", [builder.node("Unsqueeze", [step_weights, step_axis]), contract.ENCODER_OUTPUTS]), step_axis]
     )  # (batch, latent)
-    projection, bias = _dense(decoder, weights, ATTENTION_PROJECTION)
-    if projection.shape != (2 * latent, latent):
-        raise StepGraphError(f"the attention projection is {projection.shape}, expected {(2 * latent, latent)}")
+    projection, bias = dense
     # Keras concatenates (context, decoder output) before the Dense: two products of its halves, added, copy nothing.
     summed = builder.node(
         "Add", [builder.matmul(context, projection[:latent], "projection_context"), builder.matmul(query, projection[latent:], "projection_output")]
@@ -232,12 +324,12 @@ class _Builder:
 
     def _name(self, hint: str) -> str:
         self._count += 1
-        return f"s2s_step/{hint}_{self._count}"
+        return f"{STEP_PREFIX}{hint}_{self._count}"
 
     def constant(self, hint: str, value: np.ndarray | np.floating) -> str:
         from onnx import numpy_helper
 
-        name = f"s2s_step/{hint}"
+        name = f"{STEP_PREFIX}{hint}"
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name=name))
         return name
 

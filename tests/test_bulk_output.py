@@ -331,3 +331,62 @@ def test_retrofit_brings_an_older_export_up_to_date_without_changing_its_transla
     assert Engine.open(old, "cpu").decoder.has_attention and after.info.output_length["slope"] > 0
     assert after.translate_batch(sources) == before.translate_batch(sources) == [source[2::-1] for source in sources]
     assert after.translate_batch(["abcdef"], return_attention=True)[0].attention[0].shape == (3, 6)
+
+
+def _one_product_for_all_gates(step: onnx.ModelProto) -> onnx.ModelProto:
+    """`step` in the layout of exports before one product per gate: layer 0's four products as one, then a Split."""
+    from onnx import helper, numpy_helper
+
+    graph = step.graph
+    arrays = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    whole = {kind: f"s2s_step/layer0_{kind}" for kind in ("recurrent", "input_table")}
+    per_gate = {kind: [f"{name}_{gate}" for gate in "iofc"] for kind, name in whole.items()}
+    gate_nodes = [node for node in graph.node if set(node.input) & {*per_gate["recurrent"], *per_gate["input_table"]}]
+    gate_values = {name for node in gate_nodes for name in node.output}
+    sums = [node for node in graph.node if node.op_type == "Add" and set(node.input) <= gate_values]
+    activations = [node for node in graph.node if node.input and node.input[0] in {add.output[0] for add in sums}]
+    assert len(gate_nodes) == 8 and len(sums) == 4 and len(activations) == 4
+    split_outputs = [f"old_gates:{index}" for index in range(4)]
+    order = {add.output[0]: index for index, add in enumerate(sums)}
+    for node in activations:
+        node.input[0] = split_outputs[order[node.input[0]]]
+    new_nodes = [
+        helper.make_node("MatMul", ["h_0", whole["recurrent"]], ["old_recurrent"]),
+        helper.make_node("Gather", [whole["input_table"], contract.PREVIOUS_TOKEN], ["old_input"], axis=0),
+        helper.make_node("Add", ["old_input", "old_recurrent"], ["old_sum"]),
+        helper.make_node("Split", ["old_sum", "old_sizes"], split_outputs, axis=1),
+    ]
+    kept = [node for node in graph.node if node not in gate_nodes and node not in sums]
+    del graph.node[:]
+    graph.node.extend(new_nodes + kept)
+    hidden = arrays[per_gate["recurrent"][0]].shape[1]
+    initializers = [tensor for tensor in graph.initializer if tensor.name not in {*per_gate["recurrent"], *per_gate["input_table"]}]
+    initializers += [numpy_helper.from_array(np.concatenate([arrays[name] for name in per_gate[kind]], axis=1), whole[kind]) for kind in whole]
+    initializers.append(numpy_helper.from_array(np.full(4, hidden, dtype=np.int64), "old_sizes"))
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    onnx.checker.check_model(step, full_check=True)
+    return step
+
+
+def test_retrofit_rebuilds_an_older_step_graph_layout_with_the_same_translations(toy_onnx, tmp_path: Path, sources) -> None:
+    from s2s.export.retrofit import main as retrofit
+
+    old = tmp_path / "old"
+    shutil.copytree(toy_onnx[0], old)
+    for name in (contract.DECODER_FILE, contract.DECODER_GREEDY_FILE):
+        onnx.save(_one_product_for_all_gates(onnx.load(old / name)), old / name)
+    names = sorted(path.name for path in old.glob("*.onnx"))
+    (old / contract.CHECKSUMS_FILE).write_text("".join(f"{file_sha256(old / name)}  {name}\n" for name in names))
+    assert "Split" in {node.op_type for node in onnx.load(old / contract.DECODER_GREEDY_FILE).graph.node}
+    before = Translator(old, device="cpu").translate_batch(sources)
+    int8 = (old / contract.DECODER_GREEDY_INT8_FILE).read_bytes()
+
+    assert retrofit([str(old)]) == 0
+    for name in (contract.DECODER_FILE, contract.DECODER_GREEDY_FILE):
+        current = onnx.load(toy_onnx[0] / name).graph
+        assert onnx.load(old / name).graph.node == current.node  # today's layout, rebuilt from the old file's own weights
+    assert Translator(old, device="cpu").translate_batch(sources) == before
+    assert onnx.load(old / contract.DECODER_GREEDY_INT8_FILE).graph == onnx.load_from_string(int8).graph  # kept, not quantized again
+    rewritten = (old / contract.DECODER_GREEDY_FILE).read_bytes()
+    assert retrofit([str(old)]) == 0 and (old / contract.DECODER_GREEDY_FILE).read_bytes() == rewritten  # up to date: unchanged
