@@ -12,7 +12,11 @@ folder (and precision):
 - that as a percentage of the peak;
 
 and the same for the batched Keras greedy loop (`--keras-model`, where
-TensorFlow is installed) as the peer. Several `--model` folders (an older
+TensorFlow is installed) as the peer. Two kernel rows say where the
+ceiling is on this machine: onnxruntime's own MatMul at the step's largest
+product, and the first model's decoder step alone on one thread, with one
+source position and with the run's mean per step, whose difference is what
+attention's two passes over the memory cost. Several `--model` folders (an older
 export, say), `--precision` values and `--batch-size` values make rows side
 by side; with `--data` (prepared data of the model's corpus) each row also
 scores its translations of the test split (chrF, BLEU), which is how int8's
@@ -143,6 +147,43 @@ def onnxruntime_matmul(rows: int, inner: int, columns: int, repeats: int = 200) 
     return best
 
 
+def step_alone(model_dir: Path, rows: int, positions: int, repeats: int = 200) -> float:
+    """Microseconds of one float32 greedy decoder step of `model_dir` on one thread: `rows` rows, `positions` source positions.
+
+    Between one position and a sentence's worth, the step's products stay the
+    same and only attention's two passes over the memory (rows x positions x
+    latent floats) grow: the difference is what attention costs a step.
+    """
+    import onnxruntime
+
+    from s2s.serving.sessions import open_session
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    session = open_session(model_dir / contract.DECODER_GREEDY_FILE, options=options)
+    rng = np.random.default_rng(0)
+    feed = {}
+    for value in session.get_inputs():
+        shape = [rows if dim == "batch" else positions if dim == "source_time" else dim for dim in value.shape]
+        if value.name == contract.PREVIOUS_TOKEN:
+            feed[value.name] = rng.integers(4, 60, rows).astype(np.int32)
+        elif value.name == contract.SOURCE_MASK:
+            feed[value.name] = np.ones(shape, dtype=np.float32)
+        else:
+            feed[value.name] = (0.3 * rng.standard_normal(shape)).astype(np.float32)
+    for _ in range(20):
+        session.run(None, feed)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            session.run(None, feed)
+        best = min(best, (time.perf_counter() - started) / repeats * 1e6)
+    return best
+
+
 def corpus_lines(count: int, seed: int = 0) -> list[str]:
     """`count` English sources drawn at random (with a fixed seed) from the bundled corpus."""
     with gzip.open(REPO / "data" / "fra-eng" / "fra.txt.gz", "rt", encoding="utf-8") as stream:
@@ -220,6 +261,7 @@ def main() -> None:
     rows = []
     quality: dict[tuple[str, str, int], dict[str, float]] = {}
     reference: list[str] | None = None
+    step_model: tuple[Path, Dimensions, int] | None = None  # the first row's model and source length per decoder step
     with tempfile.TemporaryDirectory() as scratch:
         for model_dir in args.model:
             dims = onnx_dimensions(model_dir)
@@ -244,6 +286,8 @@ def main() -> None:
                     quality[(model_dir.name, precision, batch_size)] = test_quality(translator, args.data)
                 rows.append((f"s2s translate, {model_dir.name} ({precision}{batch})", len(lines), seconds, flops, f"{same}/{len(lines)}"))
                 one_hot = dims.one_hot_share(float(sources.mean()))
+                per_step = round(float((sources * (outputs + 1)).sum() / (outputs + 1).sum()))  # source length a decoder step attends to
+                step_model = step_model or (model_dir, dims, per_step)
     if args.keras_model:
         subset = lines[: args.keras_lines]
         seconds, translations, dims, sources = keras_run(args.keras_model, subset)
@@ -257,6 +301,17 @@ def main() -> None:
     print(f"float32 matmul peak (numpy, 512x512 @ 512x1024, all cores): {peak:.1f} GFLOP/s")
     print(f"onnxruntime MatMul, 128x256 by 256x1024 (the step's largest product at batch 128): {step_kernel:.1f} GFLOP/s, {step_kernel / peak:.0%} of peak")
     print(f"useful work counts the one-hot input product as the issue defines it; it is {one_hot:.0%} of a decoder step")
+    if step_model:
+        model_dir, dims, positions = step_model
+        core_peak = peak / (os.cpu_count() or 1)
+        alone = {count: step_alone(model_dir, 128, count) for count in (1, positions)}
+        rates = {count: 2 * 128 * float(dims.decoder_step(np.array(count))) / alone[count] / 1e3 for count in alone}
+        print(
+            f"{model_dir.name}'s decoder step alone, one thread, 128 rows: {alone[1]:.0f} us with 1 source position "
+            f"({rates[1] / core_peak:.0%} of a core's share of the peak), {alone[positions]:.0f} us with {positions} "
+            f"(the run's mean per step; {rates[positions] / core_peak:.0%}): attention's passes over the memory are "
+            f"{1 - alone[1] / alone[positions]:.0%} of the step"
+        )
     print(f"{'run':<48} {'lines':>7} {'seconds':>8} {'sent/s':>8} {'GFLOP/s':>8} {'% peak':>7} {'same strings':>13}")
     for label, count, seconds, flops, same in rows:
         rate = flops / seconds / 1e9
