@@ -230,7 +230,7 @@ class _Pool:
         """Moves waiting rows of `queue` into free slots."""
         if self.live == len(self.active) or not queue.left:
             return
-        free = np.flatnonzero(~self.active)[: queue.left]
+        free = (~self.active).nonzero()[0][: queue.left]
         taken = slice(queue.taken, queue.taken + len(free))
         queue.taken += len(free)
         for pooled, encoded in zip(self.states, queue.states, strict=True):
@@ -238,12 +238,14 @@ class _Pool:
         for index, (pooled, encoded) in enumerate(zip(self.memory, queue.memory, strict=True)):
             width = encoded.shape[1]
             if width > pooled.shape[1]:  # a longer source than any so far: the pool's memory widens, zero-padded
-                wider = np.zeros((len(pooled), width, *pooled.shape[2:]), dtype=pooled.dtype)
+                wider = np.empty((len(pooled), width, *pooled.shape[2:]), dtype=pooled.dtype)  # written once, not zeroed first
                 wider[:, : pooled.shape[1]] = pooled
+                wider[:, pooled.shape[1] :] = 0
                 self.memory[index] = pooled = wider
                 self.bindings = []  # bound to the old memory; the spare arrays keep their shapes
             pooled[free, :width] = encoded[taken]
-            pooled[free, width:] = 0
+            if width < pooled.shape[1]:
+                pooled[free, width:] = 0
         self.rows[free] = queue.rows[taken]
         self.started[free] = self.clock
         self.deadline[free] = self.clock + queue.limits[taken]
@@ -292,7 +294,7 @@ class _Pool:
         done = tokens == END_ID
         done |= self.deadline <= self.clock
         done &= self.active
-        finished = np.flatnonzero(done)
+        finished = done.nonzero()[0]
         return finished, tokens[finished] != END_ID
 
     def ids_of(self, slots: np.ndarray) -> np.ndarray:
