@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2s import onnx_contract as contract
+from s2s.export.encoder_tail import direct_encoder_outputs
 from s2s.onehot import one_hot
 from s2s.tensorflow_import import import_tensorflow
 
@@ -173,6 +174,8 @@ def encoder_output_names(num_layers: int, attention: bool) -> list[str]:
 def convert_encoder(models: TrainedModels, probe_ids: np.ndarray) -> Any:
     """encoder.onnx: `source_ids` -> h_0, c_0, ... (and encoder_outputs, source_mask), native LSTM nodes with in-graph lengths.
 
+    The outputs come straight from the LSTM nodes where that gives the same numbers (`encoder_tail`).
+
     Args:
         models: the trained models; their masked Keras encoder is the reference for renaming.
         probe_ids: a padded id batch (batch, time) with sentences of different lengths.
@@ -188,7 +191,7 @@ def convert_encoder(models: TrainedModels, probe_ids: np.ndarray) -> Any:
     expected = keras_outputs(keras_encoder, [one_hot(probe_ids, source_vocab)], names)
     rename_outputs_by_value(model, {contract.SOURCE_IDS: probe_ids}, expected)
     _order_outputs(model, names)
-    return model
+    return direct_encoder_outputs(model, {contract.SOURCE_IDS: probe_ids})
 
 
 def convert_decoder(

@@ -66,6 +66,12 @@ def test_models_use_the_native_lstm_op_with_sequence_lengths(exported) -> None:
     assert not any(node.op_type in ("Loop", "Scan") for node in encoder.graph.node)
     assert [(value.name, value.type.tensor_type.elem_type) for value in encoder.graph.input] == [(contract.SOURCE_IDS, TensorProto.INT32)]
     assert [value.name for value in encoder.graph.output] == ["h_0", "c_0", contract.ENCODER_OUTPUTS, contract.SOURCE_MASK]
+    # The memory straight from the LSTM's output (batch-first, directions joined), not sliced, concatenated and transposed.
+    producers = {name: node for node in encoder.graph.node for name in node.output}
+    memory = producers[contract.ENCODER_OUTPUTS]
+    assert memory.op_type == "Reshape" and producers[memory.input[0]].op_type == "Transpose"
+    assert producers[memory.input[0]].input[0] == lstm_nodes[0].output[0]
+    assert not any(node.op_type in ("GlobalMaxPool", "Squeeze") for node in encoder.graph.node)
     decoder = onnx.load(output / contract.DECODER_FILE)
     # The step graph: the LSTM cell as products and element-wise ops, no Loop and no shape arithmetic (what CUDA graphs need).
     # float32 step files write their outputs from the nodes themselves: no Identity copying states every step; one
