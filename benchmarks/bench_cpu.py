@@ -240,7 +240,20 @@ def cpu_description() -> str:
     return f"{model}; {' '.join(flag for flag in wanted if flag in flags)}; {kernel}; float32: {'FMA3' if 'fma' in flags and 'avx2' in flags else 'AVX'}"
 
 
+def check_own_code() -> None:
+    """Exits unless the serving code imported is this checkout's.
+
+    An editable install maps `s2s.serving` to the checkout it was made from,
+    so this script run from another worktree (an older commit, for a
+    before-and-after row) would time today's code under the old name.
+    """
+    imported = Path(sys.modules[Translator.__module__].__file__ or "").resolve()
+    if REPO not in imported.parents:
+        sys.exit(f"bench_cpu: s2s.serving comes from {imported.parents[1]}, not this checkout {REPO}; link {REPO}/s2s/serving to ../serving")
+
+
 def main() -> None:
+    check_own_code()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=30_000)
     parser.add_argument("--model", type=Path, nargs="+", default=[REPO / "models" / "fra-eng"], help="export folders, one row each")
