@@ -14,7 +14,8 @@ instead of a max over the one-hot rows.
 `direct_encoder_outputs` adds those candidates, keeps each one that gives
 its output bit for bit on a probe batch, and drops what no output reads any
 more. Whatever does not match stays as converted, so the rewrite can only
-remove work, never change a number.
+remove work, never change a number; a graph it cannot shorten (one it has
+already rewritten) comes back as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import numpy as np
 from s2s import onnx_contract as contract
 
 PREFIX = "s2s_direct/"
+# (perm, shape) per LSTM output: Y (time, directions, batch, hidden) and Y_h, Y_c (directions, batch, hidden) made
+# batch-first with the directions beside the hidden units, then those two axes joined: (batch, time, 2 x hidden), (batch, 2 x hidden).
+BATCH_FIRST = (([2, 0, 1, 3], "sequence_shape"), ([1, 0, 2], "state_shape"), ([1, 0, 2], "state_shape"))
 
 
 def direct_encoder_outputs(model: Any, feeds: dict[str, np.ndarray]) -> Any:
@@ -42,31 +46,45 @@ def direct_encoder_outputs(model: Any, feeds: dict[str, np.ndarray]) -> Any:
 
     candidate = copy.deepcopy(model)
     graph = candidate.graph
+    taken = {node.name for node in graph.node} | {name for node in graph.node for name in [*node.input, *node.output]}
+    taken |= {tensor.name for tensor in graph.initializer}
+
+    def unused(name: str) -> str:  # an export made by this module already has these names: a second pass gets new ones
+        count, fresh = 0, name
+        while fresh in taken:
+            count += 1
+            fresh = f"{name}_{count}"
+        taken.add(fresh)
+        return fresh
+
+    shapes = {"sequence_shape": unused(f"{PREFIX}sequence_shape"), "state_shape": unused(f"{PREFIX}state_shape")}
+    pad_id = unused(f"{PREFIX}pad_id")
     graph.initializer.extend(
         [
-            helper.make_tensor(f"{PREFIX}sequence_shape", TensorProto.INT64, [3], [0, 0, -1]),
-            helper.make_tensor(f"{PREFIX}state_shape", TensorProto.INT64, [2], [0, -1]),
-            helper.make_tensor(f"{PREFIX}pad_id", TensorProto.INT32, [], [0]),
+            helper.make_tensor(shapes["sequence_shape"], TensorProto.INT64, [3], [0, 0, -1]),
+            helper.make_tensor(shapes["state_shape"], TensorProto.INT64, [2], [0, -1]),
+            helper.make_tensor(pad_id, TensorProto.INT32, [], [0]),
         ]
     )
     options: list[str] = []
-    for index, node in enumerate(node for node in list(graph.node) if node.op_type == "LSTM"):
-        for position, (perm, shape) in enumerate((([2, 0, 1, 3], "sequence_shape"), ([1, 0, 2], "state_shape"), ([1, 0, 2], "state_shape"))):
-            if position >= len(node.output) or not node.output[position]:
+    lstms = [node for node in graph.node if node.op_type == "LSTM"]
+    for index, lstm in enumerate(lstms):
+        for position, (perm, shape) in enumerate(BATCH_FIRST):
+            if position >= len(lstm.output) or not lstm.output[position]:
                 continue
-            name = f"{PREFIX}lstm{index}_output{position}"
+            name, batch_first = unused(f"{PREFIX}lstm{index}_output{position}"), unused(f"{PREFIX}lstm{index}_output{position}_batch_first")
             graph.node.extend(
                 [
-                    helper.make_node("Transpose", [node.output[position]], [f"{name}_batch_first"], perm=perm, name=f"{name}_batch_first"),
-                    helper.make_node("Reshape", [f"{name}_batch_first", f"{PREFIX}{shape}"], [name], name=name),
+                    helper.make_node("Transpose", [lstm.output[position]], [batch_first], perm=perm, name=batch_first),
+                    helper.make_node("Reshape", [batch_first, shapes[shape]], [name], name=name),
                 ]
             )
             options.append(name)
-    mask = f"{PREFIX}source_mask"
+    mask, real = unused(f"{PREFIX}source_mask"), unused(f"{PREFIX}source_mask_bool")
     graph.node.extend(
         [
-            helper.make_node("Greater", [contract.SOURCE_IDS, f"{PREFIX}pad_id"], [f"{mask}_bool"], name=f"{mask}_bool"),
-            helper.make_node("Cast", [f"{mask}_bool"], [mask], to=TensorProto.FLOAT, name=mask),
+            helper.make_node("Greater", [contract.SOURCE_IDS, pad_id], [real], name=real),
+            helper.make_node("Cast", [real], [mask], to=TensorProto.FLOAT, name=mask),
         ]
     )
     options.append(mask)
@@ -80,7 +98,7 @@ def direct_encoder_outputs(model: Any, feeds: dict[str, np.ndarray]) -> Any:
         if same:
             chosen[output] = same[0]
     del graph.output[len(outputs) :]
-    retired = {output: f"{PREFIX}replaced/{output}" for output in chosen}
+    retired = {output: unused(f"{PREFIX}replaced/{output}") for output in chosen}
     for node in graph.node:
         node.output[:] = [retired.get(name, name) for name in node.output]
         node.input[:] = [retired.get(name, name) for name in node.input]
@@ -88,6 +106,8 @@ def direct_encoder_outputs(model: Any, feeds: dict[str, np.ndarray]) -> Any:
         for node in graph.node:
             node.output[:] = [output if value == name else value for value in node.output]
     _drop_unread(candidate)
+    if len(graph.node) >= len(model.graph.node):  # nothing saved (outputs already straight from the LSTM): keep the model
+        return model
 
     before, after = run_onnx(model, feeds), run_onnx(candidate, feeds)
     if not all(_identical(after[name], before[name]) for name in outputs):

@@ -8,6 +8,8 @@ model was one) gets, in place and published atomically file by file:
 - decoder files rebuilt as today's step graph from decoder.onnx's own
   weights (see `step_graph`), when they are still tf2onnx's graph or a step
   graph of an older layout (the same numbers, computed faster);
+- encoder.onnx's outputs taken straight from its LSTM node where that gives
+  the same numbers (see `encoder_tail`);
 - an `attention` output on every decoder file (see `graphs.add_attention_output`);
 - with `--pairs`, `s2s.output_length` in every file's metadata, fitted to the
   corpus's pairs after the model's own normalisation (`--reverse` when the
@@ -28,16 +30,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from s2s import onnx_contract as contract
 from s2s import output_length
 from s2s.checksums import file_sha256
+from s2s.export.encoder_tail import direct_encoder_outputs
 from s2s.export.export import OUTPUT_DOCS
 from s2s.export.graphs import add_attention_output, add_greedy_head, to_float16, to_int8
 from s2s.export.step_graph import build_step, is_step_graph, rebuild_step, without_output_copies
 from s2s.publish import atomic_open
 from s2s.text import TextNormalizer
+from s2s.vocab import UNKNOWN_ID
 
 
 def fit_to_corpus(corpus: Path, normalizer: TextNormalizer, *, reverse: bool = False) -> dict[str, float]:
@@ -87,14 +92,30 @@ def retrofit(model_dir: Path, fitted: dict[str, float] | None) -> list[str]:
 
 
 def _new_files(model_dir: Path) -> dict[str, Any]:
-    """Decoder files rebuilt as step graphs from decoder.onnx's weights (when they are not yet), and missing int8 files."""
+    """Decoder files rebuilt as step graphs from decoder.onnx's weights (when they are not yet), encoder.onnx's outputs
+    straight from its LSTM (when they are not yet), and missing int8 files."""
     rebuilt = _step_graphs(model_dir)
+    encoder = onnx.load(model_dir / contract.ENCODER_FILE)
+    direct = direct_encoder_outputs(encoder, {contract.SOURCE_IDS: _probe_ids(encoder)})
+    if direct.graph.node != encoder.graph.node:
+        rebuilt[contract.ENCODER_FILE] = direct
     if not (model_dir / contract.ENCODER_INT8_FILE).exists():
         rebuilt[contract.ENCODER_INT8_FILE] = to_int8(_without_metadata(onnx.load(model_dir / contract.ENCODER_FILE)))
     if not (model_dir / contract.DECODER_GREEDY_INT8_FILE).exists():
         greedy = rebuilt.get(contract.DECODER_GREEDY_FILE) or onnx.load(model_dir / contract.DECODER_GREEDY_FILE)
         rebuilt[contract.DECODER_GREEDY_INT8_FILE] = to_int8(_without_metadata(greedy))
     return rebuilt
+
+
+def _probe_ids(encoder: Any) -> np.ndarray:
+    """64 random sources of the encoder's vocabulary, of lengths 1 to its limit, padded: what `direct_encoder_outputs` compares on."""
+    metadata = {entry.key: entry.value for entry in encoder.metadata_props}
+    vocabulary, longest = len(json.loads(metadata[contract.META_SOURCE_VOCABULARY])), int(metadata[contract.META_MAX_SOURCE_LENGTH])
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, longest + 1, size=64)
+    ids = rng.integers(UNKNOWN_ID, vocabulary, size=(64, longest)).astype(np.int32)  # the unknown id and every character
+    ids[np.arange(longest) >= lengths[:, None]] = 0
+    return ids
 
 
 def _without_metadata(model: Any) -> Any:

@@ -369,13 +369,31 @@ def _one_product_for_all_gates(step: onnx.ModelProto) -> onnx.ModelProto:
     return step
 
 
-def test_retrofit_rebuilds_an_older_step_graph_layout_with_the_same_translations(toy_onnx, tmp_path: Path, sources) -> None:
+def _memory_through_copies(encoder: onnx.ModelProto) -> onnx.ModelProto:
+    """`encoder` with its memory made time-first, joined and then made batch-first: two copies more, the same numbers."""
+    from onnx import helper
+
+    graph = encoder.graph
+    producers = {name: node for node in graph.node for name in node.output}
+    reshape = producers[contract.ENCODER_OUTPUTS]
+    transpose = producers[reshape.input[0]]
+    assert reshape.op_type == "Reshape" and transpose.op_type == "Transpose"
+    transpose.ClearField("attribute")
+    transpose.attribute.append(helper.make_attribute("perm", [0, 2, 1, 3]))  # (time, batch, directions, hidden)
+    reshape.output[0] = "time_first_memory"
+    graph.node.append(helper.make_node("Transpose", ["time_first_memory"], [contract.ENCODER_OUTPUTS], perm=[1, 0, 2]))
+    onnx.checker.check_model(encoder, full_check=True)
+    return encoder
+
+
+def test_retrofit_rebuilds_older_step_graph_and_encoder_layouts_with_the_same_translations(toy_onnx, tmp_path: Path, sources) -> None:
     from s2s.export.retrofit import main as retrofit
 
     old = tmp_path / "old"
     shutil.copytree(toy_onnx[0], old)
     for name in (contract.DECODER_FILE, contract.DECODER_GREEDY_FILE):
         onnx.save(_one_product_for_all_gates(onnx.load(old / name)), old / name)
+    onnx.save(_memory_through_copies(onnx.load(old / contract.ENCODER_FILE)), old / contract.ENCODER_FILE)
     names = sorted(path.name for path in old.glob("*.onnx"))
     (old / contract.CHECKSUMS_FILE).write_text("".join(f"{file_sha256(old / name)}  {name}\n" for name in names))
     assert "Split" in {node.op_type for node in onnx.load(old / contract.DECODER_GREEDY_FILE).graph.node}
@@ -386,7 +404,10 @@ def test_retrofit_rebuilds_an_older_step_graph_layout_with_the_same_translations
     for name in (contract.DECODER_FILE, contract.DECODER_GREEDY_FILE):
         current = onnx.load(toy_onnx[0] / name).graph
         assert onnx.load(old / name).graph.node == current.node  # today's layout, rebuilt from the old file's own weights
+    encoder, current = (onnx.load(folder / contract.ENCODER_FILE).graph.node for folder in (old, toy_onnx[0]))
+    assert [node.op_type for node in encoder] == [node.op_type for node in current]  # the memory straight from the LSTM again
     assert Translator(old, device="cpu").translate_batch(sources) == before
     assert onnx.load(old / contract.DECODER_GREEDY_INT8_FILE).graph == onnx.load_from_string(int8).graph  # kept, not quantized again
-    rewritten = (old / contract.DECODER_GREEDY_FILE).read_bytes()
-    assert retrofit([str(old)]) == 0 and (old / contract.DECODER_GREEDY_FILE).read_bytes() == rewritten  # up to date: unchanged
+    rewritten = {name: (old / name).read_bytes() for name in (contract.DECODER_GREEDY_FILE, contract.ENCODER_FILE)}
+    assert retrofit([str(old)]) == 0
+    assert {name: (old / name).read_bytes() for name in rewritten} == rewritten  # up to date: unchanged
