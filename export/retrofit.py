@@ -24,6 +24,7 @@ The weights and the model id do not change, so translations do not either.
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import json
 import sys
@@ -92,15 +93,14 @@ def retrofit(model_dir: Path, fitted: dict[str, float] | None) -> list[str]:
 
 
 def _new_files(model_dir: Path) -> dict[str, Any]:
-    """Decoder files rebuilt as step graphs from decoder.onnx's weights (when they are not yet), encoder.onnx's outputs
-    straight from its LSTM (when they are not yet), and missing int8 files."""
+    """The files to write, by name: today's step graphs and encoder tail where the export has older ones, missing int8 files."""
     rebuilt = _step_graphs(model_dir)
     encoder = onnx.load(model_dir / contract.ENCODER_FILE)
     direct = direct_encoder_outputs(encoder, {contract.SOURCE_IDS: _probe_ids(encoder)})
     if direct.graph.node != encoder.graph.node:
         rebuilt[contract.ENCODER_FILE] = direct
     if not (model_dir / contract.ENCODER_INT8_FILE).exists():
-        rebuilt[contract.ENCODER_INT8_FILE] = to_int8(_without_metadata(onnx.load(model_dir / contract.ENCODER_FILE)))
+        rebuilt[contract.ENCODER_INT8_FILE] = to_int8(_without_metadata(copy.deepcopy(direct)))
     if not (model_dir / contract.DECODER_GREEDY_INT8_FILE).exists():
         greedy = rebuilt.get(contract.DECODER_GREEDY_FILE) or onnx.load(model_dir / contract.DECODER_GREEDY_FILE)
         rebuilt[contract.DECODER_GREEDY_INT8_FILE] = to_int8(_without_metadata(greedy))
