@@ -109,8 +109,8 @@ def direct_encoder_outputs(model: Any, feeds: dict[str, np.ndarray]) -> Any:
     if len(graph.node) >= len(model.graph.node):  # nothing saved (outputs already straight from the LSTM): keep the model
         return model
 
-    before, after = run_onnx(model, feeds), run_onnx(candidate, feeds)
-    if not all(_identical(after[name], before[name]) for name in outputs):
+    after = run_onnx(candidate, feeds)  # the converted outputs are in `values` already, from the same nodes
+    if not all(_identical(after[name], values[name]) for name in outputs):
         return model
     return candidate
 
