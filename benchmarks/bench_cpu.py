@@ -36,6 +36,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,18 +102,23 @@ def onnx_dimensions(model_dir: Path) -> Dimensions:
     )
 
 
+def best_seconds(call: Callable[[], object], repeats: int, rounds: int = 5) -> float:
+    """Seconds per call of `call`, in the fastest of `rounds` rounds of `repeats` calls (after one call to warm up)."""
+    call()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        best = min(best, (time.perf_counter() - started) / repeats)
+    return best
+
+
 def matmul_peak(rounds: int = 5, repeats: int = 20) -> float:
     """float32 GFLOP/s of numpy's matmul (512x512 by 512x1024) on all cores: the best round."""
     rng = np.random.default_rng(0)
     a, b = rng.random((512, 512), dtype=np.float32), rng.random((512, 1024), dtype=np.float32)
-    a @ b
-    best = 0.0
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = max(best, 2 * 512 * 512 * 1024 * repeats / (time.perf_counter() - started) / 1e9)
-    return best
+    return 2 * 512 * 512 * 1024 / best_seconds(lambda: a @ b, repeats, rounds) / 1e9
 
 
 def onnxruntime_matmul(rows: int, inner: int, columns: int, repeats: int = 200) -> float:
@@ -137,14 +143,7 @@ def onnxruntime_matmul(rows: int, inner: int, columns: int, repeats: int = 200) 
     model.ir_version = 8
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = {"x": rng.random((rows, inner), dtype=np.float32)}
-    session.run(None, feed)
-    best = 0.0
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(repeats):
-            session.run(None, feed)
-        best = max(best, 2 * rows * inner * columns * repeats / (time.perf_counter() - started) / 1e9)
-    return best
+    return 2 * rows * inner * columns / best_seconds(lambda: session.run(None, feed), repeats) / 1e9
 
 
 def step_alone(model_dir: Path, rows: int, positions: int, repeats: int = 200) -> float:
@@ -154,15 +153,10 @@ def step_alone(model_dir: Path, rows: int, positions: int, repeats: int = 200) -
     same and only attention's two passes over the memory (rows x positions x
     latent floats) grow: the difference is what attention costs a step.
     """
-    import onnxruntime
-
+    from s2s.serving.engine import session_options
     from s2s.serving.sessions import open_session
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    session = open_session(model_dir / contract.DECODER_GREEDY_FILE, options=options)
+    session = open_session(model_dir / contract.DECODER_GREEDY_FILE, options=session_options(1, spinning=False))
     rng = np.random.default_rng(0)
     feed = {}
     for value in session.get_inputs():
@@ -175,13 +169,7 @@ def step_alone(model_dir: Path, rows: int, positions: int, repeats: int = 200) -
             feed[value.name] = (0.3 * rng.standard_normal(shape)).astype(np.float32)
     for _ in range(20):
         session.run(None, feed)
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(repeats):
-            session.run(None, feed)
-        best = min(best, (time.perf_counter() - started) / repeats * 1e6)
-    return best
+    return best_seconds(lambda: session.run(None, feed), repeats) * 1e6
 
 
 def corpus_lines(count: int, seed: int = 0) -> list[str]:
