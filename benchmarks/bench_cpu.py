@@ -121,28 +121,39 @@ def matmul_peak(rounds: int = 5, repeats: int = 20) -> float:
     return 2 * 512 * 512 * 1024 / best_seconds(lambda: a @ b, repeats, rounds) / 1e9
 
 
-def onnxruntime_matmul(rows: int, inner: int, columns: int, repeats: int = 200) -> float:
-    """float32 GFLOP/s of one onnxruntime MatMul node (rows x inner by a constant inner x columns), best of 5 rounds.
+def onnxruntime_matmul(rows: int, inner: int, columns: int, *, int8: bool = False, repeats: int = 200) -> float:
+    """GFLOP/s (GOPS for `int8`) of one onnxruntime node (rows x inner by a constant inner x columns), best of 5 rounds.
 
-    The decoder step's largest product at the CPU's batch (128 x 256 by 256 x 1,024): what onnxruntime's own kernel
-    reaches on this shape, the practical ceiling of a step made of such products.
+    float32: a MatMul at the decoder step's largest product at the CPU's batch
+    (128 x 256 by 256 x 1,024), what onnxruntime's own kernel reaches on this
+    shape, the practical ceiling of a step made of such products. `int8`: the
+    MatMulInteger (uint8 activations by int8 weights) that `--precision int8`
+    runs, whose rate tells which kernel MLAS picked (AMX runs several times
+    what AVX-512 VNNI can).
     """
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    weights = numpy_helper.from_array(rng.random((inner, columns), dtype=np.float32), name="weights")
+    if int8:
+        weights = numpy_helper.from_array(rng.integers(-127, 128, (inner, columns), dtype=np.int8), name="weights")
+        node, x_type, y_type = "MatMulInteger", TensorProto.UINT8, TensorProto.INT32
+        x = rng.integers(0, 256, (rows, inner), dtype=np.uint8)
+    else:
+        weights = numpy_helper.from_array(rng.random((inner, columns), dtype=np.float32), name="weights")
+        node, x_type, y_type = "MatMul", TensorProto.FLOAT, TensorProto.FLOAT
+        x = rng.random((rows, inner), dtype=np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "weights"], ["y"])],
+        [helper.make_node(node, ["x", "weights"], ["y"])],
         "matmul",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, inner])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, columns])],
+        [helper.make_tensor_value_info("x", x_type, [rows, inner])],
+        [helper.make_tensor_value_info("y", y_type, [rows, columns])],
         [weights],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed = {"x": rng.random((rows, inner), dtype=np.float32)}
+    feed = {"x": x}
     return 2 * rows * inner * columns / best_seconds(lambda: session.run(None, feed), repeats) / 1e9
 
 
@@ -216,16 +227,24 @@ def keras_run(model_dir: Path, lines: list[str]) -> tuple[float, list[str], Dime
 
 
 def cpu_description() -> str:
-    """The CPU model and the SIMD extensions that decide which onnxruntime kernels run (MLAS picks them at start)."""
+    """The CPU model and the SIMD extensions that decide which onnxruntime kernels run, as MLAS picks them at start.
+
+    float32 products: AVX-512F where the CPU has it, else FMA3 (with AVX2),
+    else AVX. int8 (uint8 x int8, dynamic quantization's products): AMX where
+    the CPU has AMX-INT8 (Linux grants the tile state when MLAS asks), else
+    AVX-512 VNNI, AVX-VNNI, AVX2 without VNNI, SSE4.1.
+    """
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown CPU"
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown CPU")
     flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    wanted = ["avx", "fma", "avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"]
-    kernel = "int8: AVX-512 VNNI" if "avx512_vnni" in flags else "int8: AVX-VNNI" if "avx_vnni" in flags else "int8: AVX2 (u8s8, no VNNI)" if "avx2" in flags else "int8: SSE4"
-    return f"{model}; {' '.join(flag for flag in wanted if flag in flags)}; {kernel}; float32: {'FMA3' if 'fma' in flags and 'avx2' in flags else 'AVX'}"
+    wanted = ["avx", "fma", "avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8"]
+    int8_kernels = [("amx_int8", "AMX"), ("avx512_vnni", "AVX-512 VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx2", "AVX2 (no VNNI)")]
+    int8 = next((name for flag, name in int8_kernels if flag in flags and (flag != "amx_int8" or "amx_tile" in flags)), "SSE4.1")
+    float32 = "AVX-512F" if "avx512f" in flags else "FMA3" if {"fma", "avx2"} <= flags else "AVX"
+    return f"{model}; {' '.join(flag for flag in wanted if flag in flags)}; int8: {int8}; float32: {float32}"
 
 
 def check_own_code() -> None:
@@ -296,11 +315,14 @@ def main() -> None:
         rows.append(("Keras greedy, batched (peer)", len(subset), seconds, useful_flops(dims, sources, outputs), "own model"))
     peak = max(peak_before, matmul_peak())
     step_kernel = onnxruntime_matmul(128, 256, 1024)
+    int8_kernel = onnxruntime_matmul(128, 256, 1024, int8=True) if "int8" in args.precision else None
 
     print(f"CPU roofline, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {args.lines} random corpus lines")
     print(f"CPU: {cpu_description()}")
     print(f"float32 matmul peak (numpy, 512x512 @ 512x1024, all cores): {peak:.1f} GFLOP/s")
     print(f"onnxruntime MatMul, 128x256 by 256x1024 (the step's largest product at batch 128): {step_kernel:.1f} GFLOP/s, {step_kernel / peak:.0%} of peak")
+    if int8_kernel:
+        print(f"onnxruntime MatMulInteger (uint8 x int8, as --precision int8 runs), same shape: {int8_kernel:.1f} GOPS, {int8_kernel / step_kernel:.1f}x the float32 MatMul")
     print(f"useful work counts the one-hot input product as the issue defines it; it is {one_hot:.0%} of a decoder step")
     if step_model:
         model_dir, dims, positions = step_model
