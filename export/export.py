@@ -33,7 +33,7 @@ from s2s.errors import S2SError
 from s2s.export import graphs, verify
 from s2s.export.config import ExportConfig
 from s2s.export.convert import OPSET, convert_decoder, convert_encoder
-from s2s.export.step_graph import build_step, without_output_copies
+from s2s.export.step_graph import build_step
 from s2s.files import read_json
 from s2s.onehot import encode_ids, one_hot
 from s2s.onnx_contract import metadata_props
@@ -108,20 +108,19 @@ def export_model(
     # The step hosts run, rewritten from the converted weights without shape arithmetic (see step_graph); translator.onnx's
     # loop keeps the converted one.
     stepper = build_step(decoder, num_layers, attention=settings.arch == contract.ARCH_ATTENTION)
-    step32 = without_output_copies(stepper)
+    decoders = graphs.decoder_files(stepper, float16=float16, int8=config.int8)
     files = {
         contract.ENCODER_FILE: (encoder, "encoder", "float32"),
-        contract.DECODER_FILE: (step32, "decoder", "float32"),
-        contract.DECODER_GREEDY_FILE: (graphs.add_greedy_head(step32), "decoder_greedy", "float32"),
+        contract.DECODER_FILE: (decoders[contract.DECODER_FILE], "decoder", "float32"),
+        contract.DECODER_GREEDY_FILE: (decoders[contract.DECODER_GREEDY_FILE], "decoder_greedy", "float32"),
         contract.TRANSLATOR_FILE: (graphs.build_translator(encoder, decoder, num_layers, spec.max_target_length), "translator", "float32"),
     }
     if config.int8:
         files[contract.ENCODER_INT8_FILE] = (graphs.to_int8(encoder), "encoder", "int8")
-        files[contract.DECODER_GREEDY_INT8_FILE] = (graphs.to_int8(graphs.add_greedy_head(step32)), "decoder_greedy", "int8")
+        files[contract.DECODER_GREEDY_INT8_FILE] = (decoders[contract.DECODER_GREEDY_INT8_FILE], "decoder_greedy", "int8")
     if float16:
-        decoder16 = graphs.to_float16(stepper)
         files[contract.ENCODER_FP16_FILE] = (graphs.to_float16(encoder), "encoder", "float16")
-        files[contract.DECODER_GREEDY_FP16_FILE] = (graphs.add_greedy_head(decoder16), "decoder_greedy", "float16")
+        files[contract.DECODER_GREEDY_FP16_FILE] = (decoders[contract.DECODER_GREEDY_FP16_FILE], "decoder_greedy", "float16")
 
     shared = _shared_metadata(spec, trained_settings, model)
     shared[contract.META_OUTPUT_LENGTH] = _fit_output_length(Path(data_dir or trained_settings.data_dir), spec)

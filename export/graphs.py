@@ -9,6 +9,7 @@
   A host translates a batch with one call and no decoding code.
 - `to_float16`: weights and arithmetic in float16 for GPUs, inputs and
   outputs left as they are so the contract does not change.
+- `decoder_files`: every decoder file hosts load, made from one step graph.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from typing import Any
 
 from s2s import onnx_contract as contract
+from s2s.export.step_graph import without_output_copies
 from s2s.vocab import END_ID, START_ID
 
 DECODER_PREFIX = "dec/"  # the decoder's names inside translator.onnx, apart from the encoder's
@@ -62,6 +64,24 @@ def add_greedy_head(decoder: Any) -> Any:
     model.graph.node.extend(_argmax_nodes(contract.PROBABILITIES, contract.NEXT_TOKEN, prefix="s2s_greedy"))
     model.graph.output.append(helper.make_tensor_value_info(contract.NEXT_TOKEN, TensorProto.INT32, ["batch"]))
     return model
+
+
+def decoder_files(step: Any, *, float16: bool, int8: bool) -> dict[str, Any]:
+    """The decoder files hosts load, by file name, all made from one step graph (`step_graph.build_step`).
+
+    The float32 and int8 files drop the step's output copies
+    (`step_graph.without_output_copies`); the float16 one is converted from
+    the step with them, which float16 conversion needs. Export and retrofit
+    both take their decoder files from here, so the two cannot drift apart.
+    """
+    step32 = without_output_copies(step)
+    greedy = add_greedy_head(step32)
+    files = {contract.DECODER_FILE: step32, contract.DECODER_GREEDY_FILE: greedy}
+    if int8:
+        files[contract.DECODER_GREEDY_INT8_FILE] = to_int8(greedy)
+    if float16:
+        files[contract.DECODER_GREEDY_FP16_FILE] = add_greedy_head(to_float16(step))
+    return files
 
 
 def _argmax_nodes(probabilities: str, token: str, prefix: str) -> list[Any]:

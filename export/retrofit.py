@@ -39,8 +39,8 @@ from s2s import output_length
 from s2s.checksums import file_sha256
 from s2s.export.encoder_tail import direct_encoder_outputs
 from s2s.export.export import OUTPUT_DOCS
-from s2s.export.graphs import add_attention_output, add_greedy_head, to_float16, to_int8
-from s2s.export.step_graph import build_step, is_step_graph, rebuild_step, without_output_copies
+from s2s.export.graphs import add_attention_output, decoder_files, to_int8
+from s2s.export.step_graph import build_step, is_step_graph, rebuild_step
 from s2s.publish import atomic_open
 from s2s.text import TextNormalizer
 from s2s.vocab import UNKNOWN_ID
@@ -97,7 +97,7 @@ def _new_files(model_dir: Path) -> dict[str, Any]:
     rebuilt = _step_graphs(model_dir)
     encoder = onnx.load(model_dir / contract.ENCODER_FILE)
     direct = direct_encoder_outputs(encoder, {contract.SOURCE_IDS: _probe_ids(encoder)})
-    if direct.graph.node != encoder.graph.node:
+    if direct is not encoder:  # rewritten (`direct_encoder_outputs` hands back the model itself when it changes nothing)
         rebuilt[contract.ENCODER_FILE] = direct
     if not (model_dir / contract.ENCODER_INT8_FILE).exists():
         rebuilt[contract.ENCODER_INT8_FILE] = to_int8(_without_metadata(copy.deepcopy(direct)))
@@ -140,12 +140,9 @@ def _step_graphs(model_dir: Path) -> dict[str, Any]:
         step = rebuild_step(decoder, num_layers, attention=attention)
     else:
         return {}
-    step32 = without_output_copies(step)
-    if step32.graph.node == decoder.graph.node:  # today's layout already
+    rebuilt = decoder_files(step, float16=(model_dir / contract.DECODER_GREEDY_FP16_FILE).exists(), int8=False)  # int8 below
+    if rebuilt[contract.DECODER_FILE].graph.node == decoder.graph.node:  # today's layout already
         return {}
-    rebuilt = {contract.DECODER_FILE: step32, contract.DECODER_GREEDY_FILE: add_greedy_head(step32)}
-    if (model_dir / contract.DECODER_GREEDY_FP16_FILE).exists():
-        rebuilt[contract.DECODER_GREEDY_FP16_FILE] = add_greedy_head(to_float16(step))
     return rebuilt
 
 
